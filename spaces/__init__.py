@@ -1,0 +1,76 @@
+"""What can be searched, and how a point of it becomes a Keras model.
+
+- A :class:`Space` (typed, validated parameters with conditions) comes from a YAML file or
+  a shipped preset (:func:`load_space`), or from a study's stored ``Space.to_dict()``.
+- :func:`sample_optuna` draws a point of it through an ``optuna.Trial``.
+- :func:`build_model` turns a point into a compiled ``keras.Model`` for a :class:`DataSpec`.
+
+``import spaces`` does not import TensorFlow or Keras (nor Optuna); only
+:func:`build_model`, :func:`model_summary` and :func:`param_counts` import Keras, when called.
+Every invalid space or parameter set raises :class:`SpaceError` (a ``ValueError``).
+"""
+
+from spaces._builder import (
+    BUILDER_DEFAULTS,
+    DataSpec,
+    Task,
+    build_model,
+    model_summary,
+    param_counts,
+    resolve_params,
+)
+from spaces._loader import list_presets, load_space, parse_space, preset_text, space_to_yaml
+from spaces._optuna import optuna_distributions, sample_optuna
+from spaces._schema import (
+    PARAM_NAMES,
+    CategoricalParam,
+    Choice,
+    Condition,
+    FixedParam,
+    FloatParam,
+    IntParam,
+    Param,
+    Space,
+    SpaceError,
+)
+from spaces._vocabulary import (
+    ACTIVATIONS,
+    BATCH_NORM,
+    INITIALIZERS,
+    OPTIMIZERS,
+    REGULARIZERS,
+    VOCABULARIES,
+)
+
+__all__ = [
+    "ACTIVATIONS",
+    "BATCH_NORM",
+    "BUILDER_DEFAULTS",
+    "INITIALIZERS",
+    "OPTIMIZERS",
+    "PARAM_NAMES",
+    "REGULARIZERS",
+    "VOCABULARIES",
+    "CategoricalParam",
+    "Choice",
+    "Condition",
+    "DataSpec",
+    "FixedParam",
+    "FloatParam",
+    "IntParam",
+    "Param",
+    "Space",
+    "SpaceError",
+    "Task",
+    "build_model",
+    "list_presets",
+    "load_space",
+    "model_summary",
+    "optuna_distributions",
+    "param_counts",
+    "parse_space",
+    "preset_text",
+    "resolve_params",
+    "sample_optuna",
+    "space_to_yaml",
+]

@@ -1,0 +1,246 @@
+"""From a point of the space to a compiled Keras model.
+
+Only :func:`build_model`, :func:`model_summary` and :func:`param_counts` touch Keras, and
+they import it when called: ``DataSpec``, ``BUILDER_DEFAULTS`` and ``resolve_params`` work
+without TensorFlow.
+
+The network is a stack of dense blocks on the (flattened) input::
+
+    Input -> [Flatten] -> block x depth -> output Dense
+
+    block, batch_norm="none":              Dense(units, activation)
+    block, batch_norm="before_activation": Dense(units, use_bias=False), BatchNorm, Activation
+    block, batch_norm="after_activation":  Dense(units, activation), BatchNorm
+    each block then Dropout(dropout) when dropout > 0
+
+With ``batch_norm="none"`` and no dropout, a block is exactly the hand-written tutorial layer
+``Dense(units, activation=..., kernel_initializer=...)``.
+"""
+
+from __future__ import annotations
+
+import math
+import types
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final, Literal, cast, get_args
+
+from spaces._schema import PARAM_NAMES, SpaceError, check_value
+from spaces._vocabulary import REGULARIZER_CLASSES
+
+if TYPE_CHECKING:
+    import keras
+
+Task = Literal["binary", "multiclass", "regression"]
+"""What the output layer predicts."""
+
+_TASKS: Final[tuple[str, ...]] = get_args(Task)
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """The shape of a dataset, as far as the model is concerned.
+
+    ``input_shape`` excludes the batch axis (``(28, 28)`` for an image; inputs of rank > 1
+    are flattened). ``classes`` is the number of classes for ``multiclass`` (>= 2); it is
+    ``None`` for ``regression`` and ``None`` or 2 for ``binary``.
+    """
+
+    input_shape: tuple[int, ...]
+    task: Task
+    classes: int | None = None
+
+    def __post_init__(self) -> None:
+        shape = self.input_shape
+        if (
+            not isinstance(shape, tuple | list)
+            or not shape
+            or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 1 for d in shape)
+        ):
+            raise ValueError(
+                f"DataSpec: `input_shape` must be a non-empty tuple of positive integers, "
+                f"but got {shape!r}."
+            )
+        object.__setattr__(self, "input_shape", tuple(shape))
+        if self.task not in _TASKS:
+            raise ValueError(
+                f"DataSpec: `task` must be one of: {', '.join(_TASKS)}, but got {self.task!r}."
+            )
+        classes = self.classes
+        if classes is not None and (not isinstance(classes, int) or isinstance(classes, bool)):
+            raise ValueError(f"DataSpec: `classes` must be an integer, but got {classes!r}.")
+        if self.task == "multiclass" and (classes is None or classes < 2):
+            raise ValueError(
+                f"DataSpec: task 'multiclass' needs `classes >= 2`, but got classes={classes!r}."
+            )
+        if self.task == "binary" and classes not in (None, 2):
+            raise ValueError(
+                f"DataSpec: task 'binary' takes classes=None or 2, but got classes={classes!r}."
+            )
+        if self.task == "regression" and classes is not None:
+            raise ValueError(
+                f"DataSpec: task 'regression' takes classes=None, but got classes={classes!r}."
+            )
+
+
+BUILDER_DEFAULTS: Final[Mapping[str, Any]] = types.MappingProxyType(
+    {
+        "units": 64,
+        "depth": 1,
+        "dropout": 0.0,
+        "activation": "relu",
+        "initializer": "glorot_uniform",
+        "batch_norm": "none",
+        "regularizer": "none",
+        "reg_strength": 0.01,
+        "optimizer": "adam",
+        "momentum": 0.0,
+        "learning_rate": 1e-3,
+        "batch_size": 32,
+    }
+)
+"""The value of every builder parameter a space leaves out (or that is inactive)."""
+
+_FLOAT_PARAMS: Final[frozenset[str]] = frozenset(
+    {"dropout", "reg_strength", "momentum", "learning_rate"}
+)
+
+
+def resolve_params(params: Mapping[str, Any]) -> dict[str, Any]:
+    """Fill the defaults into ``params`` and validate every value.
+
+    ``units`` is an int (the same width for each of ``depth`` layers) or a list of ints (one
+    width per layer; ``depth`` is then its length, and a given ``depth`` must agree). The
+    result always holds all builder parameters, with ``units`` as a list of ``depth`` widths.
+    Raises :class:`SpaceError` for an unknown key or a value the builder cannot use.
+    """
+    for key in params:
+        if key not in BUILDER_DEFAULTS:
+            raise SpaceError(
+                f"unknown parameter {key!r}; expected some of: {', '.join(PARAM_NAMES)}."
+            )
+    resolved = {**BUILDER_DEFAULTS, **params}
+    for name, value in resolved.items():
+        if name == "units" and isinstance(value, list | tuple):
+            continue
+        problem = check_value(name, value)
+        if problem is not None:
+            raise SpaceError(problem, param=name)
+        if name in _FLOAT_PARAMS:
+            resolved[name] = float(value)
+
+    units = resolved["units"]
+    if isinstance(units, list | tuple):
+        if not units:
+            raise SpaceError("a list of widths must not be empty, but got [].", param="units")
+        for i, width in enumerate(units):
+            problem = check_value("units", width, f"units[{i}]")
+            if problem is not None:
+                raise SpaceError(problem, param="units")
+        if "depth" in params and params["depth"] != len(units):
+            raise SpaceError(
+                f"`depth` must equal the number of widths in `units`, "
+                f"but got (depth={params['depth']!r}, units={list(units)!r}).",
+                param="depth",
+            )
+        resolved["units"] = list(units)
+        resolved["depth"] = len(units)
+    else:
+        resolved["units"] = [units] * resolved["depth"]
+    return resolved
+
+
+def build_model(params: Mapping[str, Any], spec: DataSpec) -> keras.Model:
+    """A compiled ``keras.Sequential`` for ``params`` (see :func:`resolve_params`) and ``spec``.
+
+    Loss and metrics follow the task: binary cross-entropy and accuracy (sigmoid output),
+    sparse categorical cross-entropy and accuracy (softmax output, integer labels), or mean
+    squared error and MAE (linear output). ``batch_size`` is not used here: it is the
+    trainer's.
+    """
+    import keras
+
+    p = resolve_params(params)
+    regularizer = _regularizer(p["regularizer"], p["reg_strength"])
+    layers: list[Any] = [keras.Input(shape=spec.input_shape)]
+    if len(spec.input_shape) > 1:
+        layers.append(keras.layers.Flatten())
+    for width in p["units"]:
+        dense = {
+            "kernel_initializer": p["initializer"],
+            "kernel_regularizer": regularizer,
+        }
+        if p["batch_norm"] == "before_activation":
+            layers += [
+                keras.layers.Dense(width, use_bias=False, **dense),
+                keras.layers.BatchNormalization(),
+                keras.layers.Activation(p["activation"]),
+            ]
+        else:
+            layers.append(keras.layers.Dense(width, activation=p["activation"], **dense))
+            if p["batch_norm"] == "after_activation":
+                layers.append(keras.layers.BatchNormalization())
+        if p["dropout"] > 0:
+            layers.append(keras.layers.Dropout(p["dropout"]))
+
+    if spec.task == "binary":
+        output, loss, metrics = 1, "binary_crossentropy", ["accuracy"]
+        activation: str | None = "sigmoid"
+    elif spec.task == "multiclass":
+        output = cast(int, spec.classes)  # DataSpec guarantees classes >= 2 here
+        loss, metrics = "sparse_categorical_crossentropy", ["accuracy"]
+        activation = "softmax"
+    else:
+        output, loss, metrics, activation = 1, "mse", ["mae"], None
+    layers.append(keras.layers.Dense(output, activation=activation, kernel_regularizer=regularizer))
+
+    model = keras.Sequential(layers)
+    # Keywords only: Keras 3's third positional argument is `loss_weights`.
+    model.compile(
+        optimizer=_optimizer(p["optimizer"], p["learning_rate"], p["momentum"]),
+        loss=loss,
+        metrics=metrics,
+    )
+    return model
+
+
+def _regularizer(name: str, strength: float) -> Any:
+    import keras
+
+    if name == "none":
+        return None
+    class_name, keys = REGULARIZER_CLASSES[name]
+    return keras.regularizers.get(
+        {"class_name": class_name, "config": dict.fromkeys(keys, strength)}
+    )
+
+
+def _optimizer(name: str, learning_rate: float, momentum: float) -> Any:
+    import keras
+
+    config: dict[str, float] = {"learning_rate": learning_rate}
+    if name == "sgd":
+        config["momentum"] = momentum
+    return keras.optimizers.get({"class_name": name, "config": config})
+
+
+def model_summary(model: keras.Model) -> str:
+    """Keras' summary of ``model`` as text (layers, output shapes, parameter counts)."""
+    lines: list[str] = []
+
+    def collect(text: str, *_: Any, **__: Any) -> None:
+        lines.append(text)
+
+    model.summary(print_fn=collect)
+    return "\n".join(line.rstrip("\n") for line in lines)
+
+
+def param_counts(model: keras.Model) -> dict[str, int]:
+    """``{"total", "trainable", "non_trainable"}`` parameter counts of a built model."""
+    trainable = sum(math.prod(w.shape) for w in model.trainable_weights)
+    non_trainable = sum(math.prod(w.shape) for w in model.non_trainable_weights)
+    return {
+        "total": int(trainable + non_trainable),
+        "trainable": int(trainable),
+        "non_trainable": int(non_trainable),
+    }

@@ -1,0 +1,623 @@
+"""The typed search space: parameter kinds, conditions, and their validation.
+
+A :class:`Space` is an ordered tuple of parameters. Each parameter is one of
+
+- :class:`IntParam` / :class:`FloatParam`: a numeric range (optionally log-scaled or stepped),
+- :class:`CategoricalParam`: a choice among a few values,
+- :class:`FixedParam`: one value, not searched but part of the space,
+
+and may carry a condition (``when``): the parameter exists only when every parent it names is
+active and holds one of the allowed values. Parents are categorical or fixed parameters
+declared earlier in the space.
+
+Parameter names are the model builder's (``units``, ``dropout``, ...), and their values are
+checked against what the builder accepts when the parameter is constructed. Every problem
+raises :class:`SpaceError`, whose message names the source (file or preset), the parameter,
+what was expected and what came. Nothing here imports TensorFlow or Optuna.
+"""
+
+from __future__ import annotations
+
+import decimal
+import math
+import types
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final, Literal, TypeAlias, TypeGuard
+
+from spaces._vocabulary import VOCABULARIES
+
+Choice: TypeAlias = str | int | float | bool
+"""A value a categorical or fixed parameter can take."""
+
+Condition: TypeAlias = Mapping[str, tuple[Choice, ...]]
+"""``{parent_name: allowed values}``: all must hold for the parameter to be active."""
+
+
+class SpaceError(ValueError):
+    """A search space (or a parameter set) is invalid.
+
+    ``str(error)`` reads ``"<source>: parameter '<param>': <problem>"``; ``source`` is the file
+    path, preset name or space name, and either part is left out when unknown.
+    """
+
+    def __init__(self, message: str, *, source: str | None = None, param: str | None = None):
+        self.message = message
+        self.source = source
+        self.param = param
+        super().__init__(self._render())
+
+    def _render(self) -> str:
+        parts = []
+        if self.source:
+            parts.append(self.source)
+        if self.param is not None:
+            parts.append(f"parameter '{self.param}'")
+        parts.append(self.message)
+        return ": ".join(parts)
+
+    def with_source(self, source: str) -> SpaceError:
+        """The same error, attributed to ``source`` (a file path or preset name)."""
+        return SpaceError(self.message, source=source, param=self.param)
+
+
+# --------------------------------------------------------------------------- per-name rules
+
+
+@dataclass(frozen=True)
+class _Rule:
+    """What the builder accepts for one parameter name."""
+
+    kind: Literal["int", "float", "name"]
+    minimum: float | None = None
+    maximum: float | None = None  # exclusive
+    minimum_exclusive: bool = False
+
+    def describe(self) -> str:
+        if self.maximum is not None:
+            return f"in [{_fmt(self.minimum)}, {_fmt(self.maximum)})"
+        op = ">" if self.minimum_exclusive else ">="
+        return f"{op} {_fmt(self.minimum)}"
+
+    def holds(self, value: float) -> bool:
+        if self.minimum is not None:
+            if self.minimum_exclusive and not value > self.minimum:
+                return False
+            if not self.minimum_exclusive and not value >= self.minimum:
+                return False
+        return not (self.maximum is not None and not value < self.maximum)
+
+
+def _fmt(value: float | None) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+PARAM_RULES: Final[dict[str, _Rule]] = {
+    "units": _Rule("int", minimum=1),
+    "depth": _Rule("int", minimum=1),
+    "dropout": _Rule("float", minimum=0.0, maximum=1.0),
+    "activation": _Rule("name"),
+    "initializer": _Rule("name"),
+    "batch_norm": _Rule("name"),
+    "regularizer": _Rule("name"),
+    "reg_strength": _Rule("float", minimum=0.0),
+    "optimizer": _Rule("name"),
+    "momentum": _Rule("float", minimum=0.0, maximum=1.0),
+    "learning_rate": _Rule("float", minimum=0.0, minimum_exclusive=True),
+    "batch_size": _Rule("int", minimum=1),
+}
+"""The parameter names a space may use (the builder's), in the builder's order."""
+
+PARAM_NAMES: Final[tuple[str, ...]] = tuple(PARAM_RULES)
+
+
+def _is_int(value: object) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: object) -> TypeGuard[int | float]:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _describe(value: object) -> str:
+    return f"{value!r} ({type(value).__name__})"
+
+
+def check_value(name: str, value: object, what: str = "value") -> str | None:
+    """The problem with ``value`` for builder parameter ``name``, or None if it is fine.
+
+    ``what`` names the value in the message (``"low"``, ``"choice"``, ...).
+    """
+    rule = PARAM_RULES[name]
+    if rule.kind == "name":
+        vocabulary = VOCABULARIES[name]
+        if not isinstance(value, str):
+            return f"{what} must be a name (str), but got {_describe(value)}."
+        if value not in vocabulary:
+            return f"unknown {name} {value!r}; expected one of: {', '.join(vocabulary)}."
+        return None
+    if rule.kind == "int" and not _is_int(value):
+        return f"{what} must be an integer, but got {_describe(value)}."
+    if not _is_number(value):
+        return f"{what} must be a number, but got {_describe(value)}{_yaml_hint(value)}."
+    if not math.isfinite(value):
+        return f"{what} must be finite, but got {value!r}."
+    if not rule.holds(value):
+        return f"{what} must be {rule.describe()}, but got {what}={value!r}."
+    return None
+
+
+def _yaml_hint(value: object) -> str:
+    """A hint for YAML 1.1's reading of ``1e-6`` (no dot) as a string."""
+    if isinstance(value, str):
+        try:
+            float(value)
+        except ValueError:
+            return ""
+        return f" (YAML reads {value} as text: write it with a dot, e.g. 1.0e-6)"
+    return ""
+
+
+def _check_name(name: object) -> str:
+    if not isinstance(name, str):
+        raise SpaceError(f"a parameter name must be a string, but got {_describe(name)}.")
+    if name not in PARAM_RULES:
+        raise SpaceError(f"unknown parameter {name!r}; expected one of: {', '.join(PARAM_NAMES)}.")
+    return name
+
+
+def _check_kind(name: str, kind: str, allowed: Iterable[str]) -> None:
+    allowed = tuple(allowed)
+    if kind not in allowed:
+        raise SpaceError(
+            f"type {kind!r} does not fit this parameter; expected one of: {', '.join(allowed)}.",
+            param=name,
+        )
+
+
+def _raise_if(problem: str | None, name: str) -> None:
+    if problem is not None:
+        raise SpaceError(problem, param=name)
+
+
+def _normalise_when(name: str, when: object) -> Condition | None:
+    """Check a condition's shape and freeze it as ``{parent: (values, ...)}``."""
+    if when is None:
+        return None
+    if not isinstance(when, Mapping) or not when:
+        raise SpaceError(
+            "`when` must be a non-empty mapping {parent: [allowed values]}, "
+            f"but got {_describe(when)}.",
+            param=name,
+        )
+    frozen: dict[str, tuple[Choice, ...]] = {}
+    for parent, allowed in when.items():
+        if not isinstance(parent, str):
+            raise SpaceError(
+                f"`when` keys must be parameter names, but got {_describe(parent)}.", param=name
+            )
+        values = tuple(allowed) if isinstance(allowed, list | tuple) else (allowed,)
+        if not values:
+            raise SpaceError(
+                f"`when` must allow at least one value of {parent!r}, but got [].", param=name
+            )
+        for value in values:
+            if not isinstance(value, Choice):
+                raise SpaceError(
+                    f"`when` values must be str, int, float or bool, "
+                    f"but got {_describe(value)} for {parent!r}.",
+                    param=name,
+                )
+        frozen[parent] = values
+    return types.MappingProxyType(frozen)
+
+
+def _check_range(name: str, low: float, high: float, log: bool) -> None:
+    if not low <= high:
+        raise SpaceError(
+            f"`low <= high` must hold, but got (low={low!r}, high={high!r}).", param=name
+        )
+    if log and not low > 0:
+        raise SpaceError(
+            f"`low > 0` must hold for `log=True`, but got (low={low!r}, high={high!r}).", param=name
+        )
+    for what, value in (("low", low), ("high", high)):
+        _raise_if(check_value(name, value, what), name)
+
+
+def _check_divisible(name: str, low: float, high: float, step: float) -> None:
+    # Optuna would silently shrink `high` to the last multiple of `step` (with a warning).
+    span = decimal.Decimal(str(high)) - decimal.Decimal(str(low))
+    if span % decimal.Decimal(str(step)) != 0:
+        raise SpaceError(
+            f"`high - low` must be a multiple of `step`, "
+            f"but got (low={low!r}, high={high!r}, step={step!r}).",
+            param=name,
+        )
+
+
+# --------------------------------------------------------------------------- parameter kinds
+
+
+@dataclass(frozen=True)
+class IntParam:
+    """An integer in ``[low, high]`` (both included), sampled on a log scale if ``log``.
+
+    ``step`` spaces the values (``low, low + step, ...``); ``high - low`` must be a multiple
+    of it, and ``log`` requires ``low >= 1`` and ``step == 1`` (Optuna's rules).
+    """
+
+    name: str
+    low: int
+    high: int
+    log: bool = False
+    step: int = 1
+    when: Condition | None = field(default=None, hash=False)
+
+    def __post_init__(self) -> None:
+        _check_name(self.name)
+        _check_kind(self.name, "int", _kinds_for(self.name))
+        for what in ("low", "high", "step"):
+            value = getattr(self, what)
+            if not _is_int(value):
+                raise SpaceError(
+                    f"`{what}` must be an integer, but got {_describe(value)}{_yaml_hint(value)}.",
+                    param=self.name,
+                )
+        _check_bool(self.name, "log", self.log)
+        if self.step < 1:
+            raise SpaceError(f"`step >= 1` must hold, but got (step={self.step}).", param=self.name)
+        if self.log and self.step != 1:
+            raise SpaceError(
+                f"`step` must be 1 when `log=True`, but got (step={self.step}).", param=self.name
+            )
+        _check_range(self.name, self.low, self.high, self.log)
+        _check_divisible(self.name, self.low, self.high, self.step)
+        object.__setattr__(self, "when", _normalise_when(self.name, self.when))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON-safe form (the space-file mapping of this parameter)."""
+        d: dict[str, Any] = {
+            "type": "int",
+            "low": self.low,
+            "high": self.high,
+            "log": self.log,
+            "step": self.step,
+        }
+        return _with_when(d, self.when)
+
+
+@dataclass(frozen=True)
+class FloatParam:
+    """A float in ``[low, high]``, sampled on a log scale if ``log``.
+
+    With ``step`` the values are ``low, low + step, ...`` and ``high - low`` must be a multiple
+    of it; ``log`` requires ``low > 0`` and no ``step`` (Optuna's rules).
+    """
+
+    name: str
+    low: float
+    high: float
+    log: bool = False
+    step: float | None = None
+    when: Condition | None = field(default=None, hash=False)
+
+    def __post_init__(self) -> None:
+        _check_name(self.name)
+        _check_kind(self.name, "float", _kinds_for(self.name))
+        for what in ("low", "high", "step"):
+            value = getattr(self, what)
+            if what == "step" and value is None:
+                continue
+            if not _is_number(value) or not math.isfinite(value):
+                raise SpaceError(
+                    f"`{what}` must be a finite number, but got "
+                    f"{_describe(value)}{_yaml_hint(value)}.",
+                    param=self.name,
+                )
+            object.__setattr__(self, what, float(value))
+        _check_bool(self.name, "log", self.log)
+        if self.step is not None:
+            if not self.step > 0:
+                raise SpaceError(
+                    f"`step > 0` must hold, but got (step={self.step!r}).", param=self.name
+                )
+            if self.log:
+                raise SpaceError(
+                    f"`step` cannot be set when `log=True`, but got (step={self.step!r}).",
+                    param=self.name,
+                )
+        _check_range(self.name, self.low, self.high, self.log)
+        if self.step is not None:
+            _check_divisible(self.name, self.low, self.high, self.step)
+        object.__setattr__(self, "when", _normalise_when(self.name, self.when))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON-safe form (the space-file mapping of this parameter)."""
+        d: dict[str, Any] = {"type": "float", "low": self.low, "high": self.high, "log": self.log}
+        if self.step is not None:
+            d["step"] = self.step
+        return _with_when(d, self.when)
+
+
+@dataclass(frozen=True)
+class CategoricalParam:
+    """One of ``choices`` (str, int, float or bool; distinct; at least one)."""
+
+    name: str
+    choices: tuple[Choice, ...]
+    when: Condition | None = field(default=None, hash=False)
+
+    def __post_init__(self) -> None:
+        _check_name(self.name)
+        _check_kind(self.name, "categorical", _kinds_for(self.name))
+        if not isinstance(self.choices, list | tuple) or not self.choices:
+            raise SpaceError(
+                f"`choices` must be a non-empty list, but got {_describe(self.choices)}.",
+                param=self.name,
+            )
+        choices = tuple(self.choices)
+        for i, choice in enumerate(choices):
+            if not isinstance(choice, Choice):
+                raise SpaceError(
+                    f"choices must be str, int, float or bool, but got {_describe(choice)}.",
+                    param=self.name,
+                )
+            if choice in choices[:i]:
+                raise SpaceError(
+                    f"choices must be distinct, but got {choice!r} twice in {list(choices)!r}.",
+                    param=self.name,
+                )
+            _raise_if(check_value(self.name, choice, "choice"), self.name)
+        object.__setattr__(self, "choices", choices)
+        object.__setattr__(self, "when", _normalise_when(self.name, self.when))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON-safe form (the space-file mapping of this parameter)."""
+        return _with_when({"type": "categorical", "choices": list(self.choices)}, self.when)
+
+
+@dataclass(frozen=True)
+class FixedParam:
+    """A value that is not searched but belongs to the space (it reaches the builder)."""
+
+    name: str
+    value: Choice
+    when: Condition | None = field(default=None, hash=False)
+
+    def __post_init__(self) -> None:
+        _check_name(self.name)
+        _check_kind(self.name, "fixed", _kinds_for(self.name))
+        if not isinstance(self.value, Choice):
+            raise SpaceError(
+                f"a fixed value must be str, int, float or bool, but got {_describe(self.value)}.",
+                param=self.name,
+            )
+        _raise_if(check_value(self.name, self.value), self.name)
+        object.__setattr__(self, "when", _normalise_when(self.name, self.when))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON-safe form (the space-file mapping of this parameter)."""
+        return _with_when({"type": "fixed", "value": self.value}, self.when)
+
+
+Param: TypeAlias = IntParam | FloatParam | CategoricalParam | FixedParam
+"""Any parameter kind."""
+
+_PARAM_TYPES: Final[dict[str, type[Param]]] = {
+    "int": IntParam,
+    "float": FloatParam,
+    "categorical": CategoricalParam,
+    "fixed": FixedParam,
+}
+
+_KEYS: Final[dict[str, tuple[tuple[str, ...], tuple[str, ...]]]] = {
+    # type -> (required keys, optional keys), besides `type`
+    "int": (("low", "high"), ("log", "step", "when")),
+    "float": (("low", "high"), ("log", "step", "when")),
+    "categorical": (("choices",), ("when",)),
+    "fixed": (("value",), ("when",)),
+}
+
+
+def _kinds_for(name: str) -> tuple[str, ...]:
+    kind = PARAM_RULES[name].kind
+    if kind == "name":
+        return ("categorical", "fixed")
+    return (kind, "categorical", "fixed")
+
+
+def _check_bool(name: str, what: str, value: object) -> None:
+    if not isinstance(value, bool):
+        raise SpaceError(f"`{what}` must be true or false, but got {_describe(value)}.", param=name)
+
+
+def _with_when(d: dict[str, Any], when: Condition | None) -> dict[str, Any]:
+    if when is not None:
+        d["when"] = {parent: list(values) for parent, values in when.items()}
+    return d
+
+
+def param_from_dict(name: object, spec: object) -> Param:
+    """Build one parameter from its space-file form.
+
+    ``spec`` is a mapping with ``type`` (int, float, categorical, fixed) and that type's keys,
+    or a plain value as shorthand for ``{type: fixed, value: ...}``.
+    """
+    name = _check_name(name)
+    if isinstance(spec, Choice):
+        return FixedParam(name, spec)
+    if not isinstance(spec, Mapping):
+        raise SpaceError(
+            "expected a mapping with `type` (int, float, categorical, fixed) or a plain value, "
+            f"but got {_describe(spec)}.",
+            param=name,
+        )
+    kind = spec.get("type")
+    if kind not in _PARAM_TYPES:
+        got = "no `type`" if "type" not in spec else f"type {kind!r}"
+        raise SpaceError(
+            f"`type` must be one of: {', '.join(_PARAM_TYPES)}, but got {got}.", param=name
+        )
+    required, optional = _KEYS[kind]
+    for key in spec:
+        if key != "type" and key not in required + optional:
+            raise SpaceError(
+                f"unknown key {key!r} for type {kind}; expected some of: "
+                f"{', '.join(required + optional)}.",
+                param=name,
+            )
+    for key in required:
+        if key not in spec:
+            raise SpaceError(f"type {kind} needs the key {key!r}, but it is missing.", param=name)
+    kwargs = {key: value for key, value in spec.items() if key != "type"}
+    return _PARAM_TYPES[kind](name, **kwargs)
+
+
+# --------------------------------------------------------------------------- the space
+
+
+@dataclass(frozen=True)
+class Space:
+    """A named, ordered, validated set of parameters.
+
+    Conditions refer to earlier parameters only, so walking ``params`` in order and asking
+    :meth:`is_active` with the values drawn so far visits each parameter after its parents.
+    ``to_dict()`` is the JSON-safe form stored with a study; ``Space.from_dict`` reads it back
+    (and reads parsed space files: it is the same format).
+    """
+
+    name: str
+    params: tuple[Param, ...]
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        source = f"space {self.name!r}"
+        if not isinstance(self.name, str) or not self.name:
+            raise SpaceError(f"a space needs a non-empty name, but got {_describe(self.name)}.")
+        if not isinstance(self.description, str):
+            raise SpaceError(
+                f"`description` must be text, but got {_describe(self.description)}.",
+                source=source,
+            )
+        if not isinstance(self.params, list | tuple) or not self.params:
+            raise SpaceError(
+                f"`params` must declare at least one parameter, but got {_describe(self.params)}.",
+                source=source,
+            )
+        params = tuple(self.params)
+        seen: dict[str, Param] = {}
+        for param in params:
+            if not isinstance(param, IntParam | FloatParam | CategoricalParam | FixedParam):
+                raise SpaceError(
+                    f"expected a parameter, but got {_describe(param)}.", source=source
+                )
+            if param.name in seen:
+                raise SpaceError("declared twice.", source=source, param=param.name)
+            _check_condition(param, seen, source)
+            seen[param.name] = param
+        object.__setattr__(self, "params", params)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The parameter names, in declaration order."""
+        return tuple(param.name for param in self.params)
+
+    def get(self, name: str) -> Param:
+        """The parameter called ``name`` (KeyError if the space has none)."""
+        for param in self.params:
+            if param.name == name:
+                return param
+        raise KeyError(f"space {self.name!r} has no parameter {name!r}; it has: {self.names}")
+
+    def is_active(self, param: Param | str, values: Mapping[str, Any]) -> bool:
+        """Whether ``param`` exists, given the values of the active parameters so far.
+
+        ``values`` holds only active parameters (as sampling builds it), so a parent that is
+        absent from it is inactive, and so is every parameter that depends on it.
+        """
+        if isinstance(param, str):
+            param = self.get(param)
+        if param.when is None:
+            return True
+        return all(
+            parent in values and values[parent] in allowed for parent, allowed in param.when.items()
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe form: ``{"name", "description", "params": {name: spec}}`` in order."""
+        return {
+            "name": self.name,
+            "description": self.description,
+            "params": {param.name: param.to_dict() for param in self.params},
+        }
+
+    @classmethod
+    def from_dict(cls, data: object, source: str | None = None) -> Space:
+        """Read a space back from :meth:`to_dict` form (or a parsed space file).
+
+        ``source`` names where ``data`` came from in error messages (default: the space name).
+        """
+        where = source or "stored space"
+        if not isinstance(data, Mapping):
+            raise SpaceError(f"expected a mapping, but got {_describe(data)}.", source=where)
+        unknown = [key for key in data if key not in ("name", "description", "params")]
+        if unknown:
+            raise SpaceError(
+                f"unknown top-level key {unknown[0]!r}; expected some of: name, description, "
+                "params.",
+                source=where,
+            )
+        for key in ("name", "params"):
+            if key not in data:
+                raise SpaceError(f"the top-level key {key!r} is missing.", source=where)
+        name = data["name"]
+        where = source or f"space {name!r}"
+        raw = data["params"]
+        if not isinstance(raw, Mapping) or not raw:
+            raise SpaceError(
+                f"`params` must be a non-empty mapping {{name: spec}}, but got {_describe(raw)}.",
+                source=where,
+            )
+        try:
+            params = tuple(param_from_dict(key, spec) for key, spec in raw.items())
+            return cls(name=name, params=params, description=data.get("description", ""))
+        except SpaceError as error:
+            raise error.with_source(where) from None
+        except TypeError as error:  # a mistyped constructor call, e.g. from a bad stored dict
+            raise SpaceError(str(error), source=where) from None
+
+
+def _check_condition(param: Param, earlier: Mapping[str, Param], source: str) -> None:
+    if param.when is None:
+        return
+    for parent_name, allowed in param.when.items():
+        parent = earlier.get(parent_name)
+        if parent is None:
+            raise SpaceError(
+                f"`when` names {parent_name!r}, which must be declared earlier in the space, "
+                f"but the parameters before it are: {list(earlier) or 'none'}.",
+                source=source,
+                param=param.name,
+            )
+        if isinstance(parent, CategoricalParam):
+            options: tuple[Choice, ...] = parent.choices
+        elif isinstance(parent, FixedParam):
+            options = (parent.value,)
+        else:
+            raise SpaceError(
+                f"`when` parent {parent_name!r} must be categorical or fixed, "
+                f"but it is {type(parent).__name__}.",
+                source=source,
+                param=param.name,
+            )
+        for value in allowed:
+            if value not in options:
+                raise SpaceError(
+                    f"`when` allows {value!r} for {parent_name!r}, which must be one of its "
+                    f"values {list(options)!r}.",
+                    source=source,
+                    param=param.name,
+                )

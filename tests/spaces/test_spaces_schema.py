@@ -1,0 +1,216 @@
+"""Space and parameter validation, conditions, and the stored (dict) form."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from spaces import (
+    PARAM_NAMES,
+    CategoricalParam,
+    FixedParam,
+    FloatParam,
+    IntParam,
+    Space,
+    SpaceError,
+    load_space,
+)
+
+
+def _space(*params: Any) -> Space:
+    return Space("t", tuple(params))
+
+
+@pytest.mark.parametrize(
+    ("make", "fragments"),
+    [
+        (
+            lambda: FloatParam("dropout", 0.5, 0.1),
+            ["parameter 'dropout'", "`low <= high` must hold", "(low=0.5, high=0.1)"],
+        ),
+        (lambda: IntParam("units", 0, 8, log=True), ["`low > 0` must hold for `log=True`"]),
+        (lambda: IntParam("units", 8, 64, log=True, step=2), ["`step` must be 1"]),
+        (lambda: FloatParam("learning_rate", 1e-4, 1e-1, log=True, step=0.01), ["`step`"]),
+        (lambda: IntParam("units", 1, 10, step=4), ["multiple of `step`", "step=4"]),
+        (lambda: FloatParam("dropout", 0.0, 0.5, step=0.3), ["multiple of `step`"]),
+        (lambda: IntParam("units", 1.5, 8), ["`low` must be an integer", "1.5"]),  # type: ignore[arg-type]
+        (lambda: IntParam("depth", True, 3), ["`low` must be an integer"]),
+        (lambda: FloatParam("dropout", 0.0, float("nan")), ["finite"]),
+        (lambda: FloatParam("dropout", 0.0, 0.5, log=1), ["`log` must be true or false"]),  # type: ignore[arg-type]
+        (lambda: CategoricalParam("activation", ()), ["non-empty"]),
+        (lambda: CategoricalParam("activation", ("relu", "relu")), ["distinct", "'relu' twice"]),
+        (lambda: CategoricalParam("batch_size", (32, None)), ["str, int, float or bool", "None"]),  # type: ignore[arg-type]
+        (
+            lambda: CategoricalParam("initializer", ("he_normal", "he_foo")),
+            ["unknown initializer 'he_foo'", "expected one of: he_normal, he_uniform"],
+        ),
+        (lambda: CategoricalParam("activation", (1, 2)), ["must be a name (str)"]),
+        (lambda: FixedParam("units", [1, 2]), ["fixed value must be str, int, float or bool"]),  # type: ignore[arg-type]
+        (lambda: FixedParam("optimizer", "adamm"), ["unknown optimizer 'adamm'"]),
+        (lambda: FloatParam("activation", 0.0, 1.0), ["type 'float' does not fit"]),
+        (lambda: FloatParam("units", 1.0, 8.0), ["type 'float' does not fit"]),
+        (lambda: IntParam("dropout", 0, 0), ["type 'int' does not fit"]),
+        (lambda: IntParam("lr", 1, 2), ["unknown parameter 'lr'", ", ".join(PARAM_NAMES)]),
+        (lambda: FloatParam("momentum", 0.0, 1.0), ["high must be in [0, 1)", "high=1.0"]),
+        (lambda: FixedParam("momentum", 0.5, when={"optimizer": ()}), ["at least one value"]),
+        (lambda: FixedParam("momentum", 0.5, when={}), ["non-empty mapping"]),
+        (lambda: FixedParam("momentum", 0.5, when={"optimizer": (None,)}), ["`when` values"]),  # type: ignore[dict-item]
+    ],
+)
+def test_invalid_params_say_what_was_expected_and_what_came(
+    make: Any, fragments: list[str]
+) -> None:
+    with pytest.raises(SpaceError) as caught:
+        make()
+    for fragment in fragments:
+        assert fragment in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("name", "bad", "good"),
+    [
+        ("units", 0, 1),
+        ("depth", 0, 1),
+        ("batch_size", 0, 1),
+        ("dropout", 1.0, 0.0),
+        ("dropout", -0.1, 0.99),
+        ("momentum", 1.0, 0.0),
+        ("reg_strength", -1e-9, 0.0),
+        ("learning_rate", 0.0, 1e-9),
+    ],
+)
+def test_value_bounds_per_name(name: str, bad: float, good: float) -> None:
+    # Fixed values and categorical choices are held to the same bounds as ranges.
+    with pytest.raises(SpaceError, match=f"parameter '{name}'"):
+        FixedParam(name, bad)
+    with pytest.raises(SpaceError, match=f"parameter '{name}'"):
+        CategoricalParam(name, (good, bad))
+    assert FixedParam(name, good).value == good
+
+
+def test_float_param_converts_ints_and_keeps_step() -> None:
+    param = FloatParam("dropout", 0, 0.5, step=0.1)
+    assert isinstance(param.low, float)
+    assert param.step == 0.1
+    assert FloatParam("learning_rate", 1e-4, 1e-1, log=True).log
+
+
+def test_when_accepts_a_single_value_and_is_frozen() -> None:
+    # Space files give a single value or a list; both are stored as a tuple.
+    param = FloatParam("momentum", 0.0, 0.9, when={"optimizer": "sgd"})  # type: ignore[dict-item]
+    assert param.when is not None
+    assert dict(param.when) == {"optimizer": ("sgd",)}
+    with pytest.raises(TypeError):
+        param.when["optimizer"] = ("adam",)  # type: ignore[index]
+    listed = FloatParam("momentum", 0.0, 0.9, when={"optimizer": ["sgd"]})  # type: ignore[dict-item]
+    assert listed == param
+    assert hash(param) == hash(listed)
+
+
+@pytest.mark.parametrize(
+    ("params", "fragment"),
+    [
+        (
+            (FloatParam("momentum", 0.0, 0.9, when={"optimizer": ("sgd",)}),),
+            "`when` names 'optimizer', which must be declared earlier",
+        ),
+        (
+            (
+                FloatParam("momentum", 0.0, 0.9, when={"optimizer": ("sgd",)}),
+                CategoricalParam("optimizer", ("sgd", "adam")),
+            ),
+            "must be declared earlier",
+        ),
+        (
+            (
+                FloatParam("dropout", 0.0, 0.5),
+                FloatParam("momentum", 0.0, 0.9, when={"dropout": (0.1,)}),
+            ),
+            "must be categorical or fixed, but it is FloatParam",
+        ),
+        (
+            (
+                CategoricalParam("optimizer", ("sgd", "adam")),
+                FloatParam("momentum", 0.0, 0.9, when={"optimizer": ("sgd", "nadam")}),
+            ),
+            "allows 'nadam' for 'optimizer', which must be one of its values ['sgd', 'adam']",
+        ),
+        ((FixedParam("units", 8), FixedParam("units", 16)), "parameter 'units': declared twice"),
+        ((), "at least one parameter"),
+    ],
+)
+def test_invalid_spaces(params: tuple[Any, ...], fragment: str) -> None:
+    with pytest.raises(SpaceError) as caught:
+        Space("mine", params)
+    assert fragment in str(caught.value)
+    assert str(caught.value).startswith("space 'mine'")
+
+
+def test_is_active_follows_nested_conditions() -> None:
+    space = _space(
+        CategoricalParam("regularizer", ("none", "l1", "l2")),
+        CategoricalParam("optimizer", ("sgd", "adam"), when={"regularizer": ("l1", "l2")}),
+        FloatParam("momentum", 0.0, 0.9, when={"optimizer": ("sgd",), "regularizer": ("l2",)}),
+    )
+    assert space.is_active("regularizer", {})
+    assert not space.is_active("optimizer", {"regularizer": "none"})
+    assert space.is_active("optimizer", {"regularizer": "l1"})
+    # The parent `optimizer` is inactive (absent), so `momentum` is too.
+    assert not space.is_active("momentum", {"regularizer": "none"})
+    assert not space.is_active("momentum", {"regularizer": "l1", "optimizer": "sgd"})
+    assert space.is_active(space.get("momentum"), {"regularizer": "l2", "optimizer": "sgd"})
+    assert not space.is_active("momentum", {"regularizer": "l2", "optimizer": "adam"})
+
+
+def test_names_and_get() -> None:
+    space = load_space("small")
+    assert space.names[0] == "units"
+    assert isinstance(space.get("batch_size"), FixedParam)
+    with pytest.raises(KeyError, match="no parameter 'activation'"):
+        space.get("activation")
+
+
+@pytest.mark.parametrize("preset", ["mlp", "small"])
+def test_to_dict_is_json_safe_and_round_trips_exactly(preset: str) -> None:
+    space = load_space(preset)
+    stored = json.loads(json.dumps(space.to_dict()))
+    assert stored == space.to_dict()
+    again = Space.from_dict(stored)
+    assert again == space
+    assert [type(p) for p in again.params] == [type(p) for p in space.params]
+    assert again.to_dict() == space.to_dict()
+
+
+def test_from_dict_keeps_types_of_every_field() -> None:
+    space = _space(
+        IntParam("units", 8, 64, step=8),
+        FloatParam("dropout", 0.0, 0.5, step=0.25),
+        CategoricalParam("batch_size", (32, 64)),
+        CategoricalParam("optimizer", ("sgd", "adam")),
+        FixedParam("momentum", 0.9, when={"optimizer": ("sgd",)}),
+        FixedParam("learning_rate", 0.01),
+    )
+    again = Space.from_dict(json.loads(json.dumps(space.to_dict())))
+    assert again == space
+    assert again.get("momentum").when == {"optimizer": ("sgd",)}
+
+
+@pytest.mark.parametrize(
+    ("data", "fragment"),
+    [
+        ([], "expected a mapping"),
+        ({"name": "x", "params": {"units": 8}, "extra": 1}, "unknown top-level key 'extra'"),
+        ({"name": "x"}, "'params' is missing"),
+        ({"name": "x", "params": []}, "non-empty mapping"),
+        ({"name": "x", "params": {"units": {"type": "int", "low": 1}}}, "needs the key 'high'"),
+        ({"name": "x", "params": {"units": {"low": 1, "high": 2}}}, "but got no `type`"),
+        ({"name": "x", "params": {"units": {"type": "range"}}}, "but got type 'range'"),
+        ({"name": "x", "params": {"units": [8, 16]}}, "expected a mapping with `type`"),
+    ],
+)
+def test_from_dict_rejects_malformed_data(data: Any, fragment: str) -> None:
+    with pytest.raises(SpaceError) as caught:
+        Space.from_dict(data)
+    assert fragment in str(caught.value)
