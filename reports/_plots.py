@@ -1,0 +1,287 @@
+"""Learning curves and optimisation history: first the data, then the drawing.
+
+``learning_curves_data`` and ``optimization_history_data`` are pure and return plain records
+(tested on their numbers); ``plot_learning_curves`` and ``plot_optimization_history`` draw those
+records with a bare matplotlib ``Figure`` on the Agg canvas (no pyplot, no global figure
+registry, no GUI backend) and return PNG bytes.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+from optuna.trial import FrozenTrial
+
+from reports._frame import history_of, leaderboard, rank_trials
+
+DPI = 90
+_PREFERRED_METRICS = ("accuracy", "mae")
+
+
+@dataclass(frozen=True)
+class LearningCurve:
+    """One trial's per-epoch curves; lists are aligned with ``epochs`` (NaN where missing).
+
+    ``metric`` is the one train/val metric pair shown beside the loss (``accuracy`` or ``mae``
+    first, else another pair the history holds), None if the history has none.
+    """
+
+    number: int
+    rank: int | None
+    epochs: list[int]
+    loss: list[float]
+    val_loss: list[float]
+    metric: str | None
+    train_metric: list[float]
+    val_metric: list[float]
+    best_epoch: int | None
+
+
+@dataclass(frozen=True)
+class OptimizationHistory:
+    """COMPLETE trials in trial order, their objective values and the best value so far."""
+
+    objective: str
+    direction: str
+    numbers: list[int]
+    values: list[float]
+    best_so_far: list[float]
+
+
+def _pick_metric(history: Mapping[str, list[float]]) -> str | None:
+    pairs = sorted(
+        k for k in history if k != "loss" and not k.startswith("val_") and f"val_{k}" in history
+    )
+    for preferred in _PREFERRED_METRICS:
+        if preferred in pairs:
+            return preferred
+    for name in pairs:
+        if "accuracy" in name:
+            return name
+    return pairs[0] if pairs else None
+
+
+def _padded(values: Sequence[float] | None, length: int) -> list[float]:
+    values = list(values or [])
+    return values + [math.nan] * (length - len(values))
+
+
+def _curve(
+    number: int, rank: int | None, history: Mapping[str, list[float]], best_epoch: int | None
+) -> LearningCurve:
+    metric = _pick_metric(history)
+    shown = ["loss", "val_loss"] + ([metric, f"val_{metric}"] if metric else [])
+    length = max((len(history.get(k, [])) for k in shown), default=0)
+    return LearningCurve(
+        number=number,
+        rank=rank,
+        epochs=list(range(length)),
+        loss=_padded(history.get("loss"), length),
+        val_loss=_padded(history.get("val_loss"), length),
+        metric=metric,
+        train_metric=_padded(history.get(metric) if metric else None, length),
+        val_metric=_padded(history.get(f"val_{metric}") if metric else None, length),
+        best_epoch=best_epoch,
+    )
+
+
+def _check_top(top: int) -> None:
+    if isinstance(top, bool) or not isinstance(top, int) or top < 1:
+        raise ValueError(f"`top` must be a positive int, but got {top!r}.")
+
+
+def learning_curves_data(
+    source: pd.DataFrame | Sequence[FrozenTrial],
+    top: int = 5,
+    *,
+    direction: str = "minimize",
+) -> list[LearningCurve]:
+    """The learning curves of the ``top`` ranked trials that recorded a history, best first.
+
+    ``source`` is a frame from ``trials_frame`` (its histories ride in ``attrs``) or the
+    study's trials; for trials, ``direction`` ranks them (a frame knows its own).
+    """
+    _check_top(top)
+    if isinstance(source, pd.DataFrame):
+        histories = source.attrs.get("histories")
+        if not isinstance(histories, Mapping):
+            raise ValueError(
+                "The frame carries no per-epoch histories (`frame.attrs['histories']`); "
+                "build it with reports.trials_frame."
+            )
+        curves = []
+        for row in leaderboard(source).to_dict("records"):
+            history = histories.get(int(row["number"]))
+            if not history:
+                continue
+            best = row["best_epoch"]
+            best_epoch = None if best is pd.NA or best is None else int(best)
+            curves.append(_curve(int(row["number"]), int(row["rank"]), history, best_epoch))
+            if len(curves) == top:
+                break
+        return curves
+
+    trials = list(source)
+    ranks = rank_trials(
+        ((t.number, t.state.name, t.value if t.values else None) for t in trials), direction
+    )
+    by_number = {t.number: t for t in trials}
+    curves = []
+    for number in sorted(ranks, key=ranks.__getitem__):
+        trial = by_number[number]
+        history = history_of(trial)
+        if not history:
+            continue
+        best_epoch = trial.user_attrs.get("best_epoch")
+        curves.append(
+            _curve(
+                number,
+                ranks[number],
+                history,
+                best_epoch
+                if isinstance(best_epoch, int) and not isinstance(best_epoch, bool)
+                else None,
+            )
+        )
+        if len(curves) == top:
+            break
+    return curves
+
+
+def optimization_history_data(frame: pd.DataFrame) -> OptimizationHistory:
+    """Objective values of the COMPLETE trials in trial order and the best so far.
+
+    The best so far is a running minimum or maximum, as the study's direction says.
+    """
+    direction = str(frame.attrs.get("direction", "minimize"))
+    if direction not in ("minimize", "maximize"):
+        raise ValueError(
+            f"`frame.attrs['direction']` must be 'minimize' or 'maximize', but got {direction!r}."
+        )
+    done = frame[(frame["state"] == "COMPLETE") & frame["value"].notna()]
+    done = done.sort_values("number", kind="stable")
+    numbers = [int(n) for n in done["number"]]
+    values = [float(v) for v in done["value"]]
+    best_so_far: list[float] = []
+    for value in values:
+        if not best_so_far:
+            best_so_far.append(value)
+        elif direction == "minimize":
+            best_so_far.append(min(best_so_far[-1], value))
+        else:
+            best_so_far.append(max(best_so_far[-1], value))
+    return OptimizationHistory(
+        objective=str(frame.attrs.get("objective", "value")),
+        direction=direction,
+        numbers=numbers,
+        values=values,
+        best_so_far=best_so_far,
+    )
+
+
+def _png(figure: Figure) -> bytes:
+    FigureCanvasAgg(figure)
+    buffer = io.BytesIO()
+    try:
+        figure.savefig(buffer, format="png", dpi=DPI, metadata={"Software": None})
+    finally:
+        figure.clear()
+    return buffer.getvalue()
+
+
+def plot_learning_curves(curves: Sequence[LearningCurve]) -> bytes:
+    """One row per trial: train vs val loss, and beside it the metric pair where present.
+
+    The best epoch is a dashed vertical line with the val loss there marked. Returns PNG bytes.
+    """
+    if not curves:
+        raise ValueError("`curves` must hold at least one learning curve, but got none.")
+    ncols = 2 if any(c.metric for c in curves) else 1
+    height = 2.2 * len(curves)
+    figure = Figure(figsize=(3.6 * ncols, height), dpi=DPI)
+    # Fixed margins in inches: constrained layout would double the drawing time.
+    figure.subplots_adjust(
+        left=0.55 / (3.6 * ncols),
+        right=1 - 0.1 / (3.6 * ncols),
+        bottom=0.4 / height,
+        top=1 - 0.25 / height,
+        wspace=0.3,
+        hspace=0.6,
+    )
+    axes = figure.subplots(len(curves), ncols, squeeze=False)
+    for index, (row, curve) in enumerate(zip(axes, curves, strict=True)):
+        label = f"#{curve.rank} " if curve.rank is not None else ""
+        title = f"{label}trial {curve.number}"
+        legend = index == 0  # the same entries in every panel: label the first row only
+        _draw_pair(row[0], curve, curve.loss, curve.val_loss, "loss", title, legend)
+        if ncols == 2:
+            if curve.metric:
+                _draw_pair(
+                    row[1],
+                    curve,
+                    curve.train_metric,
+                    curve.val_metric,
+                    curve.metric,
+                    f"trial {curve.number}: {curve.metric}",
+                    legend,
+                )
+            else:
+                row[1].set_axis_off()
+    return _png(figure)
+
+
+def _draw_pair(
+    ax: Axes,
+    curve: LearningCurve,
+    train: list[float],
+    val: list[float],
+    name: str,
+    title: str,
+    legend: bool,
+) -> None:
+    ax.plot(curve.epochs, train, label=f"train {name}", color="#1f77b4", linewidth=1.4)
+    ax.plot(curve.epochs, val, label=f"val {name}", color="#d62728", linewidth=1.4)
+    best = curve.best_epoch
+    if best is not None and 0 <= best < len(curve.epochs):
+        ax.axvline(best, color="#555555", linestyle="--", linewidth=0.9, label="best epoch")
+        if not math.isnan(val[best]):
+            ax.plot([best], [val[best]], marker="o", color="#d62728", markersize=4)
+    ax.set_title(title, fontsize=9)
+    ax.set_xlabel("epoch", fontsize=8)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.tick_params(labelsize=7)
+    ax.grid(True, linewidth=0.4, alpha=0.5)
+    if legend:
+        ax.legend(fontsize=7, frameon=False)
+
+
+def plot_optimization_history(history: OptimizationHistory) -> bytes:
+    """Each COMPLETE trial's objective value and the best-so-far step line. PNG bytes."""
+    figure = Figure(figsize=(7.2, 3.2), dpi=DPI)
+    figure.subplots_adjust(left=0.1, right=0.98, bottom=0.15, top=0.91)
+    ax = figure.add_subplot()
+    ax.scatter(history.numbers, history.values, s=14, color="#1f77b4", label="trial")
+    ax.step(
+        history.numbers,
+        history.best_so_far,
+        where="post",
+        color="#d62728",
+        linewidth=1.4,
+        label=f"best so far ({history.direction})",
+    )
+    ax.set_xlabel("trial number", fontsize=8)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_ylabel(history.objective, fontsize=8)
+    ax.set_title("optimisation history", fontsize=9)
+    ax.tick_params(labelsize=7)
+    ax.grid(True, linewidth=0.4, alpha=0.5)
+    ax.legend(fontsize=7, frameon=False)
+    return _png(figure)

@@ -1,0 +1,250 @@
+from __future__ import annotations
+
+import base64
+import io
+import re
+import subprocess
+import sys
+import textwrap
+from html.parser import HTMLParser
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.distributions import CategoricalDistribution
+from optuna.trial import TrialState
+from PIL import Image
+
+import reports
+
+HOSTILE = "<script>alert(1)</script>"
+ESCAPED = "&lt;script&gt;alert(1)&lt;/script&gt;"
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+class _Tables(HTMLParser):
+    """Collects every table as rows of cell texts, keyed by the table's class."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tables: dict[str, list[list[str]]] = {}
+        self.images: list[str] = []
+        self.links: list[str] = []
+        self._rows: list[list[str]] | None = None
+        self._cell: list[str] | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        attributes = dict(attrs)
+        for key in ("src", "href"):
+            if attributes.get(key):
+                self.links.append(attributes[key] or "")
+        if tag == "img":
+            self.images.append(attributes.get("src") or "")
+        elif tag == "table":
+            self._rows = self.tables.setdefault(attributes.get("class") or "", [])
+        elif tag == "tr" and self._rows is not None:
+            self._rows.append([])
+        elif tag in ("td", "th"):
+            self._cell = []
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("td", "th") and self._cell is not None and self._rows is not None:
+            self._rows[-1].append("".join(self._cell).strip())
+            self._cell = None
+        elif tag == "table":
+            self._rows = None
+
+    def handle_data(self, data: str) -> None:
+        if self._cell is not None:
+            self._cell.append(data)
+
+
+def parse(html: str) -> _Tables:
+    parser = _Tables()
+    parser.feed(html)
+    return parser
+
+
+def test_report_structure(mixed_html: str) -> None:
+    html = mixed_html
+    page = parse(html)
+
+    board = page.tables["data board"]
+    header, rows = board[0], board[1:]
+    assert header[:4] == ["rank", "trial", "val_loss", "val_accuracy"]
+    assert "gap" in header and "params" in header
+    assert [(r[0], r[1]) for r in rows] == [("1", "1"), ("2", "4"), ("3", "0"), ("4", "2")]
+    params = rows[0][header.index("params")]
+    assert "optimizer=sgd" in params and "momentum=0.9" in params
+    assert "count=" not in params  # param_count is not a parameter
+
+    failed = page.tables["data failures"][1:]
+    assert [(r[0], r[1]) for r in failed] == [("3", "PRUNED"), ("5", "FAIL")]
+    assert failed[0][2] == "pruned at epoch 2 (3 epochs run)"
+    assert failed[1][2] == "NaN loss at epoch 1"
+
+    summary = dict(page.tables["kv"])
+    assert summary["study"] == "mixed"
+    assert summary["data"] == "digits"
+    assert summary["objective"] == "val_loss (minimize)"
+    assert summary["best trial"] == "trial 1: 0.3"
+    assert "4 complete" in summary["trials"] and "1 running" in summary["trials"]
+    for section in ("summary", "leaderboard", "learning-curves", "optimization-history"):
+        assert f'id="{section}"' in html
+    for setting in ("sampler", "pruner", "epochs", "patience", "seed"):
+        assert f"<th>{setting}</th>" in html
+
+
+def test_images_are_inline_png(mixed_html: str) -> None:
+    page = parse(mixed_html)
+    assert len(page.images) == 2
+    for src in page.images:
+        prefix = "data:image/png;base64,"
+        assert src.startswith(prefix)
+        png = base64.b64decode(src.removeprefix(prefix), validate=True)
+        assert png.startswith(PNG_SIGNATURE)
+        with Image.open(io.BytesIO(png)) as image:
+            image.verify()
+            assert image.format == "PNG"
+            assert 200 < image.size[0] < 1500
+
+
+def test_no_external_references(mixed_html: str) -> None:
+    html = mixed_html
+    page = parse(html)
+    assert all(link.startswith("data:") for link in page.links)
+    assert not re.search(r"""(src|href)\s*=\s*["']?\s*(https?:)?//""", html, re.IGNORECASE)
+    assert "http://" not in html and "https://" not in html
+    assert "<script" not in html.lower()
+    assert "<link" not in html.lower() and "@import" not in html
+
+
+def test_hostile_strings_are_escaped(make_study, kit) -> None:
+    hostile_dists = {
+        "units": kit.DISTRIBUTIONS["units"],
+        "activation": CategoricalDistribution([HOSTILE, "relu"]),
+    }
+    params = {"units": 32, "activation": HOSTILE}
+    good = kit.record(kit.curves([0.9, 0.5]), {"units": 32})
+    good = optuna.trial.create_trial(
+        state=TrialState.COMPLETE,
+        value=good.value,
+        params=params,
+        distributions=hostile_dists,
+        intermediate_values=good.intermediate_values,
+        user_attrs=good.user_attrs,
+    )
+    failed = kit.record(
+        kit.curves([1.0]), {"units": 8}, state=TrialState.FAIL, fail_reason=f"bad {HOSTILE}"
+    )
+    settings = kit.hp_settings(
+        data={**kit.hp_settings()["data"], "source": HOSTILE}, sampler=HOSTILE
+    )
+    url, name = make_study(HOSTILE, [good, failed], settings=settings)
+    html = reports.render_report(url, name)
+    assert HOSTILE not in html
+    assert "<script" not in html.lower()
+    # study name (title, h1, summary), data source, sampler, param value, fail reason
+    assert html.count(ESCAPED) >= 7
+    page = parse(html)
+    assert f"bad {HOSTILE}" in [r[2] for r in page.tables["data failures"][1:]]
+    assert f"activation={HOSTILE}" in page.tables["data board"][1][-1]
+
+
+def test_write_report(mixed_study: tuple[str, str], tmp_path: Path) -> None:
+    target = tmp_path / "out" / "nested" / "report.html"
+    written = reports.write_report(*mixed_study, target)
+    assert written == target
+    assert target.is_file()
+    text = target.read_text(encoding="utf-8")
+    assert text.startswith("<!doctype html>") and text.rstrip().endswith("</html>")
+    # replacing an existing report leaves no temporary file behind
+    reports.write_report(*mixed_study, str(target), top=1)
+    assert sorted(p.name for p in target.parent.iterdir()) == ["report.html"]
+    assert "Learning curves of the top 1" in target.read_text(encoding="utf-8")
+
+
+def test_write_report_missing_study_writes_nothing(
+    mixed_study: tuple[str, str], tmp_path: Path
+) -> None:
+    target = tmp_path / "r" / "report.html"
+    with pytest.raises(reports.StudyNotFoundError):
+        reports.write_report(mixed_study[0], "nope", target)
+    assert not target.exists()
+
+
+def test_study_without_complete_trial(make_study, kit) -> None:
+    trials = [
+        kit.record(kit.curves([1.0, 1.2]), kit.ADAM, state=TrialState.PRUNED),
+        kit.record(kit.curves([1.0]), kit.ADAM, state=TrialState.FAIL, fail_reason="OOM"),
+    ]
+    url, name = make_study("nothing", trials, settings=kit.hp_settings())
+    html = reports.render_report(url, name)
+    page = parse(html)
+    assert "no completed trial yet" in dict(page.tables["kv"])["best trial"]
+    assert "No completed trial yet: nothing to rank." in html
+    assert "data board" not in page.tables
+    assert page.images == []
+    assert len(page.tables["data failures"]) == 3
+
+    url, _ = make_study("empty", [])
+    assert "No completed trial yet" in reports.render_report(url, "empty")
+
+
+def test_plain_optuna_study_renders(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/plain.db"
+    study = optuna.create_study(
+        storage=url, study_name="plain", sampler=optuna.samplers.RandomSampler(seed=1)
+    )
+    study.optimize(lambda t: (t.suggest_float("x", -2, 2) - 1) ** 2, n_trials=4)
+    html = reports.render_report(url, "plain")
+    page = parse(html)
+    summary = dict(page.tables["kv"])
+    assert summary["engine"] == "optuna" and summary["data"] == "?"
+    assert summary["objective"] == "value (minimize)"
+    board = page.tables["data board"]
+    assert len(board) == 5
+    assert board[0][:3] == ["rank", "trial", "value"]
+    assert "val_loss" not in board[0]  # nothing recorded it
+    assert len(page.images) == 1  # no histories: the optimisation history only
+    assert "No completed trial with a per-epoch history." in html
+
+
+def test_multi_objective_study_is_refused(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/mo.db"
+    optuna.create_study(storage=url, study_name="mo", directions=["minimize", "maximize"])
+    with pytest.raises(reports.ReportError, match="2 objectives"):
+        reports.render_report(url, "mo")
+    [summary] = reports.list_studies(url)
+    assert summary.direction == "minimize, maximize"
+
+
+def test_top_must_be_positive(mixed_study: tuple[str, str]) -> None:
+    with pytest.raises(ValueError, match="`top` must be a positive int"):
+        reports.render_report(*mixed_study, top=0)
+
+
+def test_reports_never_imports_tensorflow(mixed_study: tuple[str, str], tmp_path: Path) -> None:
+    url, name = mixed_study
+    code = textwrap.dedent(
+        f"""
+        import sys
+        import reports
+        frame = reports.trials_frame({url!r}, {name!r})
+        assert len(frame) == 8
+        reports.list_studies({url!r})
+        reports.write_report({url!r}, {name!r}, {str(tmp_path / "r.html")!r})
+        bad = sorted(
+            m for m in sys.modules
+            if m == "tensorflow" or m.startswith(("tensorflow.", "keras", "optuna_integration"))
+        )
+        assert not bad, bad
+        print("ok")
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok"
+    assert (tmp_path / "r.html").is_file()
