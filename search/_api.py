@@ -1,0 +1,232 @@
+"""The public Python API: run and resume searches. The CLI is a thin layer over it."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import optuna
+
+from search._errors import ConfigError, DataError, StudyNotFound
+from search._progress import NullProgress, ProgressSink
+from search._settings import DataRef, StudySettings, infer_direction
+from search._storage import mask_url, opened_storage, resolve_url, study_names
+from search.engines import SearchResult, get_engine
+from spaces import Space, load_space
+
+
+def default_study_name(data: str, space: Space) -> str:
+    """A readable name from the data and the space, e.g. ``digits-mlp``."""
+    stem = Path(data).stem if data.lower().endswith((".csv", ".npz")) else data
+    return f"{stem}-{space.name}"
+
+
+def default_report_path(study: str) -> Path:
+    """Where ``run`` writes the report unless told: ``<study>-report.html`` here."""
+    return Path(f"{re.sub(r'[^A-Za-z0-9_.-]+', '_', study)}-report.html")
+
+
+def run(
+    data: str | None = None,
+    space: str | Space | None = None,
+    *,
+    trials: int | None = None,
+    study: str | None = None,
+    storage: str | None = None,
+    target: str | None = None,
+    task: str | None = None,
+    val_split: float | None = None,
+    test_split: float | None = None,
+    objective: str | None = None,
+    direction: str | None = None,
+    sampler: str | None = None,
+    pruner: str | None = None,
+    epochs: int | None = None,
+    patience: int | None = None,
+    seed: int | None = None,
+    max_failures: int | None = None,
+    timeout: float | None = None,
+    report: str | Path | None = None,
+    write_report: bool = True,
+    progress: ProgressSink | None = None,
+) -> SearchResult:
+    """Run a search until the study holds ``trials`` finished trials, then write the report.
+
+    A new study is created from ``data`` (a built-in name, a .csv or .npz path) and
+    ``space`` (a preset name, a YAML path or a Space). For an existing study the stored
+    settings are used; anything given again must agree with them (``trials`` may grow).
+    Arguments left as None take the stored value or the default. Returns how it ended.
+    """
+    url = resolve_url(storage)
+    space_obj = load_space(space) if isinstance(space, str) else space
+    if study is None:
+        if data is None:
+            raise ConfigError("--data is required to start a new study (or give --study).")
+        study = default_study_name(data, space_obj or load_space("mlp"))
+
+    given: dict[str, Any] = {
+        "objective": objective,
+        "direction": direction,
+        "sampler": sampler,
+        "pruner": pruner,
+        "epochs": epochs,
+        "patience": patience,
+        "seed": seed,
+        "max_failures": max_failures,
+    }
+    data_given = {
+        "source": data,
+        "target": target,
+        "task": task,
+        "val_split": val_split,
+        "test_split": test_split,
+    }
+    with opened_storage(url, for_writing=True) as store:
+        exists = study in study_names(store)
+        if exists:
+            settings = _stored_settings(store, study)
+            _check_agrees(settings, given, data_given, space_obj)
+            if trials is not None and trials != settings.trials:
+                settings = settings.replace(trials=trials)
+        else:
+            if data is None:
+                raise StudyNotFound(
+                    f"{mask_url(url)}: no study named {study!r}; give --data to create it."
+                )
+            chosen_objective = objective or "val_loss"
+            settings = StudySettings(
+                study=study,
+                data=DataRef(
+                    source=data,
+                    target=target,
+                    task=task,
+                    val_split=0.2 if val_split is None else val_split,
+                    test_split=0.0 if test_split is None else test_split,
+                ),
+                space=space_obj or load_space("mlp"),
+                trials=30 if trials is None else trials,
+                **{
+                    k: v
+                    for k, v in given.items()
+                    if v is not None and k not in ("objective", "direction")
+                },
+                objective=chosen_objective,
+                direction=direction or infer_direction(chosen_objective),  # type: ignore[arg-type]
+            )
+
+        from search._data import load_dataset
+
+        dataset = load_dataset(
+            settings.data.source,
+            target=settings.data.target,
+            task=settings.data.task,
+            val_split=settings.data.val_split,
+            test_split=settings.data.test_split,
+            seed=settings.seed,
+        )
+        settings.check_objective(dataset.task)
+        if exists:
+            stored_fp = store.get_study_user_attrs(store.get_study_id_from_name(study))["hpsearch"][
+                "data"
+            ].get("fingerprint")
+            if stored_fp and stored_fp != dataset.fingerprint:
+                raise DataError(
+                    f"{settings.data.source}: the data changed since study {study!r} was created "
+                    f"(fingerprint {dataset.fingerprint}, stored {stored_fp}); start a new study "
+                    "with --study NAME."
+                )
+        optuna_study = optuna.create_study(
+            storage=store, study_name=study, direction=settings.direction, load_if_exists=True
+        )
+        optuna_study.set_user_attr("hpsearch", settings.to_attrs(dataset.describe()))
+
+        engine = get_engine(settings.engine)
+        result = engine.optimize(
+            settings,
+            dataset,
+            store,
+            target=settings.trials,
+            timeout=timeout,
+            progress=progress or NullProgress(),
+        )
+        if write_report:
+            from reports import write_report as _write_report
+
+            path = Path(report) if report is not None else default_report_path(study)
+            written = _write_report(store, study, path)
+            result = SearchResult(**{**result.__dict__, "report": str(Path(written).resolve())})
+        return result
+
+
+def resume(
+    study: str,
+    *,
+    storage: str | None = None,
+    trials: int | None = None,
+    timeout: float | None = None,
+    report: str | Path | None = None,
+    write_report: bool = True,
+    progress: ProgressSink | None = None,
+) -> SearchResult:
+    """Continue a stored study with the settings it was created with."""
+    url = resolve_url(storage)
+    with opened_storage(url, for_writing=False) as store:
+        names = study_names(store)
+    if study not in names:
+        listing = ", ".join(sorted(names)) if names else "none"
+        raise StudyNotFound(f"{mask_url(url)}: no study named {study!r}; studies there: {listing}.")
+    return run(
+        study=study,
+        storage=url,
+        trials=trials,
+        timeout=timeout,
+        report=report,
+        write_report=write_report,
+        progress=progress,
+    )
+
+
+def load_settings(study: str, storage: str | None = None) -> StudySettings:
+    """The settings a stored study was created with."""
+    url = resolve_url(storage)
+    with opened_storage(url, for_writing=False) as store:
+        if study not in study_names(store):
+            raise StudyNotFound(f"{mask_url(url)}: no study named {study!r}.")
+        return _stored_settings(store, study)
+
+
+def _stored_settings(store: optuna.storages.BaseStorage, study: str) -> StudySettings:
+    attrs = store.get_study_user_attrs(store.get_study_id_from_name(study))
+    if "hpsearch" not in attrs:
+        raise ConfigError(
+            f"study {study!r} was not created by hpsearch (it has no stored settings); "
+            "give another --study name."
+        )
+    return StudySettings.from_attrs(study, attrs["hpsearch"])
+
+
+def _check_agrees(
+    settings: StudySettings,
+    given: dict[str, Any],
+    data_given: dict[str, Any],
+    space: Space | None,
+) -> None:
+    """Anything given again for an existing study must match what it was created with."""
+    clashes = [
+        f"--{key.replace('_', '-')} {value!r} (the study has {getattr(settings, key)!r})"
+        for key, value in given.items()
+        if value is not None and value != getattr(settings, key)
+    ]
+    for key, value in data_given.items():
+        stored = getattr(settings.data, key)
+        if value is not None and value != stored:
+            flag = "--data" if key == "source" else f"--{key.replace('_', '-')}"
+            clashes.append(f"{flag} {value!r} (the study has {stored!r})")
+    if space is not None and space.to_dict() != settings.space.to_dict():
+        clashes.append(f"--space {space.name!r} (the study has space {settings.space.name!r})")
+    if clashes:
+        raise ConfigError(
+            f"study {settings.study!r} exists with other settings: {'; '.join(clashes)}. "
+            "Continue it without those options, or start a new study with --study NAME."
+        )

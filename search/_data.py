@@ -1,0 +1,391 @@
+"""Data sets: the scikit-learn built-ins, CSV files and NPZ files, split and scaled.
+
+A data set is loaded once per process (``load_dataset`` caches by source, file state and
+split settings); every trial of a search trains on the same arrays.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, cast
+
+import numpy as np
+
+from search._errors import DataError
+from spaces import DataSpec
+
+Task = Literal["binary", "multiclass", "regression"]
+TASKS: tuple[Task, ...] = ("binary", "multiclass", "regression")
+BUILTIN_DATASETS: dict[str, str] = {
+    "digits": "load_digits",
+    "breast_cancer": "load_breast_cancer",
+    "wine": "load_wine",
+    "iris": "load_iris",
+    "diabetes": "load_diabetes",
+}
+# Integer-valued targets with at most this many distinct values are taken as classes.
+MAX_INFERRED_CLASSES = 50
+
+
+@dataclass(frozen=True, eq=False)
+class Dataset:
+    """Arrays ready to train on: features scaled on the training part only."""
+
+    source: str
+    kind: Literal["builtin", "csv", "npz"]
+    task: Task
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    x_test: np.ndarray | None = None
+    y_test: np.ndarray | None = None
+    classes: int | None = None
+    target: str | None = None
+    feature_names: tuple[str, ...] = ()
+    class_names: tuple[str, ...] = ()
+    val_split: float = 0.2
+    test_split: float = 0.0
+    fingerprint: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def spec(self) -> DataSpec:
+        """What the model builder needs: input shape, task and class count."""
+        return DataSpec(
+            input_shape=tuple(int(d) for d in self.x_train.shape[1:]),
+            task=self.task,
+            classes=self.classes,
+        )
+
+    def describe(self) -> dict[str, Any]:
+        """The JSON-safe description stored with a study."""
+        return {
+            "source": self.source,
+            "kind": self.kind,
+            "target": self.target,
+            "task": self.task,
+            "classes": self.classes,
+            "input_shape": list(self.spec.input_shape),
+            "val_split": self.val_split,
+            "test_split": self.test_split,
+            "n_train": len(self.x_train),
+            "n_val": len(self.x_val),
+            "n_test": 0 if self.x_test is None else len(self.x_test),
+            "fingerprint": self.fingerprint,
+            "feature_names": list(self.feature_names[:200]),
+        }
+
+
+def load_dataset(
+    source: str,
+    *,
+    target: str | None = None,
+    task: str | None = None,
+    val_split: float = 0.2,
+    test_split: float = 0.0,
+    seed: int = 0,
+) -> Dataset:
+    """Load, split and scale a data set.
+
+    ``source`` is a built-in name (digits, breast_cancer, wine, iris, diabetes), a ``.csv``
+    file (``target`` names the label column) or a ``.npz`` file with ``x_train``,
+    ``y_train`` and optionally ``x_val``/``y_val`` and ``x_test``/``y_test``. The task is
+    inferred from the target unless ``task`` is given. Results are cached per process.
+    """
+    if task is not None and task not in TASKS:
+        raise DataError(f"--task must be one of {', '.join(TASKS)}; got {task!r}.")
+    if not 0.0 < val_split < 1.0:
+        raise DataError(f"--val-split must be in (0, 1); got {val_split!r}.")
+    if not 0.0 <= test_split < 1.0 or val_split + test_split >= 1.0:
+        raise DataError(
+            f"--test-split must be in [0, 1) and leave data to train on "
+            f"(val_split + test_split < 1); got test_split={test_split!r}, "
+            f"val_split={val_split!r}."
+        )
+    state = _file_state(source)
+    return _load_cached(source, state, target, task, float(val_split), float(test_split), seed)
+
+
+def _file_state(source: str) -> tuple[float, int] | None:
+    """Modification time and size of a data file, so an edited file is loaded again."""
+    if source in BUILTIN_DATASETS:
+        return None
+    try:
+        st = os.stat(source)
+    except OSError:
+        return None
+    return (st.st_mtime, st.st_size)
+
+
+@functools.lru_cache(maxsize=8)
+def _load_cached(
+    source: str,
+    _state: tuple[float, int] | None,
+    target: str | None,
+    task: str | None,
+    val_split: float,
+    test_split: float,
+    seed: int,
+) -> Dataset:
+    if source in BUILTIN_DATASETS:
+        x, y, names = _load_builtin(source)
+        raw = _Raw(x=x, y=y, feature_names=names, kind="builtin", target="target")
+    else:
+        path = Path(source)
+        suffix = path.suffix.lower()
+        if suffix == ".csv":
+            raw = _load_csv(path, target)
+        elif suffix == ".npz":
+            raw = _load_npz(path)
+        elif not path.exists() and not suffix:
+            known = ", ".join(BUILTIN_DATASETS)
+            raise DataError(
+                f"--data: unknown data set {source!r}; expected one of {known}, "
+                "or a path to a .csv or .npz file."
+            )
+        else:
+            raise DataError(
+                f"{source}: expected a .csv or .npz file or a built-in data set "
+                f"({', '.join(BUILTIN_DATASETS)}); got a file ending in {suffix or '(nothing)'!r}."
+            )
+    return _prepare(source, raw, task, val_split, test_split, seed)
+
+
+@dataclass
+class _Raw:
+    x: np.ndarray
+    y: np.ndarray
+    feature_names: tuple[str, ...]
+    kind: Literal["builtin", "csv", "npz"]
+    target: str | None
+    x_val: np.ndarray | None = None
+    y_val: np.ndarray | None = None
+    x_test: np.ndarray | None = None
+    y_test: np.ndarray | None = None
+
+
+def _load_builtin(name: str) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+    from sklearn import datasets
+
+    loader: Callable[..., Any] = getattr(datasets, BUILTIN_DATASETS[name])
+    bunch = loader()
+    names = tuple(str(n) for n in getattr(bunch, "feature_names", ()))
+    return np.asarray(bunch.data), np.asarray(bunch.target), names
+
+
+def _load_csv(path: Path, target: str | None) -> _Raw:
+    import pandas as pd
+
+    if not path.is_file():
+        raise DataError(f"{path}: no such file.")
+    try:
+        frame = pd.read_csv(path)
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{path}: the file is empty.") from None
+    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path}: not a readable CSV file ({exc}).") from None
+    columns = [str(c) for c in frame.columns]
+    if target is None:
+        raise DataError(
+            f"{path}: --target is required for CSV data; columns are: {', '.join(columns)}."
+        )
+    if target not in frame.columns:
+        raise DataError(
+            f"{path}: no column {target!r} for --target; columns are: {', '.join(columns)}."
+        )
+    if len(frame) == 0:
+        raise DataError(f"{path}: the file has a header but no rows.")
+    y_series = frame[target]
+    missing = y_series.isna()
+    if missing.any():
+        first = int(np.flatnonzero(missing.to_numpy())[0])
+        raise DataError(
+            f"{path}: target column {target!r} has {int(missing.sum())} missing value(s) "
+            f"(NaN), the first in data row {first + 1}; drop or fill those rows."
+        )
+    features = frame.drop(columns=[target])
+    if features.shape[1] == 0:
+        raise DataError(f"{path}: no feature columns besides the target {target!r}.")
+    bad = [str(c) for c in features.columns if features[c].isna().any()]
+    if bad:
+        raise DataError(
+            f"{path}: feature column(s) {', '.join(map(repr, bad))} have missing values "
+            "(NaN); fill or drop them first."
+        )
+    encoded = pd.get_dummies(features, dtype=float)
+    x = encoded.to_numpy(dtype=np.float64)
+    y = y_series.to_numpy()
+    return _Raw(
+        x=x,
+        y=y,
+        feature_names=tuple(str(c) for c in encoded.columns),
+        kind="csv",
+        target=target,
+    )
+
+
+def _load_npz(path: Path) -> _Raw:
+    if not path.is_file():
+        raise DataError(f"{path}: no such file.")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {k: np.asarray(npz[k]) for k in npz.files}
+    except (ValueError, OSError) as exc:
+        raise DataError(f"{path}: not a readable .npz file ({exc}).") from None
+    for key in ("x_train", "y_train"):
+        if key not in arrays:
+            raise DataError(
+                f"{path}: key {key!r} is missing; found {', '.join(sorted(arrays)) or 'nothing'}."
+            )
+    for a, b in (("x_val", "y_val"), ("x_test", "y_test")):
+        if (a in arrays) != (b in arrays):
+            have, lack = (a, b) if a in arrays else (b, a)
+            raise DataError(f"{path}: key {have!r} is present but {lack!r} is missing.")
+    for xk, yk in (("x_train", "y_train"), ("x_val", "y_val"), ("x_test", "y_test")):
+        if xk in arrays and len(arrays[xk]) != len(arrays[yk]):
+            raise DataError(
+                f"{path}: {xk!r} has {len(arrays[xk])} rows but {yk!r} has {len(arrays[yk])}."
+            )
+    if arrays["x_train"].ndim < 2:
+        raise DataError(
+            f"{path}: 'x_train' must have a sample axis and feature axes; "
+            f"got shape {arrays['x_train'].shape}."
+        )
+    n_features = int(np.prod(arrays["x_train"].shape[1:]))
+    return _Raw(
+        x=arrays["x_train"],
+        y=arrays["y_train"],
+        feature_names=tuple(f"x{i}" for i in range(min(n_features, 200))),
+        kind="npz",
+        target="y_train",
+        x_val=arrays.get("x_val"),
+        y_val=arrays.get("y_val"),
+        x_test=arrays.get("x_test"),
+        y_test=arrays.get("y_test"),
+    )
+
+
+def infer_task(y: np.ndarray) -> Task:
+    """binary for two distinct values, multiclass for a few integer or text labels,
+    regression otherwise."""
+    values = np.unique(y)
+    if len(values) == 2:
+        return "binary"
+    if y.dtype.kind in "OUSb":
+        return "multiclass"
+    integer_valued = y.dtype.kind in "iu" or bool(np.all(np.mod(values, 1) == 0))
+    if integer_valued and 2 < len(values) <= MAX_INFERRED_CLASSES:
+        return "multiclass"
+    return "regression"
+
+
+def _prepare(
+    source: str, raw: _Raw, task: str | None, val_split: float, test_split: float, seed: int
+) -> Dataset:
+    from sklearn.preprocessing import StandardScaler
+
+    if len(raw.x) < 4:
+        raise DataError(f"{source}: only {len(raw.x)} rows; too few to split and train.")
+    y_all = raw.y if raw.y_val is None else np.concatenate([raw.y, raw.y_val])
+    if raw.y.dtype.kind not in "OUSb" and not np.all(np.isfinite(y_all.astype(float))):
+        raise DataError(f"{source}: the target has NaN or infinite values.")
+    chosen = cast(Task, task) if task else infer_task(y_all)
+    class_names: tuple[str, ...] = ()
+    classes: int | None = None
+    encode: Callable[[np.ndarray], np.ndarray]
+    if chosen == "regression":
+        if raw.y.dtype.kind in "OUS":
+            raise DataError(f"{source}: --task regression needs a numeric target.")
+
+        def encode(v: np.ndarray) -> np.ndarray:
+            return v.astype(np.float32)
+    else:
+        labels = np.unique(y_all)
+        if chosen == "binary" and len(labels) != 2:
+            raise DataError(
+                f"{source}: --task binary needs exactly 2 classes in the target; "
+                f"found {len(labels)}."
+            )
+        if len(labels) < 2:
+            raise DataError(f"{source}: the target has a single class; nothing to learn.")
+        classes = len(labels) if chosen == "multiclass" else None
+        class_names = tuple(str(v) for v in labels)
+
+        def encode(v: np.ndarray) -> np.ndarray:
+            return np.searchsorted(labels, v).astype(np.float32 if chosen == "binary" else np.int64)
+
+    x = raw.x.astype(np.float64)
+    y = encode(raw.y)
+    stratify = chosen != "regression"
+    x_test = y_test = None
+    if raw.x_test is not None and raw.y_test is not None:
+        x_test, y_test = raw.x_test.astype(np.float64), encode(raw.y_test)
+    elif test_split > 0:
+        x, x_test, y, y_test = _split(x, y, test_split, seed, stratify, source)
+    if raw.x_val is not None and raw.y_val is not None:
+        x_train, y_train = x, y
+        x_val, y_val = raw.x_val.astype(np.float64), encode(raw.y_val)
+    else:
+        x_train, x_val, y_train, y_val = _split(x, y, val_split, seed, stratify, source)
+
+    shape = x_train.shape[1:]
+    scaler = StandardScaler().fit(x_train.reshape(len(x_train), -1))
+
+    def scale(a: np.ndarray) -> np.ndarray:
+        return scaler.transform(a.reshape(len(a), -1)).reshape((len(a), *shape)).astype(np.float32)
+
+    fingerprint = _fingerprint(raw, chosen, val_split, test_split, seed)
+    return Dataset(
+        source=source,
+        kind=raw.kind,
+        task=chosen,
+        x_train=scale(x_train),
+        y_train=y_train,
+        x_val=scale(x_val),
+        y_val=y_val,
+        x_test=None if x_test is None else scale(x_test),
+        y_test=y_test,
+        classes=classes,
+        target=raw.target,
+        feature_names=raw.feature_names,
+        class_names=class_names,
+        val_split=val_split,
+        test_split=test_split,
+        fingerprint=fingerprint,
+    )
+
+
+def _split(
+    x: np.ndarray, y: np.ndarray, fraction: float, seed: int, stratify: bool, source: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    from sklearn.model_selection import train_test_split
+
+    if round(len(x) * fraction) < 1:
+        raise DataError(f"{source}: {len(x)} rows are too few for a split of {fraction}.")
+    try:
+        parts = train_test_split(
+            x, y, test_size=fraction, random_state=seed, stratify=y if stratify else None
+        )
+    except ValueError:
+        # A class too rare to appear on both sides: fall back to a plain shuffled split.
+        parts = train_test_split(x, y, test_size=fraction, random_state=seed)
+    return parts[0], parts[1], parts[2], parts[3]
+
+
+def _fingerprint(raw: _Raw, task: str, val_split: float, test_split: float, seed: int) -> str:
+    digest = hashlib.sha256()
+    for part in (raw.x, raw.y, raw.x_val, raw.y_val, raw.x_test, raw.y_test):
+        if part is None:
+            digest.update(b"-")
+            continue
+        arr = np.ascontiguousarray(part)
+        digest.update(str((arr.dtype.str, arr.shape)).encode())
+        digest.update(arr.tobytes() if arr.dtype.kind != "O" else repr(arr.tolist()).encode())
+    digest.update(f"{task}|{val_split}|{test_split}|{seed}".encode())
+    return digest.hexdigest()[:16]

@@ -1,0 +1,377 @@
+"""The ``hpsearch`` command. One function per command; data on stdout, progress on stderr.
+
+Only ``run``, ``resume`` and ``describe`` import TensorFlow (when they train or build);
+``--help``, ``studies``, ``trials``, ``report`` and ``spaces`` never do.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar, cast
+
+import click
+
+from search._errors import HpsearchError
+from search._settings import PRUNERS, SAMPLERS
+from search._storage import DEFAULT_STORAGE, STORAGE_ENV
+
+F = TypeVar("F", bound=Callable[..., Any])
+FORMATS = click.Choice(["table", "csv", "json"])
+
+
+def _handle_errors(func: F) -> F:
+    """Turn hpsearch's errors into a one-line message on stderr and a non-zero exit."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from reports import ReportError
+        from spaces import SpaceError
+
+        try:
+            return func(*args, **kwargs)
+        except HpsearchError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(exc.exit_code)
+        except SpaceError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(2)
+        except ReportError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(1)
+        except KeyboardInterrupt:
+            click.echo(
+                "interrupted: finished trials are stored; continue with `hpsearch resume NAME`.",
+                err=True,
+            )
+            sys.exit(130)
+
+    return cast(F, wrapper)
+
+
+def _storage_option(func: F) -> F:
+    return click.option(
+        "--storage",
+        envvar=STORAGE_ENV,
+        default=None,
+        show_envvar=True,
+        help=f"Database URL [default: {DEFAULT_STORAGE}].",
+    )(func)
+
+
+def _quiet_logs() -> None:
+    """Keep third-party chatter off the terminal: our progress says what happens."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="hpsearch")
+def main() -> None:
+    """Hyperparameter search for Keras models: Optuna trials with early stopping and
+    pruning, every epoch in a database, resumable studies, ranked HTML reports."""
+
+
+@main.command()
+@click.option("--data", help="digits, breast_cancer, wine, iris, diabetes, or a .csv/.npz file.")
+@click.option("--space", default=None, help="Preset name (see `hpsearch spaces`) or YAML file.")
+@click.option(
+    "--trials", type=click.IntRange(min=1), default=None, help="Finished trials to reach [30]."
+)
+@click.option("--study", default=None, help="Study name [default: DATA-SPACE].")
+@_storage_option
+@click.option("--sampler", type=click.Choice(SAMPLERS), default=None, help="[default: tpe]")
+@click.option("--pruner", type=click.Choice(PRUNERS), default=None, help="[default: median]")
+@click.option(
+    "--epochs", type=click.IntRange(min=1), default=None, help="Max epochs per trial [50]."
+)
+@click.option(
+    "--patience", type=click.IntRange(min=0), default=None, help="Early stopping patience [5]."
+)
+@click.option("--objective", default=None, help="Validation metric to optimise [val_loss].")
+@click.option(
+    "--direction",
+    type=click.Choice(["minimize", "maximize"]),
+    default=None,
+    help="[default: from the objective: minimize losses and errors, maximize others]",
+)
+@click.option("--seed", type=int, default=None, help="[default: 0]")
+@click.option("--timeout", type=click.FloatRange(min=0), default=None, help="Stop after SECONDS.")
+@click.option(
+    "--report",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Report path [STUDY-report.html].",
+)
+@click.option("--target", default=None, help="Label column of a CSV file.")
+@click.option("--task", type=click.Choice(["binary", "multiclass", "regression"]), default=None)
+@click.option(
+    "--val-split",
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    default=None,
+    help="[0.2]",
+)
+@click.option(
+    "--test-split", type=click.FloatRange(0, 1, max_open=True), default=None, help="[0.0]"
+)
+@click.option(
+    "--max-failures",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Failed trials in a row that stop the search [5].",
+)
+@click.option("--quiet", "-q", is_flag=True, help="No progress output.")
+@_handle_errors
+def run(quiet: bool, report: str | None, **options: Any) -> None:
+    """Run a search (or continue the study of the same name) and write its report.
+
+    Prints the report's path on stdout.
+    """
+    _quiet_logs()
+    import search
+
+    result = search.run(report=report, progress=_progress(quiet), **options)
+    _finish(result, quiet)
+
+
+@main.command()
+@click.argument("study")
+@_storage_option
+@click.option(
+    "--trials", type=click.IntRange(min=1), default=None, help="New target of finished trials."
+)
+@click.option("--timeout", type=click.FloatRange(min=0), default=None, help="Stop after SECONDS.")
+@click.option("--report", type=click.Path(dir_okay=False), default=None, help="Report path.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress output.")
+@_handle_errors
+def resume(
+    study: str,
+    storage: str | None,
+    trials: int | None,
+    timeout: float | None,
+    report: str | None,
+    quiet: bool,
+) -> None:
+    """Continue STUDY with the settings stored in it."""
+    _quiet_logs()
+    import search
+
+    result = search.resume(
+        study,
+        storage=storage,
+        trials=trials,
+        timeout=timeout,
+        report=report,
+        progress=_progress(quiet),
+    )
+    _finish(result, quiet)
+
+
+def _progress(quiet: bool) -> Any:
+    from search._progress import NullProgress, RichProgress
+
+    return NullProgress() if quiet else RichProgress()
+
+
+def _finish(result: Any, quiet: bool) -> None:
+    if not quiet:
+        best = "-" if result.best_value is None else f"{result.best_value:.4g}"
+        how = {"target": "reached its target", "timeout": "stopped at the timeout"}.get(
+            result.stopped, "had already reached its target"
+        )
+        click.echo(
+            f"study {result.study} {how}: {result.finished}/{result.target} finished, "
+            f"best trial {result.best_number} ({best}); report: {result.report}",
+            err=True,
+        )
+    if result.report:
+        click.echo(result.report)
+
+
+@main.command()
+@_storage_option
+@click.option("--format", "fmt", type=FORMATS, default="table", show_default=True)
+@_handle_errors
+def studies(storage: str | None, fmt: str) -> None:
+    """List the studies in a storage."""
+    import pandas as pd
+
+    from reports import list_studies
+    from search._storage import opened_storage
+
+    rows = []
+    with opened_storage(storage, for_writing=False) as store:
+        summaries = list_studies(store)
+    for s in summaries:
+        rows.append(
+            {
+                "study": s.name,
+                "engine": s.engine,
+                "data": s.data,
+                "task": s.task,
+                "trials": s.n_trials,
+                **{state.lower(): n for state, n in sorted(s.counts.items())},
+                "best": s.best_value,
+                "last_activity": s.last_activity,
+            }
+        )
+    frame = pd.DataFrame(rows)
+    _emit(frame, fmt, empty="no studies")
+
+
+@main.command()
+@click.argument("study")
+@_storage_option
+@click.option("--format", "fmt", type=FORMATS, default="table", show_default=True)
+@click.option("--top", type=click.IntRange(min=1), default=None, help="Only the best K trials.")
+@click.option(
+    "--all", "all_trials", is_flag=True, help="Also list pruned, failed and running trials."
+)
+@_handle_errors
+def trials(study: str, storage: str | None, fmt: str, top: int | None, all_trials: bool) -> None:
+    """Print STUDY's trials ranked by the objective (validation loss by default)."""
+    from reports import leaderboard, trials_frame
+    from search._storage import opened_storage
+
+    with opened_storage(storage, for_writing=False) as store:
+        frame = trials_frame(store, study)
+    if all_trials:
+        table = frame if top is None else frame.head(top)
+    else:
+        # Every leaderboard row is COMPLETE: drop what is the same on each, lead with rank.
+        table = leaderboard(frame, top=top).drop(
+            columns=["state", "pruned", "fail_reason", "retry_of"], errors="ignore"
+        )
+        if frame.attrs.get("objective", "val_loss") == "val_loss":
+            table = table.drop(columns=["value"], errors="ignore")
+        table = table[["rank", *[c for c in table.columns if c != "rank"]]]
+    table = table.drop(columns=["datetime_start", "datetime_complete"], errors="ignore")
+    _emit(table, fmt, empty=f"study {study!r} has no finished trials yet")
+
+
+@main.command()
+@click.argument("study")
+@_storage_option
+@click.option(
+    "-o", "--output", type=click.Path(dir_okay=False), default=None, help="[STUDY-report.html]"
+)
+@_handle_errors
+def report(study: str, storage: str | None, output: str | None) -> None:
+    """Write STUDY's HTML report (also while a search is running elsewhere)."""
+    from reports import write_report
+    from search._api import default_report_path
+    from search._storage import opened_storage
+
+    with opened_storage(storage, for_writing=False) as store:
+        path = write_report(store, study, Path(output) if output else default_report_path(study))
+    click.echo(str(Path(path).resolve()))
+
+
+def _emit(frame: Any, fmt: str, *, empty: str) -> None:
+    if fmt == "csv":
+        click.echo(frame.to_csv(index=False), nl=False)
+    elif fmt == "json":
+        click.echo(frame.to_json(orient="records", date_format="iso", indent=2))
+    elif frame.empty:
+        click.echo(empty, err=True)
+    else:
+        click.echo(frame.to_string(index=False, na_rep="-", float_format=lambda v: f"{v:.4g}"))
+
+
+@main.group(invoke_without_command=True)
+@click.pass_context
+def spaces(ctx: click.Context) -> None:
+    """List the built-in search spaces (or show / validate one)."""
+    if ctx.invoked_subcommand is None:
+        from spaces import list_presets, load_space
+
+        for name in list_presets():
+            space = load_space(name)
+            click.echo(f"{name}\t{len(space.params)} params\t{space.description}")
+
+
+@spaces.command("show")
+@click.argument("name")
+@_handle_errors
+def spaces_show(name: str) -> None:
+    """Print a built-in space (or a space file) as YAML."""
+    from spaces import list_presets, preset_text, space_to_yaml
+    from spaces import load_space as _load
+
+    if name in list_presets():
+        click.echo(preset_text(name), nl=False)
+    else:
+        click.echo(space_to_yaml(_load(name)), nl=False)
+
+
+@spaces.command("validate")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@_handle_errors
+def spaces_validate(file: str) -> None:
+    """Check a space file; exits 2 naming the problem if it is invalid."""
+    from spaces import load_space as _load
+
+    space = _load(file)
+    click.echo(f"{file}: valid space {space.name!r} with {len(space.params)} parameters")
+
+
+@main.command()
+@click.option(
+    "--input-dim", type=click.IntRange(min=1), default=None, help="Number of input features."
+)
+@click.option(
+    "--input-shape", default=None, help="Input shape, e.g. 28,28 (instead of --input-dim)."
+)
+@click.option("--task", type=click.Choice(["binary", "multiclass", "regression"]), required=True)
+@click.option("--classes", type=click.IntRange(min=2), default=None, help="Classes (multiclass).")
+@click.option(
+    "--params", "params_json", default="{}", help='JSON, e.g. \'{"units": 128, "depth": 2}\'.'
+)
+@_handle_errors
+def describe(
+    input_dim: int | None,
+    input_shape: str | None,
+    task: str,
+    classes: int | None,
+    params_json: str,
+) -> None:
+    """Build the model the builder would build and print its Keras summary."""
+    from search._errors import ConfigError
+
+    try:
+        params = json.loads(params_json)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"--params: not valid JSON ({exc}); got {params_json!r}.") from None
+    if not isinstance(params, dict):
+        raise ConfigError(f"--params: expected a JSON object; got {params_json!r}.")
+    if (input_dim is None) == (input_shape is None):
+        raise ConfigError("describe needs exactly one of --input-dim and --input-shape.")
+    if input_shape is not None:
+        try:
+            shape = tuple(int(p) for p in input_shape.replace("x", ",").split(",") if p.strip())
+        except ValueError:
+            raise ConfigError(
+                f"--input-shape: expected integers like 28,28; got {input_shape!r}."
+            ) from None
+    else:
+        shape = (cast(int, input_dim),)
+    if task == "multiclass" and classes is None:
+        raise ConfigError("--task multiclass needs --classes K.")
+    _quiet_logs()
+    from search._keras import import_keras
+    from spaces import DataSpec, build_model, model_summary, resolve_params
+
+    import_keras()
+
+    try:
+        resolved = resolve_params(params)
+        spec = DataSpec(input_shape=shape, task=task, classes=classes)  # type: ignore[arg-type]
+    except ValueError as exc:
+        raise ConfigError(f"--params: {exc}") from None
+    model = build_model(resolved, spec)
+    click.echo(f"params: {json.dumps(resolved, sort_keys=True)}")
+    click.echo(model_summary(model))

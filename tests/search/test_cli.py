@@ -1,0 +1,276 @@
+"""The real ``hpsearch`` command in a subprocess, on real SQLite files."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pandas as pd
+import pytest
+import yaml
+from optuna.trial import TrialState
+
+from search._storage import opened_storage
+from spaces import load_space
+
+pytestmark = pytest.mark.slow
+HPSEARCH = str(Path(sys.executable).with_name("hpsearch"))
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "HPSEARCH_STORAGE"}
+    env.update({"TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONWARNINGS": "ignore", **extra})
+    return env
+
+
+def hp(
+    *args: str, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [HPSEARCH, *args],
+        cwd=cwd,
+        env=env or _env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def _trials(db: Path, study: str) -> list[optuna.trial.FrozenTrial]:
+    with opened_storage(f"sqlite:///{db}", for_writing=False) as storage:
+        return optuna.load_study(study_name=study, storage=storage).get_trials()
+
+
+@pytest.fixture(scope="module")
+def searched(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """One real search through the CLI (then continued), shared by the read-only tests."""
+    cwd = tmp_path_factory.mktemp("cli")
+    first = hp(
+        "run", "--data", "iris", "--space", "small", "--trials", "3", "--epochs", "4",
+        "--pruner", "none", cwd=cwd,
+    )  # fmt: skip
+    assert first.returncode == 0, first.stderr
+    more = hp("run", "--data", "iris", "--space", "small", "--trials", "4", "--epochs", "4",
+              "--quiet", cwd=cwd)  # fmt: skip
+    return {"cwd": cwd, "db": cwd / "hpsearch.db", "first": first, "more": more}
+
+
+def test_run_writes_the_default_database_and_prints_only_the_report_path(
+    searched: dict[str, Any],
+) -> None:
+    first = searched["first"]
+    lines = first.stdout.strip().splitlines()
+    assert len(lines) == 1, first.stdout
+    report = Path(lines[0])
+    assert report == searched["cwd"] / "iris-small-report.html"
+    assert report.is_file() and "iris-small" in report.read_text()
+    assert searched["db"].is_file()
+    # Progress goes to stderr: a line per trial with the best value so far.
+    assert "trial 0 val_loss" in first.stderr and "3/3 done" in first.stderr
+
+
+def test_running_again_with_more_trials_continues_the_same_study(
+    searched: dict[str, Any],
+) -> None:
+    more = searched["more"]
+    assert more.returncode == 0, more.stderr
+    assert more.stderr == ""  # --quiet
+    trials = _trials(searched["db"], "iris-small")
+    assert [t.number for t in trials] == [0, 1, 2, 3]
+    assert all(t.state == TrialState.COMPLETE for t in trials)
+    with opened_storage(f"sqlite:///{searched['db']}", for_writing=False) as storage:
+        assert [s.study_name for s in storage.get_all_studies()] == ["iris-small"]
+
+
+def test_trials_are_ranked_by_validation_loss_in_every_format(searched: dict[str, Any]) -> None:
+    cwd = searched["cwd"]
+    as_json = hp("trials", "iris-small", "--format", "json", cwd=cwd)
+    assert as_json.returncode == 0, as_json.stderr
+    rows = json.loads(as_json.stdout)
+    assert [r["rank"] for r in rows] == [1, 2, 3, 4]
+    losses = [r["val_loss"] for r in rows]
+    assert losses == sorted(losses)
+    assert {"number", "param_units", "param_learning_rate", "best_epoch", "epochs_run"} <= set(
+        rows[0]
+    )
+    as_csv = hp("trials", "iris-small", "--format", "csv", "--top", "2", cwd=cwd)
+    frame = pd.read_csv(io.StringIO(as_csv.stdout))
+    assert frame["number"].tolist() == [r["number"] for r in rows[:2]]
+    table = hp("trials", "iris-small", cwd=cwd)
+    assert table.stdout.splitlines()[0].split()[:2] == ["rank", "number"]
+
+
+def test_studies_lists_engine_data_and_counts(searched: dict[str, Any]) -> None:
+    out = hp("studies", "--format", "json", cwd=searched["cwd"])
+    assert out.returncode == 0, out.stderr
+    (row,) = json.loads(out.stdout)
+    assert row["study"] == "iris-small" and row["engine"] == "optuna" and row["data"] == "iris"
+    assert row["complete"] == 4 and row["trials"] == 4
+    assert row["best"] == pytest.approx(min(t.value for t in _trials(searched["db"], "iris-small")))
+
+
+def test_report_command_writes_where_told(searched: dict[str, Any]) -> None:
+    out = hp("report", "iris-small", "-o", "out/r.html", cwd=searched["cwd"])
+    assert out.returncode == 0, out.stderr
+    path = Path(out.stdout.strip())
+    assert path == searched["cwd"] / "out" / "r.html"
+    assert "<html" in path.read_text().lower()
+
+
+def test_storage_from_the_environment(searched: dict[str, Any], tmp_path: Path) -> None:
+    env = _env(HPSEARCH_STORAGE=f"sqlite:///{searched['db']}")
+    out = hp("trials", "iris-small", "--format", "csv", cwd=tmp_path, env=env)
+    assert out.returncode == 0, out.stderr
+    assert len(pd.read_csv(io.StringIO(out.stdout))) == 4
+
+
+def test_commands_that_read_never_import_tensorflow(
+    searched: dict[str, Any], tmp_path: Path
+) -> None:
+    blocker = tmp_path / "blocker"
+    for name in ("tensorflow", "keras"):
+        (blocker / name).mkdir(parents=True)
+        (blocker / name / "__init__.py").write_text(
+            f"raise ImportError('{name} was imported by a command that must not need it')\n"
+        )
+    space_file = tmp_path / "mine.yaml"
+    space_file.write_text("name: mine\nparams:\n  units: {type: int, low: 8, high: 32}\n")
+    env = _env(PYTHONPATH=str(blocker))
+    db = f"sqlite:///{searched['db']}"
+    commands = [
+        ["--help"],
+        ["run", "--help"],
+        ["resume", "--help"],
+        ["describe", "--help"],
+        ["studies", "--storage", db],
+        ["trials", "iris-small", "--storage", db],
+        ["report", "iris-small", "--storage", db, "-o", str(tmp_path / "r.html")],
+        ["spaces"],
+        ["spaces", "show", "mlp"],
+        ["spaces", "validate", str(space_file)],
+    ]
+    for args in commands:
+        out = hp(*args, cwd=tmp_path, env=env)
+        assert out.returncode == 0, (args, out.stderr)
+        assert "was imported" not in out.stderr
+    # The blocker works: a command that builds a model does import it and fails.
+    built = hp("describe", "--input-dim", "3", "--task", "binary", cwd=tmp_path, env=env)
+    assert built.returncode != 0 and "was imported" in built.stderr
+
+
+def test_spaces_list_show_and_validate(tmp_path: Path) -> None:
+    listing = hp("spaces", cwd=tmp_path)
+    names = [line.split("\t")[0] for line in listing.stdout.splitlines()]
+    assert {"mlp", "small"} <= set(names)
+    shown = hp("spaces", "show", "mlp", cwd=tmp_path)
+    assert yaml.safe_load(shown.stdout)["name"] == "mlp"
+    assert load_space("mlp").names == tuple(yaml.safe_load(shown.stdout)["params"])
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: bad\nparams:\n  dropout: {type: float, low: 0.5, high: 0.1}\n")
+    out = hp("spaces", "validate", str(bad), cwd=tmp_path)
+    assert out.returncode == 2
+    assert str(bad) in out.stderr and "dropout" in out.stderr and "low" in out.stderr
+
+
+def test_bad_input_exits_non_zero_naming_it_and_keeps_what_is_stored(
+    searched: dict[str, Any], tmp_path: Path
+) -> None:
+    db = searched["db"]
+    before = [(t.number, t.value) for t in _trials(db, "iris-small")]
+    storage = f"sqlite:///{db}"
+    bad = tmp_path / "typo.yaml"
+    bad.write_text("name: typo\nparams:\n  units: {type: int, lowe: 8, high: 32}\n")
+    out = hp("run", "--data", "iris", "--space", str(bad), "--storage", storage, cwd=tmp_path)
+    assert out.returncode == 2
+    assert str(bad) in out.stderr and "lowe" in out.stderr
+    clash = hp("run", "--data", "iris", "--space", "small", "--sampler", "random",
+               "--storage", storage, cwd=tmp_path)  # fmt: skip
+    assert clash.returncode == 2
+    assert "--sampler 'random' (the study has 'tpe')" in clash.stderr
+    missing = hp("trials", "nope", "--storage", storage, cwd=tmp_path)
+    assert missing.returncode == 1 and "nope" in missing.stderr and "iris-small" in missing.stderr
+    csv = tmp_path / "d.csv"
+    csv.write_text("a,b\n1,2\n")
+    no_col = hp("run", "--data", str(csv), "--target", "y", "--storage", storage, cwd=tmp_path)
+    assert no_col.returncode == 2 and str(csv) in no_col.stderr and "'y'" in no_col.stderr
+    secret = hp("studies", "--storage", "postgresql://bob:hunter2@127.0.0.1:1/x", cwd=tmp_path)
+    assert secret.returncode == 1 and "hunter2" not in secret.stderr + secret.stdout
+    usage = hp("run", "--trials", "zero", cwd=tmp_path)
+    assert usage.returncode == 2 and "--trials" in usage.stderr
+    assert [(t.number, t.value) for t in _trials(db, "iris-small")] == before
+
+
+def test_describe_builds_the_classic_architectures(tmp_path: Path) -> None:
+    imdb = hp("describe", "--input-dim", "10000", "--task", "binary",
+              "--params", '{"units": 16, "depth": 2}', cwd=tmp_path)  # fmt: skip
+    assert imdb.returncode == 0, imdb.stderr
+    assert "160,305" in imdb.stdout  # Chollet's IMDB network
+    assert "Trainable params" in imdb.stdout and "Non-trainable params" in imdb.stdout
+    fashion = hp("describe", "--input-shape", "28,28", "--task", "multiclass", "--classes",
+                 "10", "--params", '{"units": [300, 100]}', cwd=tmp_path)  # fmt: skip
+    assert fashion.returncode == 0, fashion.stderr
+    assert "266,610" in fashion.stdout  # Géron's Fashion-MNIST MLP
+    bad = hp("describe", "--input-dim", "4", "--task", "binary", "--params", "{units: 3}",
+             cwd=tmp_path)  # fmt: skip
+    assert bad.returncode == 2 and "--params" in bad.stderr
+
+
+def test_a_search_killed_mid_trial_resumes_and_reaches_its_target(tmp_path: Path) -> None:
+    db = tmp_path / "hpsearch.db"
+    args = ["run", "--data", "digits", "--space", "small", "--study", "k9", "--trials", "4",
+            "--epochs", "60", "--patience", "60", "--pruner", "none", "--quiet"]  # fmt: skip
+    proc = subprocess.Popen(
+        [HPSEARCH, *args], cwd=tmp_path, env=_env(), stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    victim = None
+    deadline = time.monotonic() + 240
+    try:
+        while time.monotonic() < deadline and victim is None:
+            time.sleep(0.5)
+            if not db.exists():
+                continue
+            try:
+                trials = _trials(db, "k9")
+            except Exception:  # the study is still being created
+                continue
+            done = [t for t in trials if t.state == TrialState.COMPLETE]
+            running = [
+                t
+                for t in trials
+                if t.state == TrialState.RUNNING and t.user_attrs.get("epochs_run", 0) >= 2
+            ]
+            if done and running:
+                victim = running[0]
+    finally:
+        proc.kill()  # SIGKILL: no cleanup of any kind
+        proc.wait()
+    assert victim is not None, "the search did not reach a second trial in time"
+    assert proc.returncode == -signal.SIGKILL
+    before = {t.number: t.value for t in _trials(db, "k9") if t.state == TrialState.COMPLETE}
+
+    out = hp("resume", "k9", "--quiet", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    trials = _trials(db, "k9")
+    killed = trials[victim.number]
+    assert killed.state == TrialState.FAIL
+    assert "died" in killed.user_attrs["fail_reason"]
+    retries = [t for t in trials if t.system_attrs.get("failed_trial") == victim.number]
+    assert len(retries) == 1
+    assert retries[0].state == TrialState.COMPLETE
+    assert retries[0].params == victim.params
+    for number, value in before.items():
+        assert trials[number].value == value  # kept, not repeated
+    finished = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+    assert len(finished) == 4
+    assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
+    assert Path(out.stdout.strip()).is_file()

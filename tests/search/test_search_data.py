@@ -1,0 +1,172 @@
+"""Data sets: built-ins, CSV, NPZ; task inference, seeded stratified splits, scaling."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from search import DataError, load_dataset
+from search._data import infer_task
+
+
+@pytest.mark.parametrize(
+    ("name", "task", "classes", "features"),
+    [
+        ("digits", "multiclass", 10, 64),
+        ("breast_cancer", "binary", None, 30),
+        ("wine", "multiclass", 3, 13),
+        ("iris", "multiclass", 3, 4),
+        ("diabetes", "regression", None, 10),
+    ],
+)
+def test_builtin_datasets_load_with_inferred_task(
+    name: str, task: str, classes: int | None, features: int
+) -> None:
+    ds = load_dataset(name)
+    assert ds.task == task
+    assert ds.classes == classes
+    assert ds.spec.input_shape == (features,)
+    total = len(ds.x_train) + len(ds.x_val)
+    assert len(ds.x_val) == pytest.approx(0.2 * total, abs=1)
+    assert ds.x_train.dtype == np.float32
+    assert len(ds.fingerprint) == 16
+
+
+def test_scaler_is_fitted_on_the_training_part_only() -> None:
+    ds = load_dataset("wine", seed=3)
+    assert np.allclose(ds.x_train.mean(axis=0), 0, atol=1e-5)
+    assert np.allclose(ds.x_train.std(axis=0), 1, atol=1e-3)
+    # The validation part went through the same transform, so it is not exactly standard.
+    assert not np.allclose(ds.x_val.mean(axis=0), 0, atol=1e-3)
+
+
+def test_split_is_seeded_and_stratified() -> None:
+    a = load_dataset("iris", seed=1)
+    b = load_dataset("iris", seed=1)
+    c = load_dataset("iris", seed=2)
+    assert a is b, "a data set is loaded once per process"
+    assert not np.array_equal(a.x_val, c.x_val)
+    counts = np.bincount(a.y_val.astype(int))
+    assert counts.tolist() == [10, 10, 10]
+
+
+def test_test_holdout_is_kept_apart() -> None:
+    ds = load_dataset("breast_cancer", test_split=0.25)
+    assert ds.x_test is not None and ds.y_test is not None
+    total = len(ds.x_train) + len(ds.x_val) + len(ds.x_test)
+    assert total == 569
+    assert len(ds.x_test) == pytest.approx(0.25 * 569, abs=1)
+    assert ds.describe()["n_test"] == len(ds.x_test)
+
+
+def test_infer_task() -> None:
+    assert infer_task(np.array([0, 1, 1, 0])) == "binary"
+    assert infer_task(np.array(["yes", "no", "no"])) == "binary"
+    assert infer_task(np.array(["a", "b", "c"])) == "multiclass"
+    assert infer_task(np.array([1, 2, 3, 4, 2])) == "multiclass"
+    assert infer_task(np.linspace(0, 1, 100)) == "regression"
+    assert infer_task(np.arange(500)) == "regression"
+
+
+def _write_csv(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+def test_csv_one_hot_encodes_text_features_and_labels(tmp_path: Path) -> None:
+    rows = ["size,color,label"]
+    rng = np.random.default_rng(0)
+    for i in range(60):
+        rows.append(f"{rng.normal():.3f},{['red', 'blue', 'green'][i % 3]},{['cat', 'dog'][i % 2]}")
+    path = _write_csv(tmp_path / "pets.csv", "\n".join(rows) + "\n")
+    ds = load_dataset(str(path), target="label")
+    assert ds.task == "binary"
+    assert ds.kind == "csv"
+    assert ds.spec.input_shape == (4,)
+    assert set(ds.feature_names) == {"size", "color_blue", "color_green", "color_red"}
+    assert ds.class_names == ("cat", "dog")
+    assert set(np.unique(ds.y_train)) == {0.0, 1.0}
+
+
+def test_csv_task_override_to_regression(tmp_path: Path) -> None:
+    rows = ["a,b,y"] + [f"{i},{i * 2},{i % 3}" for i in range(30)]
+    path = _write_csv(tmp_path / "r.csv", "\n".join(rows))
+    assert load_dataset(str(path), target="y").task == "multiclass"
+    assert load_dataset(str(path), target="y", task="regression").task == "regression"
+
+
+@pytest.mark.parametrize(
+    ("content", "target", "expected"),
+    [
+        ("a,b\n1,2\n3,4\n", "price", "no column 'price' for --target; columns are: a, b"),
+        ("", "y", "the file is empty"),
+        ("a,y\n", "y", "header but no rows"),
+        ("a,y\n1,0\n2,\n3,1\n4,0\n", "y", "target column 'y' has 1 missing value(s)"),
+        ("a,y\n1,0\n2,1\n", None, "--target is required"),
+        ("a,b,y\n1,,0\n2,3,1\n2,3,1\n2,3,0\n", "y", "feature column(s) 'b' have missing values"),
+    ],
+)
+def test_csv_errors_name_the_file_and_the_problem(
+    tmp_path: Path, content: str, target: str | None, expected: str
+) -> None:
+    path = _write_csv(tmp_path / "bad.csv", content)
+    with pytest.raises(DataError) as info:
+        load_dataset(str(path), target=target)
+    assert str(path) in str(info.value)
+    assert expected in str(info.value)
+
+
+def test_npz_with_given_validation_part(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(80, 6, 2))
+    y = (x.sum(axis=(1, 2)) > 0).astype(int)
+    path = tmp_path / "arrays.npz"
+    np.savez(path, x_train=x[:60], y_train=y[:60], x_val=x[60:], y_val=y[60:])
+    ds = load_dataset(str(path))
+    assert ds.task == "binary"
+    assert ds.spec.input_shape == (6, 2)
+    assert len(ds.x_train) == 60 and len(ds.x_val) == 20
+
+
+@pytest.mark.parametrize(
+    ("arrays", "expected"),
+    [
+        ({"x_train": np.zeros((5, 2))}, "key 'y_train' is missing; found x_train"),
+        (
+            {"x_train": np.zeros((5, 2)), "y_train": np.zeros(4)},
+            "'x_train' has 5 rows but 'y_train' has 4",
+        ),
+        (
+            {"x_train": np.zeros((5, 2)), "y_train": np.zeros(5), "x_val": np.zeros((2, 2))},
+            "'x_val' is present but 'y_val' is missing",
+        ),
+    ],
+)
+def test_npz_errors(tmp_path: Path, arrays: dict[str, np.ndarray], expected: str) -> None:
+    path = tmp_path / "bad.npz"
+    np.savez(path, **arrays)  # type: ignore[arg-type]
+    with pytest.raises(DataError, match=None) as info:
+        load_dataset(str(path))
+    assert expected in str(info.value)
+    assert str(path) in str(info.value)
+
+
+def test_unknown_source_and_bad_splits() -> None:
+    with pytest.raises(DataError, match="unknown data set 'mnist2'"):
+        load_dataset("mnist2")
+    with pytest.raises(DataError, match="--val-split"):
+        load_dataset("iris", val_split=1.5)
+    with pytest.raises(DataError, match="--task must be one of"):
+        load_dataset("iris", task="ranking")
+    with pytest.raises(DataError, match="--task binary needs exactly 2 classes"):
+        load_dataset("iris", task="binary")
+
+
+def test_fingerprint_follows_the_data(tmp_path: Path) -> None:
+    path = tmp_path / "d.csv"
+    _write_csv(path, "a,y\n" + "\n".join(f"{i},{i % 2}" for i in range(20)))
+    first = load_dataset(str(path), target="y").fingerprint
+    _write_csv(path, "a,y\n" + "\n".join(f"{i + 1},{i % 2}" for i in range(20)))
+    assert load_dataset(str(path), target="y").fingerprint != first
