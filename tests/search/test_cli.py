@@ -257,6 +257,10 @@ def test_a_search_killed_mid_trial_resumes_and_reaches_its_target(tmp_path: Path
     assert victim is not None, "the search did not reach a second trial in time"
     assert proc.returncode == -signal.SIGKILL
     before = {t.number: t.value for t in _trials(db, "k9") if t.state == TrialState.COMPLETE}
+    # The report reads a study whose last trial is still marked running.
+    early = hp("report", "k9", "-o", "early.html", cwd=tmp_path)
+    assert early.returncode == 0, early.stderr
+    assert "RUNNING" in (tmp_path / "early.html").read_text().upper()
 
     out = hp("resume", "k9", "--quiet", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
