@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml Makefile
 install: $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/hpsearch run --data digits --space mlp --trials 30 --report report.html
+	$(BIN)/hpsearch run --data digits --space mlp --trials 30
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
