@@ -77,7 +77,11 @@ def open_storage(storage: StorageLike) -> Iterator[BaseStorage]:
     try:
         opened = optuna.storages.get_storage(storage)
     except ModuleNotFoundError as exc:
-        hint = " (pip install 'hpsearch[postgres]')" if "psycopg" in str(exc.name) else ""
+        hint = (
+            " (install hpsearch's 'postgres' extra: pip install -e '.[postgres]')"
+            if "psycopg" in str(exc.name)
+            else ""
+        )
         raise ReportError(
             f"Cannot open the storage {describe_storage(storage)}: its database driver "
             f"{exc.name!r} is not installed{hint}."

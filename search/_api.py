@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from pathlib import Path
 from typing import Any
@@ -75,6 +76,13 @@ def run(
         "seed": seed,
         "max_failures": max_failures,
     }
+    data_ref = DataRef(
+        source=data or "",
+        target=target,
+        task=task,
+        val_split=0.2 if val_split is None else val_split,
+        test_split=0.0 if test_split is None else test_split,
+    )
     data_given = {
         "source": data,
         "target": target,
@@ -87,33 +95,14 @@ def run(
         if exists:
             settings = _stored_settings(store, study)
             _check_agrees(settings, given, data_given, space_obj)
-            if trials is not None and trials != settings.trials:
+            if trials is not None:
                 settings = settings.replace(trials=trials)
-        else:
-            if data is None:
-                raise StudyNotFound(
-                    f"{mask_url(url)}: no study named {study!r}; give --data to create it."
-                )
-            chosen_objective = objective or "val_loss"
-            settings = StudySettings(
-                study=study,
-                data=DataRef(
-                    source=data,
-                    target=target,
-                    task=task,
-                    val_split=0.2 if val_split is None else val_split,
-                    test_split=0.0 if test_split is None else test_split,
-                ),
-                space=space_obj or load_space("mlp"),
-                trials=30 if trials is None else trials,
-                **{
-                    k: v
-                    for k, v in given.items()
-                    if v is not None and k not in ("objective", "direction")
-                },
-                objective=chosen_objective,
-                direction=direction or infer_direction(chosen_objective),  # type: ignore[arg-type]
+        elif data is None:
+            raise StudyNotFound(
+                f"{mask_url(url)}: no study named {study!r}; give --data to create it."
             )
+        else:
+            settings = _new_settings(study, data_ref, space_obj, trials, given)
 
         from search._data import load_dataset
 
@@ -155,8 +144,28 @@ def run(
 
             path = Path(report) if report is not None else default_report_path(study)
             written = _write_report(store, study, path)
-            result = SearchResult(**{**result.__dict__, "report": str(Path(written).resolve())})
+            result = dataclasses.replace(result, report=str(Path(written).resolve()))
         return result
+
+
+def _new_settings(
+    study: str,
+    data: DataRef,
+    space: Space | None,
+    trials: int | None,
+    given: dict[str, Any],
+) -> StudySettings:
+    """Settings of a new study: what was given, the defaults for the rest."""
+    objective = given["objective"] or "val_loss"
+    return StudySettings(
+        study=study,
+        data=data,
+        space=space or load_space("mlp"),
+        trials=30 if trials is None else trials,
+        **{k: v for k, v in given.items() if v is not None and k not in ("objective", "direction")},
+        objective=objective,
+        direction=given["direction"] or infer_direction(objective),
+    )
 
 
 def resume(

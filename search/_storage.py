@@ -43,7 +43,7 @@ def resolve_url(url: str | None = None) -> str:
         except ImportError:
             raise StorageError(
                 f"{mask_url(chosen)}: PostgreSQL storage needs psycopg; "
-                "install it with: pip install 'hpsearch[postgres]'"
+                "install hpsearch's 'postgres' extra (pip install -e '.[postgres]')"
             ) from None
     if "://" not in chosen:
         raise StorageError(

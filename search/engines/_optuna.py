@@ -47,7 +47,8 @@ def make_sampler(name: str, seed: int, trials_so_far: int = 0) -> optuna.sampler
                 import torch  # noqa: F401
             except ImportError:
                 raise ConfigError(
-                    "--sampler gp needs PyTorch; install it with: pip install 'hpsearch[gp]'"
+                    "--sampler gp needs PyTorch: install hpsearch's 'gp' extra "
+                    "(pip install -e '.[gp]')"
                 ) from None
             return optuna.samplers.GPSampler(seed=shifted)
     raise ConfigError(f"--sampler: unknown sampler {name!r}.")
