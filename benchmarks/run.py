@@ -15,7 +15,6 @@ levels off (the Keras session is cleared between trials).
 from __future__ import annotations
 
 import argparse
-import gc
 import resource
 import tempfile
 import time
@@ -36,8 +35,10 @@ def rss_mib() -> float:
     return pages * resource.getpagesize() / 2**20
 
 
-def anchor(data: str, space_name: str, trials: int, epochs: int, patience: int) -> float:
-    """The hand-written Optuna + Keras loop; returns seconds."""
+def anchor(
+    data: str, space_name: str, trials: int, epochs: int, patience: int
+) -> tuple[float, list[float]]:
+    """The hand-written Optuna + Keras loop; returns seconds and RSS after each trial."""
     keras = import_keras()
     from optuna_integration import TFKerasPruningCallback
 
@@ -60,14 +61,16 @@ def anchor(data: str, space_name: str, trials: int, epochs: int, patience: int) 
             ],
             verbose=0,
         )
-        keras.backend.clear_session()
-        gc.collect()
+        keras.backend.clear_session()  # also collects garbage
         return float(min(history.history["val_loss"]))
 
-    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    study = optuna.create_study(
+        sampler=optuna.samplers.RandomSampler(seed=0), pruner=optuna.pruners.NopPruner()
+    )
+    memory: list[float] = []
     start = time.perf_counter()
-    study.optimize(objective, n_trials=trials)
-    return time.perf_counter() - start
+    study.optimize(objective, n_trials=trials, callbacks=[lambda *_: memory.append(rss_mib())])
+    return time.perf_counter() - start, memory
 
 
 def hpsearch(
@@ -109,7 +112,7 @@ def main() -> None:
 
     # Warm-up: import TensorFlow and trace once, so neither side pays it in its timing.
     anchor(args.data, args.space, 1, 1, args.patience)
-    base = anchor(args.data, args.space, args.trials, args.epochs, args.patience)
+    base, base_memory = anchor(args.data, args.space, args.trials, args.epochs, args.patience)
     with tempfile.TemporaryDirectory() as tmp:
         ours, memory = hpsearch(
             args.data, args.space, args.trials, args.epochs, args.patience, Path(tmp)
@@ -118,14 +121,14 @@ def main() -> None:
     print(f"anchor (hand-written Optuna + Keras, in memory): {base:7.2f} s")
     print(f"hpsearch (SQLite, per-epoch history, heartbeat): {ours:7.2f} s")
     print(f"ratio hpsearch / anchor: {ours / base:.2f}")
-    half = len(memory) // 2
-    if half:
-        growth = memory[-1] - memory[half - 1]
-        print(
-            f"RSS after trial 1: {memory[0]:.0f} MiB, after trial {half}: {memory[half - 1]:.0f} "
-            f"MiB, after trial {len(memory)}: {memory[-1]:.0f} MiB "
-            f"(second half grew {growth:+.0f} MiB)"
-        )
+    for label, series in (("anchor", base_memory), ("hpsearch", memory)):
+        half = len(series) // 2
+        if half:
+            print(
+                f"{label} RSS growth: trials 1-{half} {series[half - 1] - series[0]:+.0f} MiB, "
+                f"trials {half}-{len(series)} {series[-1] - series[half - 1]:+.0f} MiB "
+                f"(per trial {(series[-1] - series[0]) / max(len(series) - 1, 1):+.1f} MiB)"
+            )
 
 
 if __name__ == "__main__":

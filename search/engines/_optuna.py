@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import warnings
 from typing import Any
 
@@ -231,8 +230,8 @@ class OptunaEngine(Engine):
             self._store(trial, {**recorder.outcome().attrs(), "fail_reason": reason})
             raise TrialFailed(reason) from exc
         finally:
+            # Frees the model's graph; it also runs gc.collect() (0.25 s: once is enough).
             keras.backend.clear_session()
-            gc.collect()
         if outcome.value is None:
             reason = f"no epoch reported the objective {settings.objective!r}"
             self._store(trial, {**outcome.attrs(), "fail_reason": reason})
