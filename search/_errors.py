@@ -44,6 +44,12 @@ class SearchAborted(HpsearchError):
     """The search stopped itself; the trials stored so far are kept."""
 
 
+class SearchInterrupted(HpsearchError):
+    """The user interrupted the search (Ctrl-C); finished trials are kept."""
+
+    exit_code = 130
+
+
 class TrialFailed(Exception):
     """One trial failed; the engine stores the reason and goes on with the next trial."""
 

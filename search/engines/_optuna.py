@@ -11,7 +11,7 @@ from optuna.study import MaxTrialsCallback
 from optuna.trial import FrozenTrial, TrialState
 
 from search._data import Dataset
-from search._errors import ConfigError, SearchAborted, TrialFailed
+from search._errors import ConfigError, SearchAborted, SearchInterrupted, TrialFailed
 from search._progress import ProgressSink
 from search._settings import StudySettings
 from search._storage import fail_dead_trials, worker_identity
@@ -146,13 +146,20 @@ class OptunaEngine(Engine):
                         str(trial.user_attrs.get("fail_reason", "")),
                     )
 
-                study.optimize(
-                    lambda trial: self._objective(trial, settings, dataset, progress),
-                    n_trials=None,
-                    timeout=timeout,
-                    catch=(TrialFailed,),
-                    callbacks=[MaxTrialsCallback(target, states=FINISHED), guard, report],
-                )
+                try:
+                    study.optimize(
+                        lambda trial: self._objective(trial, settings, dataset, progress),
+                        n_trials=None,
+                        timeout=timeout,
+                        catch=(TrialFailed,),
+                        callbacks=[MaxTrialsCallback(target, states=FINISHED), guard, report],
+                    )
+                except KeyboardInterrupt:
+                    done = sum(_counts(study).get(s.name, 0) for s in FINISHED)
+                    raise SearchInterrupted(
+                        f"study {settings.study!r} interrupted: {done}/{target} finished trials "
+                        f"are stored; continue with `hpsearch resume {settings.study}`."
+                    ) from None
                 done = sum(_counts(study).get(s.name, 0) for s in FINISHED)
                 stopped = "target" if done >= target else "timeout"
         finally:
@@ -187,11 +194,12 @@ class OptunaEngine(Engine):
         keras = import_keras()
         from optuna_integration import TFKerasPruningCallback
 
-        if trial.user_attrs:
-            # A retry of a dead trial starts with a copy of its attributes: start afresh.
+        # Claim the trial first: a retry starts with a copy of the dead attempt's attributes,
+        # its dead worker included, then starts afresh.
+        trial.set_user_attr("worker", worker_identity())
+        if "history" in trial.user_attrs:
             self._store(trial, _FRESH)
         trial.set_user_attr("engine", self.name)
-        trial.set_user_attr("worker", worker_identity())
         progress.trial_started(trial.number)
 
         def on_epoch(epoch: int, recorder: TrialRecorder) -> None:

@@ -224,6 +224,50 @@ def test_describe_builds_the_classic_architectures(tmp_path: Path) -> None:
     assert bad.returncode == 2 and "--params" in bad.stderr
 
 
+def _running_trial(db: Path, study: str, *, need_complete: bool) -> optuna.trial.FrozenTrial | None:
+    """Poll the database until a trial has run two epochs (after a finished one if asked)."""
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        if not db.exists():
+            continue
+        try:
+            trials = _trials(db, study)
+        except Exception:  # the study is still being created
+            continue
+        done = [t for t in trials if t.state == TrialState.COMPLETE]
+        running = [
+            t
+            for t in trials
+            if t.state == TrialState.RUNNING
+            and len(t.user_attrs.get("history", {}).get("loss", [])) >= 2
+        ]
+        if running and (done or not need_complete):
+            return running[0]
+    return None
+
+
+def test_ctrl_c_stops_the_search_naming_the_study_to_resume(tmp_path: Path) -> None:
+    args = ["run", "--data", "digits", "--space", "small", "--study", "cc", "--trials", "3",
+            "--epochs", "60", "--patience", "60", "--pruner", "none", "--quiet"]  # fmt: skip
+    proc = subprocess.Popen(
+        [HPSEARCH, *args], cwd=tmp_path, env=_env(), stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        victim = _running_trial(tmp_path / "hpsearch.db", "cc", need_complete=False)
+        assert victim is not None, "no trial started in time"
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130
+    assert "hpsearch resume cc" in err
+    stopped = _trials(tmp_path / "hpsearch.db", "cc")[victim.number]
+    assert stopped.state == TrialState.FAIL
+    assert stopped.user_attrs["fail_reason"] == "interrupted"
+
+
 def test_a_search_killed_mid_trial_resumes_and_reaches_its_target(tmp_path: Path) -> None:
     db = tmp_path / "hpsearch.db"
     args = ["run", "--data", "digits", "--space", "small", "--study", "k9", "--trials", "4",
@@ -232,25 +276,8 @@ def test_a_search_killed_mid_trial_resumes_and_reaches_its_target(tmp_path: Path
         [HPSEARCH, *args], cwd=tmp_path, env=_env(), stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
-    victim = None
-    deadline = time.monotonic() + 240
     try:
-        while time.monotonic() < deadline and victim is None:
-            time.sleep(0.5)
-            if not db.exists():
-                continue
-            try:
-                trials = _trials(db, "k9")
-            except Exception:  # the study is still being created
-                continue
-            done = [t for t in trials if t.state == TrialState.COMPLETE]
-            running = [
-                t
-                for t in trials
-                if t.state == TrialState.RUNNING and t.user_attrs.get("epochs_run", 0) >= 2
-            ]
-            if done and running:
-                victim = running[0]
+        victim = _running_trial(db, "k9", need_complete=True)
     finally:
         proc.kill()  # SIGKILL: no cleanup of any kind
         proc.wait()

@@ -15,6 +15,7 @@ def test_exported_members() -> None:
         "HpsearchError",
         "STORAGE_ENV",
         "SearchAborted",
+        "SearchInterrupted",
         "SearchResult",
         "StorageError",
         "StudyNotFound",
