@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Protocol
 
 from rich.console import Console
 from rich.progress import (
@@ -21,32 +20,9 @@ from rich.progress import (
 )
 
 
-class ProgressSink(Protocol):
-    """What an engine tells about a running search."""
-
-    def search_started(
-        self, study: str, target: int, done: int, best: float | None, objective: str
-    ) -> None: ...
-
-    def trial_started(self, number: int) -> None: ...
-
-    def epoch_ended(self, number: int, epoch: int, epochs: int, value: float | None) -> None: ...
-
-    def trial_ended(
-        self,
-        number: int,
-        state: str,
-        value: float | None,
-        done: int,
-        best: float | None,
-        reason: str,
-    ) -> None: ...
-
-    def search_ended(self) -> None: ...
-
-
-class NullProgress:
-    """Says nothing (``--quiet``)."""
+class ProgressSink:
+    """What an engine tells about a running search. This base says nothing (``--quiet``);
+    displays override what they show."""
 
     def search_started(
         self, study: str, target: int, done: int, best: float | None, objective: str
@@ -74,11 +50,14 @@ class NullProgress:
         pass
 
 
+NullProgress = ProgressSink
+
+
 def _fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:.4g}"
 
 
-class RichProgress:
+class RichProgress(ProgressSink):
     """Trials done/target, the current trial's epoch, the best value so far, elapsed, ETA."""
 
     def __init__(self, console: Console | None = None) -> None:

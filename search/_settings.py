@@ -12,11 +12,11 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from search._errors import ConfigError
+from search.engines import ENGINES
 from spaces import Space
 
 SAMPLERS = ("tpe", "random", "gp", "qmc")
 PRUNERS = ("median", "hyperband", "successive-halving", "none")
-ENGINES = ("optuna",)
 Direction = Literal["minimize", "maximize"]
 # Metric names whose smaller values are better; any other metric is maximised.
 _MINIMISED = ("loss", "mae", "mse", "rmse", "error", "crossentropy", "hinge")
