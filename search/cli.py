@@ -78,7 +78,7 @@ def main() -> None:
 
 @main.command()
 @click.option("--data", help="digits, breast_cancer, wine, iris, diabetes, or a .csv/.npz file.")
-@click.option("--space", default=None, help="Preset name (see `hpsearch spaces`) or YAML file.")
+@click.option("--space", default=None, help="Preset (`hpsearch spaces`) or YAML file [mlp].")
 @click.option(
     "--trials", type=click.IntRange(min=1), default=None, help="Finished trials to reach [30]."
 )
