@@ -9,10 +9,10 @@ from typing import Any
 
 import optuna
 
-from search._errors import ConfigError, DataError, StudyNotFound
+from search._errors import ConfigError, DataError
 from search._progress import NullProgress, ProgressSink
 from search._settings import DataRef, StudySettings, infer_direction
-from search._storage import mask_url, opened_storage, resolve_url, study_names
+from search._storage import missing_study, opened_storage, require_study, resolve_url, study_names
 from search.engines import SearchResult, get_engine
 from spaces import Space, load_space
 
@@ -92,15 +92,15 @@ def run(
     }
     with opened_storage(url, for_writing=True) as store:
         exists = study in study_names(store)
+        stored: dict[str, Any] = {}
         if exists:
-            settings = _stored_settings(store, study)
+            stored = _stored_attrs(store, study)
+            settings = StudySettings.from_attrs(study, stored)
             _check_agrees(settings, given, data_given, space_obj)
             if trials is not None:
                 settings = settings.replace(trials=trials)
         elif data is None:
-            raise StudyNotFound(
-                f"{mask_url(url)}: no study named {study!r}; give --data to create it."
-            )
+            raise missing_study(store, study, url, " Give --data to create it.")
         else:
             settings = _new_settings(study, data_ref, space_obj, trials, given)
 
@@ -115,16 +115,13 @@ def run(
             seed=settings.seed,
         )
         settings.check_objective(dataset.task)
-        if exists:
-            stored_fp = store.get_study_user_attrs(store.get_study_id_from_name(study))["hpsearch"][
-                "data"
-            ].get("fingerprint")
-            if stored_fp and stored_fp != dataset.fingerprint:
-                raise DataError(
-                    f"{settings.data.source}: the data changed since study {study!r} was created "
-                    f"(fingerprint {dataset.fingerprint}, stored {stored_fp}); start a new study "
-                    "with --study NAME."
-                )
+        stored_fp = stored.get("data", {}).get("fingerprint")
+        if stored_fp and stored_fp != dataset.fingerprint:
+            raise DataError(
+                f"{settings.data.source}: the data changed since study {study!r} was created "
+                f"(fingerprint {dataset.fingerprint}, stored {stored_fp}); start a new study "
+                "with --study NAME."
+            )
         optuna_study = optuna.create_study(
             storage=store, study_name=study, direction=settings.direction, load_if_exists=True
         )
@@ -180,11 +177,9 @@ def resume(
 ) -> SearchResult:
     """Continue a stored study with the settings it was created with."""
     url = resolve_url(storage)
+    # Read-only first: a mistyped name must not create a database file.
     with opened_storage(url, for_writing=False) as store:
-        names = study_names(store)
-    if study not in names:
-        listing = ", ".join(sorted(names)) if names else "none"
-        raise StudyNotFound(f"{mask_url(url)}: no study named {study!r}; studies there: {listing}.")
+        require_study(store, study, url)
     return run(
         study=study,
         storage=url,
@@ -200,19 +195,19 @@ def load_settings(study: str, storage: str | None = None) -> StudySettings:
     """The settings a stored study was created with."""
     url = resolve_url(storage)
     with opened_storage(url, for_writing=False) as store:
-        if study not in study_names(store):
-            raise StudyNotFound(f"{mask_url(url)}: no study named {study!r}.")
-        return _stored_settings(store, study)
+        require_study(store, study, url)
+        return StudySettings.from_attrs(study, _stored_attrs(store, study))
 
 
-def _stored_settings(store: optuna.storages.BaseStorage, study: str) -> StudySettings:
+def _stored_attrs(store: optuna.storages.BaseStorage, study: str) -> dict[str, Any]:
+    """The study's stored hpsearch settings (the study user attribute ``hpsearch``)."""
     attrs = store.get_study_user_attrs(store.get_study_id_from_name(study))
     if "hpsearch" not in attrs:
         raise ConfigError(
             f"study {study!r} was not created by hpsearch (it has no stored settings); "
             "give another --study name."
         )
-    return StudySettings.from_attrs(study, attrs["hpsearch"])
+    return dict(attrs["hpsearch"])
 
 
 def _check_agrees(

@@ -144,14 +144,19 @@ def study_names(storage: RDBStorage) -> list[str]:
     return [s.study_name for s in storage.get_all_studies()]
 
 
+def missing_study(storage: RDBStorage, name: str, url: str, hint: str = "") -> StudyNotFound:
+    """The error for a study that is not stored, listing the studies there are."""
+    names = sorted(study_names(storage))
+    listing = ", ".join(names) if names else "none"
+    return StudyNotFound(
+        f"{mask_url(url)}: no study named {name!r}; studies there: {listing}.{hint}"
+    )
+
+
 def require_study(storage: RDBStorage, name: str, url: str) -> None:
-    """Raise StudyNotFound, listing the studies there are, when ``name`` is not stored."""
-    names = study_names(storage)
-    if name not in names:
-        listing = ", ".join(sorted(names)) if names else "none"
-        raise StudyNotFound(
-            f"{mask_url(resolve_url(url))}: no study named {name!r}; studies there: {listing}."
-        )
+    """Raise StudyNotFound (see ``missing_study``) when ``name`` is not stored."""
+    if name not in study_names(storage):
+        raise missing_study(storage, name, url)
 
 
 # --- dead workers ---------------------------------------------------------------------

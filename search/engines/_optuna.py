@@ -96,6 +96,11 @@ def _best(study: optuna.Study) -> tuple[int | None, float | None, dict[str, Any]
     return best.number, best.value, dict(best.params)
 
 
+def _finished(counts: dict[str, int]) -> int:
+    """COMPLETE + PRUNED: the trials that count towards the target."""
+    return sum(counts.get(state.name, 0) for state in FINISHED)
+
+
 def _counts(study: optuna.Study) -> dict[str, int]:
     counts: dict[str, int] = {}
     for trial in study.get_trials(deepcopy=False):
@@ -127,7 +132,7 @@ class OptunaEngine(Engine):
             pruner=make_pruner(settings.pruner, settings.epochs),
         )
         fail_dead_trials(study)
-        done = sum(_counts(study).get(s.name, 0) for s in FINISHED)
+        done = _finished(_counts(study))
         best_number, best_value, _ = _best(study)
         progress.search_started(settings.study, target, done, best_value, settings.objective)
         stopped = "already"
@@ -141,7 +146,7 @@ class OptunaEngine(Engine):
                         trial.number,
                         trial.state.name,
                         trial.value,
-                        sum(counts.get(s.name, 0) for s in FINISHED),
+                        _finished(counts),
                         _best(study)[1],
                         str(trial.user_attrs.get("fail_reason", "")),
                     )
@@ -155,12 +160,12 @@ class OptunaEngine(Engine):
                         callbacks=[MaxTrialsCallback(target, states=FINISHED), guard, report],
                     )
                 except KeyboardInterrupt:
-                    done = sum(_counts(study).get(s.name, 0) for s in FINISHED)
+                    done = _finished(_counts(study))
                     raise SearchInterrupted(
                         f"study {settings.study!r} interrupted: {done}/{target} finished trials "
                         f"are stored; continue with `hpsearch resume {settings.study}`."
                     ) from None
-                done = sum(_counts(study).get(s.name, 0) for s in FINISHED)
+                done = _finished(_counts(study))
                 stopped = "target" if done >= target else "timeout"
         finally:
             progress.search_ended()
