@@ -8,7 +8,7 @@ Exceptions::
     └── StudyNotFoundError   no such study (also a LookupError); lists the studies there
 """
 
-from reports._frame import failures, leaderboard, trials_frame
+from reports._frame import failures, history_of, leaderboard, trials_frame
 from reports._html import render_report, write_report
 from reports._plots import (
     LearningCurve,
@@ -28,6 +28,7 @@ __all__ = [
     "StudyNotFoundError",
     "StudySummary",
     "failures",
+    "history_of",
     "leaderboard",
     "learning_curves_data",
     "list_studies",

@@ -121,14 +121,38 @@ def record_of(trial: FrozenTrial) -> Mapping[str, Any]:
 
 
 def history_of(trial: FrozenTrial) -> dict[str, list[float]]:
-    """The trial's ``history`` user attr as {metric: [float per epoch]} ({} when absent)."""
-    raw = record_of(trial).get("history")
+    """The trial's history as {metric: [float per epoch]} ({} when it has none).
+
+    A trial that ended holds it whole in its ``history`` user attr. A running one (or one
+    whose process died) holds one ``epoch:K`` attr per epoch, ``{"w": attempt, "m":
+    {metric: value}}``; only the rows of its current attempt (``worker``) count, since a
+    retried trial starts with a copy of the dead attempt's attributes.
+    """
+    record = record_of(trial)
+    raw = record.get("history")
     if not isinstance(raw, dict):
-        return {}
+        raw = _epoch_rows(record)
     history: dict[str, list[float]] = {}
     for metric, values in raw.items():
         if isinstance(values, list):
             history[str(metric)] = [_number_or_nan(v) for v in values]
+    return history
+
+
+def _epoch_rows(record: Mapping[str, Any]) -> dict[str, list[Any]]:
+    worker = record.get("worker")
+    if not isinstance(worker, dict):
+        return {}
+    attempt = f"{worker.get('host')}:{worker.get('pid')}:{worker.get('started')}"
+    history: dict[str, list[Any]] = {}
+    epoch = 0
+    while isinstance(row := record.get(f"epoch:{epoch}"), dict) and row.get("w") == attempt:
+        metrics = row.get("m")
+        if not isinstance(metrics, dict):
+            break
+        for metric, value in metrics.items():
+            history.setdefault(str(metric), []).append(value)
+        epoch += 1
     return history
 
 

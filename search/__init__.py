@@ -7,7 +7,7 @@ Importing it does not import TensorFlow; training does, on first use.
     >>> search.resume(result.study, trials=10)                          # doctest: +SKIP
 """
 
-from search._api import default_study_name, load_settings, resume, run
+from search._api import default_study_name, load_settings, resume, run, work
 from search._data import BUILTIN_DATASETS, Dataset, load_dataset
 from search._errors import (
     ConfigError,
@@ -16,6 +16,7 @@ from search._errors import (
     SearchAborted,
     SearchInterrupted,
     StorageError,
+    StorageUnavailable,
     StudyNotFound,
     TrialFailed,
 )
@@ -35,6 +36,7 @@ __all__ = [
     "SearchInterrupted",
     "SearchResult",
     "StorageError",
+    "StorageUnavailable",
     "StudyNotFound",
     "StudySettings",
     "TrialFailed",
@@ -43,4 +45,5 @@ __all__ = [
     "load_settings",
     "resume",
     "run",
+    "work",
 ]

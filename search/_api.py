@@ -4,16 +4,30 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import time
 from pathlib import Path
 from typing import Any
 
 import optuna
 
-from search._errors import ConfigError, DataError
+from search._errors import ConfigError, DataError, HpsearchError
+from search._pool import (
+    DEFAULT_MAX_MEMORY_MIB,
+    DEFAULT_RECYCLE_AFTER,
+    resolve_workers,
+    run_workers,
+)
 from search._progress import NullProgress, ProgressSink
 from search._settings import DataRef, StudySettings, infer_direction
-from search._storage import missing_study, opened_storage, require_study, resolve_url, study_names
-from search.engines import SearchResult, get_engine
+from search._storage import (
+    exclusive,
+    missing_study,
+    opened_storage,
+    require_study,
+    resolve_url,
+    study_names,
+)
+from search.engines import SearchResult
 from spaces import Space, load_space
 
 
@@ -51,13 +65,21 @@ def run(
     report: str | Path | None = None,
     write_report: bool = True,
     progress: ProgressSink | None = None,
+    workers: int | str = 1,
+    recycle_after: int = DEFAULT_RECYCLE_AFTER,
+    max_worker_memory: float = DEFAULT_MAX_MEMORY_MIB,
 ) -> SearchResult:
     """Run a search until the study holds ``trials`` finished trials, then write the report.
 
     A new study is created from ``data`` (a built-in name, a .csv or .npz path) and
     ``space`` (a preset name, a YAML path or a Space). For an existing study the stored
     settings are used; anything given again must agree with them (``trials`` may grow).
-    Arguments left as None take the stored value or the default. Returns how it ended.
+    Arguments left as None take the stored value or the default.
+
+    The trials run in ``workers`` worker processes (``"auto"``: one per core), each of which
+    is replaced by a fresh one after ``recycle_after`` trials or past ``max_worker_memory``
+    MiB (0: never). Other processes and machines may work on the same study at the same time
+    (``hpsearch worker``). Returns how it ended.
     """
     url = resolve_url(storage)
     space_obj = load_space(space) if isinstance(space, str) else space
@@ -90,52 +112,15 @@ def run(
         "val_split": val_split,
         "test_split": test_split,
     }
+    count, chosen = resolve_workers(workers)
+    sink = progress or NullProgress()
     with opened_storage(url, for_writing=True) as store:
-        exists = study in study_names(store)
-        stored: dict[str, Any] = {}
-        if exists:
-            stored = _stored_attrs(store, study)
-            settings = StudySettings.from_attrs(study, stored)
-            _check_agrees(settings, given, data_given, space_obj)
-            if trials is not None:
-                settings = settings.replace(trials=trials)
-        elif data is None:
-            raise missing_study(store, study, url, " Give --data to create it.")
-        else:
-            settings = _new_settings(study, data_ref, space_obj, trials, given)
-
-        from search._data import load_dataset
-
-        dataset = load_dataset(
-            settings.data.source,
-            target=settings.data.target,
-            task=settings.data.task,
-            val_split=settings.data.val_split,
-            test_split=settings.data.test_split,
-            seed=settings.seed,
-        )
-        settings.check_objective(dataset.task)
-        stored_fp = stored.get("data", {}).get("fingerprint")
-        if stored_fp and stored_fp != dataset.fingerprint:
-            raise DataError(
-                f"{settings.data.source}: the data changed since study {study!r} was created "
-                f"(fingerprint {dataset.fingerprint}, stored {stored_fp}); start a new study "
-                "with --study NAME."
-            )
-        optuna_study = optuna.create_study(
-            storage=store, study_name=study, direction=settings.direction, load_if_exists=True
-        )
-        optuna_study.set_user_attr("hpsearch", settings.to_attrs(dataset.describe()))
-
-        engine = get_engine(settings.engine)
-        result = engine.optimize(
-            settings,
-            dataset,
-            store,
-            target=settings.trials,
-            timeout=timeout,
-            progress=progress or NullProgress(),
-        )
+        # Two processes that start the same study together must not both create it.
+        with exclusive(url, f"study:{study}"):
+            settings = _prepare(store, study, url, data, data_ref, space_obj, trials, given,
+                                data_given)  # fmt: skip
+        result = _search(store, settings, url, sink, count, chosen, timeout,
+                         recycle_after, max_worker_memory)  # fmt: skip
         if write_report:
             from reports import write_report as _write_report
 
@@ -143,6 +128,140 @@ def run(
             written = _write_report(store, study, path)
             result = dataclasses.replace(result, report=str(Path(written).resolve()))
         return result
+
+
+def _prepare(
+    store: optuna.storages.RDBStorage,
+    study: str,
+    url: str,
+    data: str | None,
+    data_ref: DataRef,
+    space_obj: Space | None,
+    trials: int | None,
+    given: dict[str, Any],
+    data_given: dict[str, Any],
+) -> StudySettings:
+    """The study's settings: stored ones checked against what was given, or new ones; the
+    study created (with its data described and fingerprinted) if it does not exist yet."""
+    exists = study in study_names(store)
+    stored: dict[str, Any] = {}
+    if exists:
+        stored = _stored_attrs(store, study)
+        settings = StudySettings.from_attrs(study, stored)
+        _check_agrees(settings, given, data_given, space_obj)
+        if trials is not None:
+            settings = settings.replace(trials=trials)
+    elif data is None:
+        raise missing_study(store, study, url, " Give --data to create it.")
+    else:
+        settings = _new_settings(study, data_ref, space_obj, trials, given)
+
+    from search._data import load_dataset
+
+    dataset = load_dataset(
+        settings.data.source,
+        target=settings.data.target,
+        task=settings.data.task,
+        val_split=settings.data.val_split,
+        test_split=settings.data.test_split,
+        seed=settings.seed,
+    )
+    settings.check_objective(dataset.task)
+    stored_fp = stored.get("data", {}).get("fingerprint")
+    if stored_fp and stored_fp != dataset.fingerprint:
+        raise DataError(
+            f"{settings.data.source}: the data changed since study {study!r} was created "
+            f"(fingerprint {dataset.fingerprint}, stored {stored_fp}); start a new study "
+            "with --study NAME."
+        )
+    if not exists:
+        optuna_study = optuna.create_study(
+            storage=store, study_name=study, direction=settings.direction
+        )
+        optuna_study.set_user_attr("hpsearch", settings.to_attrs(dataset.describe()))
+    elif settings.trials != stored.get("trials"):
+        store.set_study_user_attr(
+            store.get_study_id_from_name(study), "hpsearch", {**stored, "trials": settings.trials}
+        )
+    return settings
+
+
+def _search(
+    store: optuna.storages.BaseStorage,
+    settings: StudySettings,
+    url: str,
+    progress: ProgressSink,
+    workers: int,
+    chosen: str,
+    timeout: float | None,
+    recycle_after: int,
+    max_worker_memory: float,
+) -> SearchResult:
+    """Run the workers until the study holds its target; how it ended, from the database."""
+    deadline = None if timeout is None else time.time() + timeout
+    counts, best_value = _tally(store, settings.study)
+    done = _finished(counts)
+    progress.search_started(
+        settings.study, settings.trials, done, best_value, settings.objective, workers
+    )
+    stopped = "already"
+    try:
+        if done < settings.trials and (deadline is None or time.time() < deadline):
+            if chosen:
+                progress.note(chosen)
+            gave_up = run_workers(
+                settings.study,
+                url,
+                workers=workers,
+                progress=progress,
+                deadline=deadline,
+                recycle_after=recycle_after,
+                max_memory_mib=max_worker_memory,
+            )
+            counts, _ = _tally(store, settings.study)
+            done = _finished(counts)
+            stopped = "target"
+            if gave_up and done < settings.trials:
+                raise HpsearchError(gave_up)
+        if done < settings.trials:
+            stopped = "timeout" if deadline is not None and time.time() >= deadline else "workers"
+        elif stopped != "already":
+            stopped = "target"
+    finally:
+        progress.search_ended()
+    study = optuna.load_study(study_name=settings.study, storage=store)
+    try:
+        best = study.best_trial
+        best_number, best_value, best_params = best.number, best.value, dict(best.params)
+    except ValueError:
+        best_number, best_value, best_params = None, None, {}
+    return SearchResult(
+        study=settings.study,
+        target=settings.trials,
+        finished=done,
+        counts=counts,
+        best_number=best_number,
+        best_value=best_value,
+        best_params=best_params,
+        stopped=stopped,
+    )
+
+
+def _tally(store: optuna.storages.BaseStorage, study: str) -> tuple[dict[str, int], float | None]:
+    """The study's trials by state, and its best value so far."""
+    trials = store.get_all_trials(store.get_study_id_from_name(study), deepcopy=False)
+    counts: dict[str, int] = {}
+    for trial in trials:
+        counts[trial.state.name] = counts.get(trial.state.name, 0) + 1
+    study_obj = optuna.load_study(study_name=study, storage=store)
+    try:
+        return counts, study_obj.best_value
+    except ValueError:
+        return counts, None
+
+
+def _finished(counts: dict[str, int]) -> int:
+    return counts.get("COMPLETE", 0) + counts.get("PRUNED", 0)
 
 
 def _new_settings(
@@ -174,8 +293,11 @@ def resume(
     report: str | Path | None = None,
     write_report: bool = True,
     progress: ProgressSink | None = None,
+    workers: int | str = 1,
+    recycle_after: int = DEFAULT_RECYCLE_AFTER,
+    max_worker_memory: float = DEFAULT_MAX_MEMORY_MIB,
 ) -> SearchResult:
-    """Continue a stored study with the settings it was created with."""
+    """Continue a stored study with the settings it was created with (``run``'s options)."""
     url = resolve_url(storage)
     # Read-only first: a mistyped name must not create a database file.
     with opened_storage(url, for_writing=False) as store:
@@ -188,7 +310,50 @@ def resume(
         report=report,
         write_report=write_report,
         progress=progress,
+        workers=workers,
+        recycle_after=recycle_after,
+        max_worker_memory=max_worker_memory,
     )
+
+
+def work(
+    study: str,
+    *,
+    storage: str | None = None,
+    workers: int | str = 1,
+    timeout: float | None = None,
+    progress: ProgressSink | None = None,
+    recycle_after: int = DEFAULT_RECYCLE_AFTER,
+    max_worker_memory: float = DEFAULT_MAX_MEMORY_MIB,
+) -> SearchResult:
+    """Join a stored study as ``workers`` more worker processes (on this machine, beside any
+    number of others anywhere) until it holds its stored target. Writes no report."""
+    url = resolve_url(storage)
+    count, chosen = resolve_workers(workers)
+    with opened_storage(url, for_writing=False) as store:
+        require_study(store, study, url)
+    with opened_storage(url, for_writing=True) as store:
+        settings, _ = stored_settings(store, study, url)
+        return _search(
+            store,
+            settings,
+            url,
+            progress or NullProgress(),
+            count,
+            chosen,
+            timeout,
+            recycle_after,
+            max_worker_memory,
+        )
+
+
+def stored_settings(
+    store: optuna.storages.RDBStorage, study: str, url: str
+) -> tuple[StudySettings, dict[str, Any]]:
+    """A stored study's settings, and the raw stored attribute (with the data description)."""
+    require_study(store, study, url)
+    stored = _stored_attrs(store, study)
+    return StudySettings.from_attrs(study, stored), stored
 
 
 def load_settings(study: str, storage: str | None = None) -> StudySettings:

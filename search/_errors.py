@@ -6,6 +6,8 @@ HpsearchError                 the search cannot do what was asked; the CLI print
 │   │                         the ones a study was created with; the CLI exits 2
 │   └── DataError             a data file or data set that cannot be used as given
 ├── StorageError              the storage URL cannot be opened or used
+│   └── StorageUnavailable    the database was lost (server down) for longer than the
+│                             retry limit; a trial in flight is failed when it is back
 ├── StudyNotFound (LookupError)
 └── SearchAborted             the search stopped itself (e.g. too many failures in a row)
 
@@ -34,6 +36,10 @@ class DataError(ConfigError):
 
 class StorageError(HpsearchError):
     """The storage cannot be opened or used. Messages never carry a password."""
+
+
+class StorageUnavailable(StorageError):
+    """The database stayed unreachable past the retry limit (``$HPSEARCH_DB_RETRY``)."""
 
 
 class StudyNotFound(HpsearchError, LookupError):

@@ -1,7 +1,8 @@
 """The ``hpsearch`` command. One function per command; data on stdout, progress on stderr.
 
-Only ``run``, ``resume`` and ``describe`` import TensorFlow (when they train or build);
-``--help``, ``studies``, ``trials``, ``report`` and ``spaces`` never do.
+Only ``describe`` imports TensorFlow in the command's own process; ``run``, ``resume`` and
+``worker`` train in worker processes (``search._worker``); ``--help``, ``studies``,
+``trials``, ``report`` and ``spaces`` never import it.
 """
 
 from __future__ import annotations
@@ -59,6 +60,49 @@ def _storage_option(func: F) -> F:
         default=None,
         show_envvar=True,
         help=f"Database URL [default: {DEFAULT_STORAGE}].",
+    )(func)
+
+
+class _Workers(click.ParamType):
+    """``--workers N`` (N >= 1) or ``auto``."""
+
+    name = "N|auto"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if value == "auto" or isinstance(value, int):
+            return value
+        try:
+            count = int(value)
+        except ValueError:
+            count = 0
+        if count < 1:
+            self.fail(f"expected a number >= 1 or 'auto'; got {value!r}.", param, ctx)
+        return count
+
+
+def _worker_options(func: F) -> F:
+    """--workers, --recycle-after, --max-worker-memory: shared by run, resume and worker."""
+    func = click.option(
+        "--max-worker-memory",
+        type=click.FloatRange(min=0),
+        default=4096,
+        show_default=True,
+        help="MiB of resident memory past which a worker is replaced by a fresh process "
+        "(0: never).",
+    )(func)
+    func = click.option(
+        "--recycle-after",
+        type=click.IntRange(min=0),
+        default=50,
+        show_default=True,
+        help="Trials after which a worker is replaced by a fresh process (0: never).",
+    )(func)
+    return click.option(
+        "--workers",
+        type=_Workers(),
+        default=1,
+        show_default=True,
+        help="Worker processes on this machine; 'auto': one per core.",
     )(func)
 
 
@@ -124,9 +168,11 @@ def main() -> None:
     default=None,
     help="Failed trials in a row that stop the search [5].",
 )
+@click.option("--no-report", is_flag=True, help="Do not write the report at the end.")
+@_worker_options
 @click.option("--quiet", "-q", is_flag=True, help="No progress output.")
 @_handle_errors
-def run(quiet: bool, report: str | None, **options: Any) -> None:
+def run(quiet: bool, report: str | None, no_report: bool, **options: Any) -> None:
     """Run a search (or continue the study of the same name) and write its report.
 
     Prints the report's path on stdout.
@@ -134,7 +180,9 @@ def run(quiet: bool, report: str | None, **options: Any) -> None:
     _quiet_logs()
     import search
 
-    result = search.run(report=report, progress=_progress(quiet), **options)
+    result = search.run(
+        report=report, write_report=not no_report, progress=_progress(quiet), **options
+    )
     _finish(result, quiet)
 
 
@@ -146,28 +194,45 @@ def run(quiet: bool, report: str | None, **options: Any) -> None:
 )
 @click.option("--timeout", type=click.FloatRange(min=0), default=None, help="Stop after SECONDS.")
 @click.option("--report", type=click.Path(dir_okay=False), default=None, help="Report path.")
+@click.option("--no-report", is_flag=True, help="Do not write the report at the end.")
+@_worker_options
 @click.option("--quiet", "-q", is_flag=True, help="No progress output.")
 @_handle_errors
 def resume(
     study: str,
-    storage: str | None,
-    trials: int | None,
-    timeout: float | None,
     report: str | None,
+    no_report: bool,
     quiet: bool,
+    **options: Any,
 ) -> None:
     """Continue STUDY with the settings stored in it."""
     _quiet_logs()
     import search
 
     result = search.resume(
-        study,
-        storage=storage,
-        trials=trials,
-        timeout=timeout,
-        report=report,
-        progress=_progress(quiet),
+        study, report=report, write_report=not no_report, progress=_progress(quiet), **options
     )
+    _finish(result, quiet)
+
+
+@main.command()
+@click.argument("study")
+@_storage_option
+@click.option("--timeout", type=click.FloatRange(min=0), default=None, help="Stop after SECONDS.")
+@_worker_options
+@click.option("--quiet", "-q", is_flag=True, help="No progress output.")
+@_handle_errors
+def worker(study: str, quiet: bool, **options: Any) -> None:
+    """Join STUDY (created by `hpsearch run` anywhere) and train its trials until it holds
+    its target, beside any number of workers on any number of machines.
+
+    The data is loaded on this machine and must match the study's (same fingerprint).
+    Writes no report; prints the study's summary on stderr.
+    """
+    _quiet_logs()
+    import search
+
+    result = search.work(study, progress=_progress(quiet), **options)
     _finish(result, quiet)
 
 
@@ -180,12 +245,15 @@ def _progress(quiet: bool) -> Any:
 def _finish(result: Any, quiet: bool) -> None:
     if not quiet:
         best = "-" if result.best_value is None else f"{result.best_value:.4g}"
-        how = {"target": "reached its target", "timeout": "stopped at the timeout"}.get(
-            result.stopped, "had already reached its target"
-        )
+        how = {
+            "target": "reached its target",
+            "timeout": "stopped at the timeout",
+            "workers": "stopped before its target (its workers stopped)",
+        }.get(result.stopped, "had already reached its target")
+        where = f"; report: {result.report}" if result.report else ""
         click.echo(
             f"study {result.study} {how}: {result.finished}/{result.target} finished, "
-            f"best trial {result.best_number} ({best}); report: {result.report}",
+            f"best trial {result.best_number} ({best}){where}",
             err=True,
         )
     if result.report:

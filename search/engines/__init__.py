@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 
-from search.engines._base import Engine, SearchResult
+from search.engines._base import Engine, SearchResult, WorkerLimits
 
 # name -> "module:class"; engines import TensorFlow, so they are loaded on first use.
 ENGINES: dict[str, str] = {"optuna": "search.engines._optuna:OptunaEngine"}
@@ -17,4 +17,4 @@ def get_engine(name: str) -> Engine:
     return cls()
 
 
-__all__ = ["ENGINES", "Engine", "SearchResult", "get_engine"]
+__all__ = ["ENGINES", "Engine", "SearchResult", "WorkerLimits", "get_engine"]

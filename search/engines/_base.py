@@ -1,8 +1,16 @@
-"""The Engine contract: what every search engine guarantees.
+"""The Engine contract: what every search engine guarantees, in one worker process.
 
 An engine drives the trials of one study that already exists in an Optuna RDB storage
-(``search.run`` creates it and stores its StudySettings). Whatever decides the next point
-(Optuna's samplers today, KerasTuner's oracles later), every engine:
+(``search.run`` creates it and stores its StudySettings). Any number of worker processes,
+on any number of machines, may run ``optimize`` on the same study at once. Whatever decides
+the next point (Optuna's samplers today, KerasTuner's oracles later), every engine:
+
+- claims each trial under the study's lock (``search._storage.exclusive``): counts the
+  finished and running trials against the stored target and creates a trial only when the
+  study still needs one, so the study ends with exactly its target however many workers;
+- draws each new point from a stream seeded by the study's seed and the trial's number
+  (distinct for concurrent workers, the same for a seeded single worker);
+- records the trial's heartbeat while it trains;
 
 - trains each trial with ``search._training.fit_trial``, so early stopping, NaN checks and
   the per-epoch history are the same for all engines;
@@ -13,15 +21,23 @@ An engine drives the trials of one study that already exists in an Optuna RDB st
 - treats the database as the only source of truth: it resumes from the stored trials, fails
   trials whose worker died (``search._storage.fail_dead_trials``) and retries them once,
   and never repeats a finished trial;
-- stops when the study holds ``target`` finished (COMPLETE + PRUNED) trials, when
-  ``timeout`` seconds have passed, or (raising SearchAborted) after ``max_failures``
-  failed trials in a row; a failed trial alone never stops the search;
+- returns when the study holds its target of finished (COMPLETE + PRUNED) trials
+  ("target"), or when ``limits`` say so ("timeout", or "recycle" so that a fresh process
+  continues); raises SearchAborted after ``max_failures`` of its trials failed in a row
+  (a failed trial alone never stops the search), StorageError when the database stays
+  lost, KeyboardInterrupt (after failing its trial as "interrupted") on Ctrl-C/SIGTERM;
 - reports progress only through the ProgressSink it is given (nothing on stdout).
 """
 
 from __future__ import annotations
 
 import abc
+import contextlib
+import os
+import signal
+import threading
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -44,8 +60,58 @@ class SearchResult:
     best_number: int | None
     best_value: float | None
     best_params: dict[str, Any] = field(default_factory=dict)
-    stopped: str = "target"  # "target" | "timeout" | "already"
+    stopped: str = "target"  # "target" | "timeout" | "already" | "workers"
     report: str | None = None
+
+
+@dataclass(frozen=True)
+class WorkerLimits:
+    """When a worker process stops claiming trials (other than the study's target)."""
+
+    deadline: float | None = None  # time.time() after which no trial starts ("timeout")
+    max_trials: int = 0  # trials after which a fresh process continues (0: never)
+    max_rss_mib: float = 0.0  # resident memory past which it does too (0: never)
+    parent_pid: int | None = None  # stop when this parent is gone ("orphaned")
+
+    def stop_reason(self, trials_run: int) -> str | None:
+        if self.deadline is not None and time.time() >= self.deadline:
+            return "timeout"
+        if self.parent_pid is not None and os.getppid() != self.parent_pid:
+            return "orphaned"
+        if self.max_trials and trials_run >= self.max_trials:
+            return "recycle"
+        if self.max_rss_mib and trials_run and rss_mib() >= self.max_rss_mib:
+            return "recycle"
+        return None
+
+
+def rss_mib() -> float:
+    """This process's resident memory in MiB (Linux; 0 where /proc is missing)."""
+    try:
+        with open("/proc/self/statm") as f:
+            pages = int(f.read().split()[1])
+    except OSError:
+        return 0.0
+    return round(pages * os.sysconf("SC_PAGE_SIZE") / 2**20, 1)
+
+
+@contextlib.contextmanager
+def deferred_interrupts() -> Iterator[list[int]]:
+    """Hold Ctrl-C and SIGTERM back while the database is changed (claiming or telling a
+    trial); yields the list of signals that arrived, for the caller to act on afterwards."""
+    arrived: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield arrived
+        return
+    wanted = (signal.SIGINT, signal.SIGTERM)
+    previous = {s: signal.getsignal(s) for s in wanted}
+    for s in wanted:
+        signal.signal(s, lambda signum, _frame: arrived.append(signum))
+    try:
+        yield arrived
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
 
 
 class Engine(abc.ABC):
@@ -60,8 +126,9 @@ class Engine(abc.ABC):
         dataset: Dataset,
         storage: RDBStorage,
         *,
-        target: int,
-        timeout: float | None,
+        url: str,
+        limits: WorkerLimits,
         progress: ProgressSink,
-    ) -> SearchResult:
-        """Run trials of ``settings.study`` until it holds ``target`` finished trials."""
+    ) -> str:
+        """Run trials of ``settings.study`` in this process until the study holds its
+        target of finished trials or ``limits`` stop it; returns why it stopped."""

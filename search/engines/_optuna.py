@@ -2,41 +2,63 @@
 
 from __future__ import annotations
 
+import contextlib
+import threading
+import time
 import warnings
 from typing import Any
 
+import numpy as np
 import optuna
 from optuna.storages import RDBStorage
-from optuna.study import MaxTrialsCallback
 from optuna.trial import FrozenTrial, TrialState
 
 from search._data import Dataset
-from search._errors import ConfigError, SearchAborted, SearchInterrupted, TrialFailed
+from search._errors import ConfigError, SearchAborted, StorageError, TrialFailed
 from search._progress import ProgressSink
 from search._settings import StudySettings
-from search._storage import fail_dead_trials, worker_identity
+from search._storage import (
+    HEARTBEAT_INTERVAL,
+    exclusive,
+    fail_dead_trials,
+    worker_identity,
+)
 from search._training import TrialRecorder, fit_trial
-from search.engines._base import Engine, SearchResult
+from search.engines._base import Engine, WorkerLimits, deferred_interrupts, rss_mib
 from spaces import sample_optuna
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+# A worker with nothing to claim (the other workers' trials would reach the target) looks
+# again after this many seconds: one of them may fail, or die and be retried.
+POLL_S = 1.0
 # What a retried trial must not inherit from the attempt that died.
-_FRESH: dict[str, Any] = {"history": {}, "epochs_run": 0, "fail_reason": None}
+_FRESH: dict[str, Any] = {"epochs_run": 0, "fail_reason": None}
 
 
-def make_sampler(name: str, seed: int, trials_so_far: int = 0) -> optuna.samplers.BaseSampler:
-    """The sampler by its CLI name.
+def trial_seed(seed: int, number: int) -> int:
+    """The sampler seed of trial ``number``: the study's seed mixed with the trial number.
 
-    Seeded samplers are reseeded with ``seed + trials_so_far`` on resume, so a resumed
-    search does not draw its first points again; QMC keeps its seed, since it continues
-    its own sequence from the study.
+    Each trial is claimed under the study's lock, so its number is its own: workers that
+    start together draw from distinct streams, and a single worker draws the same points for
+    the same seed every time (also across a resume)."""
+    return int(np.random.SeedSequence([seed, number]).generate_state(1)[0])
+
+
+def make_sampler(name: str, seed: int, number: int = 0) -> optuna.samplers.BaseSampler:
+    """The sampler by its CLI name, seeded for trial ``number`` (``trial_seed``).
+
+    QMC keeps the study's seed: it continues its own sequence from the study.
     """
-    shifted = seed + trials_so_far
+    shifted = trial_seed(seed, number)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         if name == "tpe":
-            # group=True models conditional parameters (reg_strength, momentum) properly.
-            return optuna.samplers.TPESampler(seed=shifted, multivariate=True, group=True)
+            # group=True models conditional parameters (reg_strength, momentum) properly;
+            # the constant liar counts other workers' running trials as bad, so concurrent
+            # workers explore apart.
+            return optuna.samplers.TPESampler(
+                seed=shifted, multivariate=True, group=True, constant_liar=True
+            )
         if name == "random":
             return optuna.samplers.RandomSampler(seed=shifted)
         if name == "qmc":
@@ -67,19 +89,17 @@ def make_pruner(name: str, epochs: int) -> optuna.pruners.BasePruner:
 
 
 class _FailureGuard:
-    """Stops the study after ``limit`` failed trials in a row."""
+    """Stops this worker after ``limit`` of its trials failed in a row."""
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self.in_a_row = 0
         self.last_reason = ""
 
-    def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
-        if trial.state == TrialState.FAIL:
+    def __call__(self, state: TrialState, reason: str) -> None:
+        if state == TrialState.FAIL:
             self.in_a_row += 1
-            self.last_reason = str(trial.user_attrs.get("fail_reason", "unknown"))
-            if self.in_a_row >= self.limit:
-                study.stop()
+            self.last_reason = reason or "unknown"
         else:
             self.in_a_row = 0
 
@@ -88,7 +108,7 @@ class _FailureGuard:
         return self.in_a_row >= self.limit
 
 
-def _best(study: optuna.Study) -> tuple[int | None, float | None, dict[str, Any]]:
+def best_of(study: optuna.Study) -> tuple[int | None, float | None, dict[str, Any]]:
     try:
         best = study.best_trial
     except ValueError:
@@ -96,16 +116,47 @@ def _best(study: optuna.Study) -> tuple[int | None, float | None, dict[str, Any]
     return best.number, best.value, dict(best.params)
 
 
-def _finished(counts: dict[str, int]) -> int:
+def finished_count(counts: dict[str, int]) -> int:
     """COMPLETE + PRUNED: the trials that count towards the target."""
     return sum(counts.get(state.name, 0) for state in FINISHED)
 
 
-def _counts(study: optuna.Study) -> dict[str, int]:
+def count_states(trials: list[FrozenTrial]) -> dict[str, int]:
     counts: dict[str, int] = {}
-    for trial in study.get_trials(deepcopy=False):
+    for trial in trials:
         counts[trial.state.name] = counts.get(trial.state.name, 0) + 1
     return counts
+
+
+class _Heartbeat:
+    """Records the running trial's heartbeat every HEARTBEAT_INTERVAL seconds, so workers on
+    other machines can tell it is alive. A failed beat (the database is down) is skipped: the
+    trial's own writes decide whether the worker goes on."""
+
+    def __init__(self, storage: RDBStorage, trial_id: int) -> None:
+        self._storage, self._trial_id = storage, trial_id
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, daemon=True, name="hpsearch-heartbeat")
+
+    def _beat(self) -> None:
+        beat = getattr(self._storage, "record_heartbeat", None)
+        while beat is not None:
+            with contextlib.suppress(Exception):
+                beat(self._trial_id)
+            if self._stop.wait(HEARTBEAT_INTERVAL):
+                return
+
+    def __enter__(self) -> _Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+
+class _Lost(Exception):
+    """Another worker finished this trial first (its heartbeat went stale); drop it."""
 
 
 class OptunaEngine(Engine):
@@ -120,96 +171,138 @@ class OptunaEngine(Engine):
         dataset: Dataset,
         storage: RDBStorage,
         *,
-        target: int,
-        timeout: float | None,
+        url: str,
+        limits: WorkerLimits,
         progress: ProgressSink,
-    ) -> SearchResult:
-        existing = len(storage.get_all_trials(storage.get_study_id_from_name(settings.study)))
+    ) -> str:
         study = optuna.load_study(
             study_name=settings.study,
             storage=storage,
-            sampler=make_sampler(settings.sampler, settings.seed, existing),
+            sampler=make_sampler(settings.sampler, settings.seed),
             pruner=make_pruner(settings.pruner, settings.epochs),
         )
-        fail_dead_trials(study)
-        done = _finished(_counts(study))
-        best_number, best_value, _ = _best(study)
-        progress.search_started(settings.study, target, done, best_value, settings.objective)
-        stopped = "already"
         guard = _FailureGuard(settings.max_failures)
-        try:
-            if done < target:
-
-                def report(study: optuna.Study, trial: FrozenTrial) -> None:
-                    counts = _counts(study)
-                    progress.trial_ended(
-                        trial.number,
-                        trial.state.name,
-                        trial.value,
-                        _finished(counts),
-                        _best(study)[1],
-                        str(trial.user_attrs.get("fail_reason", "")),
-                    )
-
-                try:
-                    study.optimize(
-                        lambda trial: self._objective(trial, settings, dataset, progress),
-                        n_trials=None,
-                        timeout=timeout,
-                        catch=(TrialFailed,),
-                        callbacks=[MaxTrialsCallback(target, states=FINISHED), guard, report],
-                    )
-                except KeyboardInterrupt:
-                    done = _finished(_counts(study))
-                    raise SearchInterrupted(
-                        f"study {settings.study!r} interrupted: {done}/{target} finished trials "
-                        f"are stored; continue with `hpsearch resume {settings.study}`."
-                    ) from None
-                done = _finished(_counts(study))
-                stopped = "target" if done >= target else "timeout"
-        finally:
-            progress.search_ended()
-        if guard.tripped:
-            raise SearchAborted(
-                f"study {settings.study!r}: stopped after {guard.in_a_row} failed trials in "
-                f"a row; the last failed because {guard.last_reason}. The {done} finished "
-                f"trial(s) are kept; fix the cause and run `hpsearch resume {settings.study}`."
+        ran = 0
+        while True:
+            why = limits.stop_reason(ran)
+            if why:
+                return why
+            with deferred_interrupts() as arrived:
+                claimed = self._claim(study, settings, url)
+            if arrived:
+                if isinstance(claimed, optuna.Trial):
+                    claimed.set_user_attr("fail_reason", "interrupted")
+                    study.tell(claimed, state=TrialState.FAIL)
+                raise KeyboardInterrupt
+            if claimed == "target":
+                return "target"
+            if claimed is None:
+                time.sleep(POLL_S)
+                continue
+            assert isinstance(claimed, optuna.Trial)
+            state, value, reason = self._run(study, claimed, settings, dataset, progress)
+            ran += 1
+            if state is None:  # lost to another worker
+                continue
+            guard(state, reason)
+            trials = study.get_trials(deepcopy=False)
+            progress.trial_ended(
+                claimed.number,
+                state.name,
+                value,
+                finished_count(count_states(trials)),
+                best_of(study)[1],
+                reason,
             )
-        best_number, best_value, best_params = _best(study)
-        return SearchResult(
-            study=settings.study,
-            target=target,
-            finished=done,
-            counts=_counts(study),
-            best_number=best_number,
-            best_value=best_value,
-            best_params=best_params,
-            stopped=stopped,
-        )
+            if guard.tripped:
+                raise SearchAborted(
+                    f"study {settings.study!r}: stopped after {guard.in_a_row} failed trials "
+                    f"in a row; the last failed because {guard.last_reason}. The finished "
+                    f"trials are kept; fix the cause and run `hpsearch resume {settings.study}`."
+                )
 
-    def _objective(
+    def _claim(
+        self, study: optuna.Study, settings: StudySettings, url: str
+    ) -> optuna.Trial | str | None:
+        """Count and claim, under the study's lock: the next trial (a queued retry first), or
+        None while the running trials may still reach the target, or "target" when the study
+        holds its target of finished trials. No two workers can pass here at once, so the
+        study never overshoots its target and every new trial has a number of its own."""
+        with exclusive(url, f"claim:{settings.study}"):
+            fail_dead_trials(study)
+            stored = study._storage.get_study_user_attrs(study._study_id)
+            target = int(stored.get("hpsearch", {}).get("trials", settings.trials))
+            trials = study.get_trials(deepcopy=False)
+            counts = count_states(trials)
+            finished = finished_count(counts)
+            if finished >= target:
+                return "target"
+            if finished + counts.get("RUNNING", 0) >= target:
+                return None
+            if not counts.get("WAITING"):
+                # The new trial's number is the count of trials: nobody else creates one
+                # while the lock is held.
+                study.sampler = make_sampler(settings.sampler, settings.seed, len(trials))
+            with warnings.catch_warnings():
+                # Optuna warns that heartbeats are meant for Study.optimize; this loop
+                # records them itself (_Heartbeat), as Optuna's FAQ says to.
+                warnings.filterwarnings("ignore", "Heartbeat of storage", UserWarning)
+                trial = study.ask()
+            worker = worker_identity()
+            trial.set_user_attr("worker", worker)
+            if "fail_reason" in trial.user_attrs:  # a retry: its copy of the dead attempt
+                self._store(trial, _FRESH)
+            trial.set_user_attr("engine", self.name)
+            return trial
+
+    def _run(
+        self,
+        study: optuna.Study,
+        trial: optuna.Trial,
+        settings: StudySettings,
+        dataset: Dataset,
+        progress: ProgressSink,
+    ) -> tuple[TrialState | None, float | None, str]:
+        """Train the claimed trial and tell the study how it ended: (state, value, reason);
+        state None when another worker failed the trial first (a stale heartbeat)."""
+        try:
+            with _Heartbeat(study._storage, trial._trial_id):  # type: ignore[arg-type]
+                state, value, reason = self._train(trial, settings, dataset, progress)
+        except _Lost:
+            return None, None, ""
+        told: TrialState | None = state
+        with deferred_interrupts() as arrived:
+            try:
+                if state == TrialState.COMPLETE:
+                    study.tell(trial, value)
+                else:
+                    study.tell(trial, state=state)
+            except (optuna.exceptions.UpdateFinishedTrialError, ValueError):
+                told = None  # failed meanwhile by another worker (stale heartbeat)
+        if arrived:
+            raise KeyboardInterrupt
+        return told, value, reason
+
+    def _train(
         self,
         trial: optuna.Trial,
         settings: StudySettings,
         dataset: Dataset,
         progress: ProgressSink,
-    ) -> float:
+    ) -> tuple[TrialState, float | None, str]:
         from search._keras import import_keras
 
         keras = import_keras()
         from optuna_integration import TFKerasPruningCallback
 
-        # Claim the trial first: a retry starts with a copy of the dead attempt's attributes,
-        # its dead worker included, then starts afresh.
-        trial.set_user_attr("worker", worker_identity())
-        if "history" in trial.user_attrs:
-            self._store(trial, _FRESH)
-        trial.set_user_attr("engine", self.name)
         progress.trial_started(trial.number)
+        storage, trial_id = trial.study._storage, trial._trial_id
+        token = worker_token(trial.user_attrs["worker"])
 
         def on_epoch(epoch: int, recorder: TrialRecorder) -> None:
-            trial.set_user_attr("history", recorder.history)
-            trial.set_user_attr("epochs_run", recorder.epochs_run)
+            # One small row per epoch (O(1)); the whole history is written once at the end.
+            row = {key: values[-1] for key, values in recorder.history.items()}
+            storage.set_trial_user_attr(trial_id, epoch_key(epoch), {"w": token, "m": row})
             value = recorder.history.get(settings.objective, [None])[-1]
             progress.epoch_ended(trial.number, epoch, settings.epochs, value)
 
@@ -231,28 +324,46 @@ class OptunaEngine(Engine):
             )
         except optuna.TrialPruned:
             self._store(trial, recorder.outcome(pruned=True).attrs())
-            raise
+            return TrialState.PRUNED, None, ""
         except TrialFailed as exc:
+            if isinstance(exc.__cause__, optuna.exceptions.UpdateFinishedTrialError):
+                raise _Lost() from None
             self._store(trial, {**recorder.outcome().attrs(), "fail_reason": exc.reason})
-            raise
+            return TrialState.FAIL, None, exc.reason
         except KeyboardInterrupt:
             self._store(trial, {**recorder.outcome().attrs(), "fail_reason": "interrupted"})
+            trial.study.tell(trial, state=TrialState.FAIL)
             raise
+        except optuna.exceptions.UpdateFinishedTrialError:
+            raise _Lost() from None
+        except StorageError:
+            raise  # the database is gone: nothing can be stored; the worker stops
         except Exception as exc:
             reason = f"{type(exc).__name__}: {exc}"
             self._store(trial, {**recorder.outcome().attrs(), "fail_reason": reason})
-            raise TrialFailed(reason) from exc
+            return TrialState.FAIL, None, reason
         finally:
             # Frees the model's graph; it also runs gc.collect() (0.25 s: once is enough).
             keras.backend.clear_session()
         if outcome.value is None:
             reason = f"no epoch reported the objective {settings.objective!r}"
             self._store(trial, {**outcome.attrs(), "fail_reason": reason})
-            raise TrialFailed(reason)
+            return TrialState.FAIL, None, reason
         self._store(trial, outcome.attrs())
-        return outcome.value
+        return TrialState.COMPLETE, outcome.value, ""
 
     @staticmethod
     def _store(trial: optuna.Trial, attrs: dict[str, Any]) -> None:
+        attrs = {**attrs, "rss_mib": rss_mib()}
         for key, value in attrs.items():
             trial.set_user_attr(key, value)
+
+
+def epoch_key(epoch: int) -> str:
+    """The user attribute holding one epoch's metrics while a trial runs."""
+    return f"epoch:{epoch}"
+
+
+def worker_token(worker: dict[str, Any]) -> str:
+    """The attempt a per-epoch row belongs to: a retry's copy keeps the dead attempt's rows."""
+    return f"{worker.get('host')}:{worker.get('pid')}:{worker.get('started')}"

@@ -20,6 +20,7 @@ def test_exported_names() -> None:
         "StudyNotFoundError",
         "StudySummary",
         "failures",
+        "history_of",
         "leaderboard",
         "learning_curves_data",
         "list_studies",
@@ -259,3 +260,33 @@ def test_unreachable_server_message_hides_password() -> None:
         reports.list_studies(url)
     assert "s3cret" not in str(info.value)
     assert "hp:***@127.0.0.1:1/hp" in str(info.value)
+
+
+def test_history_of_a_running_trial_is_read_from_its_epoch_rows() -> None:
+    """While a trial runs it holds one ``epoch:K`` row per epoch; a retried trial's rows of
+    the attempt that died (another ``worker``) are not its own."""
+    from optuna.distributions import IntDistribution
+    from optuna.trial import TrialState, create_trial
+
+    worker = {"host": "h", "pid": 7, "started": 99}
+    dead = {"w": "h:5:11", "m": {"loss": 9.0, "val_loss": 9.0}}
+    running = create_trial(
+        state=TrialState.RUNNING,
+        params={"units": 4},
+        distributions={"units": IntDistribution(1, 8)},
+        user_attrs={
+            "worker": worker,
+            "epoch:0": {"w": "h:7:99", "m": {"loss": 1.0, "val_loss": 2.0}},
+            "epoch:1": {"w": "h:7:99", "m": {"loss": 0.5, "val_loss": 1.5}},
+            "epoch:2": dead,
+        },
+    )
+    assert reports.history_of(running) == {"loss": [1.0, 0.5], "val_loss": [2.0, 1.5]}
+    finished = create_trial(
+        state=TrialState.COMPLETE,
+        value=1.0,
+        params={"units": 4},
+        distributions={"units": IntDistribution(1, 8)},
+        user_attrs={"worker": worker, "epoch:0": dead, "history": {"loss": [3.0]}},
+    )
+    assert reports.history_of(finished) == {"loss": [3.0]}

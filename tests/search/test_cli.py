@@ -18,6 +18,7 @@ import pytest
 import yaml
 from optuna.trial import TrialState
 
+from reports import history_of
 from search._storage import opened_storage
 from spaces import load_space
 
@@ -239,8 +240,7 @@ def _running_trial(db: Path, study: str, *, need_complete: bool) -> optuna.trial
         running = [
             t
             for t in trials
-            if t.state == TrialState.RUNNING
-            and len(t.user_attrs.get("history", {}).get("loss", [])) >= 2
+            if t.state == TrialState.RUNNING and len(history_of(t).get("loss", [])) >= 2
         ]
         if running and (done or not need_complete):
             return running[0]

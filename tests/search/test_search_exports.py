@@ -18,6 +18,7 @@ def test_exported_members() -> None:
         "SearchInterrupted",
         "SearchResult",
         "StorageError",
+        "StorageUnavailable",
         "StudyNotFound",
         "StudySettings",
         "TrialFailed",
@@ -26,6 +27,7 @@ def test_exported_members() -> None:
         "load_settings",
         "resume",
         "run",
+        "work",
     ]
     for name in search.__all__:
         assert getattr(search, name) is not None
@@ -37,3 +39,4 @@ def test_errors_carry_their_policy() -> None:
     assert search.ConfigError.exit_code == 2 and search.HpsearchError.exit_code == 1
     assert issubclass(search.StudyNotFound, LookupError)
     assert not issubclass(search.TrialFailed, search.HpsearchError)
+    assert issubclass(search.StorageUnavailable, search.StorageError)

@@ -88,3 +88,79 @@ def test_a_trial_whose_local_process_died_is_failed_and_retried_once(tmp_path: P
         assert retry.params == trials[orphan.number].params
         # Nothing more to do on a second look.
         assert fail_dead_trials(study) == []
+
+
+_COUNT_UNDER_LOCK = """
+import sys, time
+from pathlib import Path
+from search._storage import exclusive
+url, counter = sys.argv[1], Path(sys.argv[2])
+for _ in range(25):
+    with exclusive(url, "claim:test"):
+        value = int(counter.read_text())
+        time.sleep(0.002)  # widen the window between the count and the claim
+        counter.write_text(str(value + 1))
+"""
+
+
+@pytest.mark.parametrize("kind", ["sqlite", pytest.param("postgres", marks=pytest.mark.service)])
+def test_the_storage_lock_lets_one_process_at_a_time_count_and_claim(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """Four real processes started together, each adding 1 to a counter 25 times under the
+    lock: no update is lost (without the lock, most are)."""
+    url = (
+        f"sqlite:///{tmp_path / 'lock.db'}"
+        if kind == "sqlite"
+        else str(request.getfixturevalue("postgres_url"))
+    )
+    counter = tmp_path / "counter"
+    counter.write_text("0")
+    procs = [
+        subprocess.Popen([sys.executable, "-c", _COUNT_UNDER_LOCK, url, str(counter)])
+        for _ in range(4)
+    ]
+    assert [p.wait(timeout=120) for p in procs] == [0, 0, 0, 0]
+    assert counter.read_text() == "100"
+
+
+def test_creating_the_schema_is_safe_against_itself(tmp_path: Path) -> None:
+    """Six processes open the same new SQLite file for writing at the same instant."""
+    url = f"sqlite:///{tmp_path / 'fresh.db'}"
+    code = "import sys; from search._storage import opened_storage\n"
+    code += "with opened_storage(sys.argv[1]) as s: s.get_all_studies()"
+    procs = [
+        subprocess.Popen([sys.executable, "-c", code, url], stderr=subprocess.PIPE, text=True)
+        for _ in range(6)
+    ]
+    errors = [p.communicate(timeout=120)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0] * 6, errors
+
+
+def test_a_lost_connection_is_retried_then_named_without_the_password() -> None:
+    from search import StorageUnavailable
+    from search._storage import retrying
+
+    url = "postgresql+psycopg://alice:s3cret-pw@127.0.0.1:1/nowhere"
+    calls = []
+
+    def refused() -> None:
+        import sqlalchemy
+
+        calls.append(1)
+        sqlalchemy.create_engine(url).connect()
+
+    with pytest.raises(StorageUnavailable) as info:
+        retrying(refused, url, limit=1.0)()
+    assert len(calls) >= 3  # retried with backoff until the limit
+    assert "lost the database" in str(info.value)
+    assert "s3cret-pw" not in str(info.value) and "alice" in str(info.value)
+
+    def broken() -> None:
+        calls.append(1)
+        raise ValueError("not a connection problem")
+
+    calls.clear()
+    with pytest.raises(ValueError):
+        retrying(broken, url, limit=5.0)()
+    assert len(calls) == 1  # not retried

@@ -1,0 +1,270 @@
+"""A pool of worker processes on this machine, and one display for all of them.
+
+``run_workers`` starts N ``search._worker`` processes on a stored study and supervises them
+until none is needed any more. The pool decides nothing about trials: each worker claims its
+own from the database (see the Engine contract), so a pool on one machine, plain workers on
+others and several ``hpsearch run`` commands all share one study the same way.
+
+The pool:
+- passes every worker's progress on to one ProgressSink (``worker`` = its slot);
+- starts a fresh process in a slot whose worker recycled itself (after ``recycle_after``
+  trials or past ``max_memory_mib``: TensorFlow keeps a few MiB per trial that only a new
+  process gives back);
+- starts a fresh process in a slot whose worker died (kill -9, out of memory): its trial is
+  failed and retried once by the next claim of any worker; it gives up on a slot whose
+  workers die three times in a row before finishing a trial;
+- on Ctrl-C or SIGTERM sends SIGINT to every worker (each fails its running trial as
+  "interrupted" and exits), waits for them, and raises SearchInterrupted;
+- when a worker stops with an error (the database lost past the retry limit, the data
+  changed, too many failures in a row), stops the others the same way and raises that error.
+
+The pool's own process never imports TensorFlow.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import selectors
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+
+from search import _errors
+from search._errors import ConfigError, HpsearchError, SearchInterrupted
+from search._progress import ProgressSink
+from search._storage import STORAGE_ENV
+
+# The pipe a worker writes its events to (a file descriptor number).
+EVENTS_ENV = "HPSEARCH_EVENTS_FD"
+
+# How long stopping workers may take to store their interrupted trial before they are killed.
+STOP_GRACE_S = 60.0
+# A slot whose workers die this many times in a row without finishing a trial is given up.
+MAX_DEATHS = 3
+DEFAULT_RECYCLE_AFTER = 50
+DEFAULT_MAX_MEMORY_MIB = 4096.0
+
+
+def available_cores() -> int:
+    """The cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def resolve_workers(workers: int | str) -> tuple[int, str]:
+    """``--workers N`` or ``auto`` (one per core); returns the count and how it was chosen."""
+    if workers == "auto":
+        cores = available_cores()
+        return cores, f"--workers auto: {cores} worker(s), one per core ({cores} available)"
+    try:
+        count = int(workers)
+    except (TypeError, ValueError):
+        count = 0
+    if count < 1:
+        raise ConfigError(f"--workers: expected a number >= 1 or 'auto'; got {workers!r}.")
+    return count, ""
+
+
+def thread_caps(workers: int, cores: int | None = None) -> tuple[int, int]:
+    """TensorFlow's (intra-op, inter-op) threads per worker, so N workers on C cores do not
+    oversubscribe them: the cores shared out, at least one each (docs/benchmarks.md)."""
+    cores = available_cores() if cores is None else cores
+    return max(1, cores // workers), 1
+
+
+@dataclass
+class _Slot:
+    index: int
+    proc: subprocess.Popen[bytes]
+    stream: TextIO
+    exit: dict[str, Any] | None = None
+    trials: int = 0
+    buffer: str = ""
+
+
+@dataclass
+class _State:
+    stopping: str = ""  # "", "interrupted", "error"
+    error: dict[str, Any] | None = None
+    gave_up: str = ""
+    deaths: dict[int, int] = field(default_factory=dict)
+
+
+def run_workers(
+    study: str,
+    url: str,
+    *,
+    workers: int,
+    progress: ProgressSink,
+    deadline: float | None = None,
+    recycle_after: int = DEFAULT_RECYCLE_AFTER,
+    max_memory_mib: float = DEFAULT_MAX_MEMORY_MIB,
+) -> str:
+    """Run ``workers`` worker processes on ``study`` until none is needed; see the module.
+
+    Returns why a slot was given up (its workers kept dying), or "" when none was."""
+    threads = thread_caps(workers)
+    selector = selectors.DefaultSelector()
+    slots: dict[int, _Slot] = {}
+    state = _State()
+
+    def start(index: int) -> None:
+        read, write = os.pipe()
+        env = {**os.environ, STORAGE_ENV: url, EVENTS_ENV: str(write)}
+        env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+        args = [sys.executable, "-m", "search._worker", study, "--slot", str(index)]
+        args += ["--recycle-after", str(recycle_after), "--max-memory", str(max_memory_mib)]
+        args += ["--threads", f"{threads[0]},{threads[1]}"]
+        if deadline is not None:
+            args += ["--deadline", repr(deadline)]
+        proc = subprocess.Popen(
+            args,
+            env=env,
+            pass_fds=(write,),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            start_new_session=True,  # signals reach a worker through the pool only
+        )
+        os.close(write)
+        stream = os.fdopen(read, "r", encoding="utf-8")
+        slot = _Slot(index, proc, stream)
+        slots[index] = slot
+        selector.register(stream, selectors.EVENT_READ, slot)
+
+    def dispatch(slot: _Slot, line: str) -> None:
+        try:
+            event = json.loads(line)
+        except json.JSONDecodeError:
+            return
+        name = event.get("e")
+        if name == "exit":
+            slot.exit = event
+        elif name in ("trial_started", "epoch_ended", "trial_ended", "note"):
+            if name == "trial_ended":
+                slot.trials += 1
+                state.deaths[slot.index] = 0
+            getattr(progress, name)(*event.get("a", []), worker=slot.index)
+
+    def read(slot: _Slot) -> bool:
+        """Read what the worker sent; False at the end of its stream."""
+        chunk = os.read(slot.stream.fileno(), 65536).decode("utf-8", "replace")
+        if not chunk:
+            return False
+        slot.buffer += chunk
+        *lines, slot.buffer = slot.buffer.split("\n")
+        for line in lines:
+            dispatch(slot, line)
+        return True
+
+    def stop_all(why: str) -> None:
+        if not state.stopping:
+            state.stopping = why
+        for slot in slots.values():
+            with contextlib.suppress(ProcessLookupError):
+                slot.proc.send_signal(signal.SIGINT)
+
+    def finished(slot: _Slot) -> None:
+        selector.unregister(slot.stream)
+        slot.stream.close()
+        code = slot.proc.wait()
+        del slots[slot.index]
+        why = (slot.exit or {}).get("why")
+        if why == "error":
+            if state.error is None:
+                state.error = slot.exit
+            stop_all("error")
+            return
+        if why is None and not state.stopping:
+            signal_name = _signal_name(code)
+            deaths = state.deaths.get(slot.index, 0) + 1
+            state.deaths[slot.index] = deaths
+            if deaths >= MAX_DEATHS:
+                state.gave_up = (
+                    f"study {study!r}: worker {slot.index} died {deaths} times in a row "
+                    f"before finishing a trial (last: pid {slot.proc.pid}, {signal_name}); "
+                    "the finished trials are kept. Look for what kills it (memory: "
+                    f"--max-worker-memory), then `hpsearch resume {study}`."
+                )
+                return
+            progress.note(
+                f"worker {slot.index} (pid {slot.proc.pid}) died ({signal_name}); its trial "
+                "will be failed and retried; starting a new worker",
+                worker=slot.index,
+            )
+            start(slot.index)
+        elif why == "recycle" and not state.stopping:
+            start(slot.index)
+
+    with _signals_as_interrupts():
+        for index in range(workers):
+            start(index)
+        stop_started: float | None = None
+        while slots:
+            try:
+                for key, _ in selector.select(timeout=0.5):
+                    slot = key.data
+                    if not read(slot):
+                        finished(slot)
+                if state.stopping and stop_started is None:
+                    stop_started = time.monotonic()
+                if stop_started is not None and time.monotonic() - stop_started > STOP_GRACE_S:
+                    for slot in slots.values():
+                        slot.proc.kill()
+            except KeyboardInterrupt:
+                if not state.stopping:
+                    progress.note("stopping: every worker stores its running trial as interrupted")
+                stop_all("interrupted")
+    selector.close()
+    if state.error is not None:
+        raise _rebuild(state.error)
+    if state.stopping == "interrupted":
+        raise SearchInterrupted(
+            f"study {study!r} interrupted: finished trials are stored, running ones are "
+            f"failed as interrupted; continue with `hpsearch resume {study}`."
+        )
+    return state.gave_up
+
+
+def _signal_name(code: int) -> str:
+    if code < 0:
+        with contextlib.suppress(ValueError):
+            return f"signal {signal.Signals(-code).name}"
+    return f"exit code {code}"
+
+
+def _rebuild(event: dict[str, Any]) -> HpsearchError:
+    """The error a worker stopped with, as the same kind of exception here."""
+    cls = getattr(_errors, str(event.get("kind", "")), None)
+    if not (isinstance(cls, type) and issubclass(cls, HpsearchError)):
+        cls = HpsearchError
+    error = cls(str(event.get("message", "a worker stopped with an error")))
+    code = event.get("code")
+    if isinstance(code, int) and code != error.exit_code:
+        error.exit_code = code
+    return error
+
+
+@contextlib.contextmanager
+def _signals_as_interrupts() -> Iterator[None]:
+    """SIGTERM to the pool behaves like Ctrl-C (in the main thread; elsewhere nothing)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

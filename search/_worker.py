@@ -1,0 +1,175 @@
+"""One worker process: joins a stored study and trains its trials until the study is done.
+
+Started by the pool (``search._pool``) as ``python -m search._worker STUDY --slot I ...``,
+with the storage URL in ``$HPSEARCH_STORAGE`` (never on the command line, where ``ps`` would
+show a password) and a pipe for its events in ``$HPSEARCH_EVENTS_FD``. Everything a worker
+needs is in the database: the study's stored settings, its target, its trials; the data is
+loaded here and must have the stored fingerprint.
+
+Events are JSON lines ``{"e": method, "a": [args]}``: the ProgressSink calls of the engine,
+then one ``exit`` event saying why the worker stopped (target, timeout, recycle, interrupted,
+orphaned, error). Ctrl-C and SIGTERM both fail the running trial as "interrupted" and exit
+130; a second signal while it does so is ignored.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+from types import FrameType
+from typing import Any
+
+from search._errors import DataError, HpsearchError, StorageUnavailable
+from search._pool import EVENTS_ENV
+from search._progress import ProgressSink
+from search._storage import STORAGE_ENV, opened_storage
+from search.engines import WorkerLimits
+
+
+class PipeProgress(ProgressSink):
+    """Sends every progress call to the pool as one JSON line."""
+
+    def __init__(self, fd: int | None) -> None:
+        self._out = os.fdopen(fd, "w", buffering=1) if fd is not None else None
+        self.orphaned = False
+
+    def _send(self, event: str, *args: Any, **fields: Any) -> None:
+        if self._out is None or self.orphaned:
+            return
+        try:
+            self._out.write(json.dumps({"e": event, "a": list(args), **fields}) + "\n")
+        except (BrokenPipeError, OSError):
+            self.orphaned = True  # the pool is gone; the worker stops after this trial
+
+    def trial_started(self, number: int, worker: int = 0) -> None:
+        self._send("trial_started", number)
+
+    def epoch_ended(
+        self, number: int, epoch: int, epochs: int, value: float | None, worker: int = 0
+    ) -> None:
+        self._send("epoch_ended", number, epoch, epochs, value)
+
+    def trial_ended(
+        self,
+        number: int,
+        state: str,
+        value: float | None,
+        done: int,
+        best: float | None,
+        reason: str,
+        worker: int = 0,
+    ) -> None:
+        self._send("trial_ended", number, state, value, done, best, reason)
+
+    def note(self, message: str, worker: int = 0) -> None:
+        self._send("note", message)
+
+    def exit(self, why: str, message: str = "", code: int = 0, kind: str = "") -> None:
+        self._send("exit", why=why, message=message, code=code, kind=kind)
+
+
+def work(
+    study: str,
+    url: str,
+    *,
+    limits: WorkerLimits,
+    progress: ProgressSink,
+    threads: tuple[int, int] | None = None,
+) -> str:
+    """Run the study's trials in this process; returns why it stopped (see the engine)."""
+    from search._api import stored_settings
+    from search._data import load_dataset
+    from search.engines import get_engine
+
+    with opened_storage(url, for_writing=True) as storage:
+        settings, stored = stored_settings(storage, study, url)
+        dataset = load_dataset(
+            settings.data.source,
+            target=settings.data.target,
+            task=settings.data.task,
+            val_split=settings.data.val_split,
+            test_split=settings.data.test_split,
+            seed=settings.seed,
+        )
+        stored_fp = stored.get("data", {}).get("fingerprint")
+        if stored_fp and stored_fp != dataset.fingerprint:
+            raise DataError(
+                f"{settings.data.source}: this machine's copy of the data differs from the one "
+                f"study {study!r} was created with (fingerprint {dataset.fingerprint}, stored "
+                f"{stored_fp}); give this worker the same data."
+            )
+        from search._keras import configure_threads, import_keras
+
+        import_keras()
+        if threads is not None:
+            configure_threads(*threads)
+        engine = get_engine(settings.engine)
+        try:
+            return engine.optimize(
+                settings, dataset, storage, url=url, limits=limits, progress=progress
+            )
+        except StorageUnavailable as exc:
+            raise StorageUnavailable(
+                f"{exc}. Its running trial is failed and retried when the search goes on: "
+                f"`hpsearch resume {study}` once the database is back."
+            ) from None
+
+
+def _interrupt_once(signum: int, frame: FrameType | None) -> None:
+    """Ctrl-C and SIGTERM: stop the trial once (KeyboardInterrupt), ignore what follows."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m search._worker")
+    parser.add_argument("study")
+    parser.add_argument("--slot", type=int, default=0)
+    parser.add_argument("--deadline", type=float, default=None)
+    parser.add_argument("--recycle-after", type=int, default=0)
+    parser.add_argument("--max-memory", type=float, default=0.0)
+    parser.add_argument("--threads", default=None, help="INTRA,INTER")
+    args = parser.parse_args(argv)
+    signal.signal(signal.SIGINT, _interrupt_once)
+    signal.signal(signal.SIGTERM, _interrupt_once)
+    fd = os.environ.get(EVENTS_ENV)
+    sink = PipeProgress(int(fd) if fd else None)
+    url = os.environ.get(STORAGE_ENV, "")
+    threads = None
+    if args.threads:
+        intra, inter = (int(v) for v in args.threads.split(","))
+        threads = (intra, inter)
+    limits = WorkerLimits(
+        deadline=args.deadline,
+        max_trials=args.recycle_after,
+        max_rss_mib=args.max_memory,
+        parent_pid=os.getppid(),
+    )
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    try:
+        why = work(args.study, url, limits=limits, progress=sink, threads=threads)
+    except KeyboardInterrupt:
+        sink.exit("interrupted", code=130)
+        return 130
+    except HpsearchError as exc:
+        sink.exit("error", str(exc), exc.exit_code, type(exc).__name__)
+        return exc.exit_code
+    except Exception as exc:
+        from spaces import SpaceError
+
+        if isinstance(exc, SpaceError):
+            sink.exit("error", str(exc), 2, "ConfigError")
+            return 2
+        raise
+    sink.exit(why)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,311 @@
+"""Many workers on one study: real processes started at the same instant, real SQLite files,
+a real PostgreSQL server restarted under them, workers killed with SIGKILL, SIGTERM, SIGINT."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import optuna
+import pytest
+import yaml
+from optuna.trial import FrozenTrial, TrialState
+
+from reports import history_of
+from search._storage import opened_storage
+
+pytestmark = pytest.mark.slow
+HPSEARCH = str(Path(sys.executable).with_name("hpsearch"))
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+RECORD_KEYS = {"history", "epochs_run", "best_epoch", "best_metrics", "early_stopped"}
+RECORD_KEYS |= {"pruned", "param_count", "duration_s", "engine", "worker", "rss_mib"}
+TINY = {
+    "name": "tiny",
+    "params": {
+        "units": {"type": "int", "low": 4, "high": 32, "log": True},
+        "learning_rate": {"type": "float", "low": 0.001, "high": 0.05, "log": True},
+        "dropout": {"type": "float", "low": 0.0, "high": 0.3},
+        "batch_size": 32,
+    },
+}
+PG_CLUSTER = ["pg_ctlcluster", "--skip-systemctl-redirect"]
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "HPSEARCH_STORAGE"}
+    env.update({"TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONWARNINGS": "ignore", **extra})
+    return env
+
+
+def _space(folder: Path) -> str:
+    path = folder / "tiny.yaml"
+    path.write_text(yaml.safe_dump(TINY))
+    return str(path)
+
+
+def _start(args: list[str], cwd: Path, **env: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [HPSEARCH, *args], cwd=cwd, env=_env(**env), stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+
+def _finish(proc: subprocess.Popen[str], timeout: float = 600) -> tuple[int, str, str]:
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    finally:
+        proc.kill()
+    return proc.returncode, out, err
+
+
+def _trials(url: str, study: str) -> list[FrozenTrial]:
+    with opened_storage(url, for_writing=False) as storage:
+        return optuna.load_study(study_name=study, storage=storage).get_trials()
+
+
+def _wait_for(url: str, study: str, test: Picker) -> FrozenTrial:
+    """Poll the study until ``test`` picks a trial (at most 300 s)."""
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        try:
+            found = test(_trials(url, study))
+        except Exception:  # the database or the study does not exist yet
+            continue
+        if found is not None:
+            return found
+    raise AssertionError(f"study {study!r} never reached the awaited state")
+
+
+Picker = Callable[[list[FrozenTrial]], FrozenTrial | None]
+
+
+def _training(epochs: int, *, after_complete: int = 0) -> Picker:
+    """A RUNNING trial that has stored ``epochs`` epochs (once ``after_complete`` finished)."""
+
+    def test(trials: list[FrozenTrial]) -> FrozenTrial | None:
+        if sum(t.state in FINISHED for t in trials) < after_complete:
+            return None
+        for trial in trials:
+            ran = len(history_of(trial).get("loss", []))
+            if trial.state == TrialState.RUNNING and ran >= epochs:
+                return trial
+        return None
+
+    return test
+
+
+def _check_study(url: str, study: str, target: int, epochs: int) -> list[FrozenTrial]:
+    """Exactly ``target`` finished trials, distinct params, every record complete."""
+    trials = _trials(url, study)
+    finished = [t for t in trials if t.state in FINISHED]
+    assert len(finished) == target, [t.state.name for t in trials]
+    assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
+    numbers = [t.number for t in trials]
+    assert len(set(numbers)) == len(numbers)
+    points = {tuple(sorted(t.params.items())) for t in finished}
+    assert len(points) == target, "concurrent workers evaluated the same point"
+    for trial in finished:
+        assert set(trial.user_attrs) >= RECORD_KEYS
+        ran = trial.user_attrs["epochs_run"]
+        assert 1 <= ran <= epochs
+        assert sorted(trial.intermediate_values) == list(range(ran))
+        history = trial.user_attrs["history"]
+        assert all(len(v) == ran for v in history.values())
+        assert [trial.intermediate_values[i] for i in range(ran)] == pytest.approx(
+            history["val_loss"]
+        )
+    return trials
+
+
+def _run_args(space: str, study: str, trials: int, epochs: int, url: str) -> list[str]:
+    return ["run", "--data", "iris", "--space", space, "--study", study, "--trials", str(trials),
+            "--epochs", str(epochs), "--patience", str(epochs), "--pruner", "none",
+            "--storage", url, "--quiet", "--no-report"]  # fmt: skip
+
+
+def test_four_runs_started_at_once_on_a_new_sqlite_file_share_one_study(tmp_path: Path) -> None:
+    """Plain `hpsearch run` commands behave like workers: one schema, one study, the exact
+    target, no point twice."""
+    url = f"sqlite:///{tmp_path / 'new.db'}"
+    args = _run_args(_space(tmp_path), "race", 10, 3, url)
+    procs = [_start(args, tmp_path) for _ in range(4)]
+    results = [_finish(p) for p in procs]
+    for code, _, err in results:
+        assert code == 0, err
+        assert "Traceback" not in err
+    trials = _check_study(url, "race", target=10, epochs=3)
+    assert len(trials) == 10  # nothing started that the study did not need
+    workers = {t.user_attrs["worker"]["pid"] for t in trials}
+    assert len(workers) >= 2, "the trials were not shared between the processes"
+
+
+@pytest.mark.service
+def test_eight_workers_on_a_new_postgresql_database(postgres_url: str, tmp_path: Path) -> None:
+    """Two pools of four started at the same instant on a new database: eight workers."""
+    args = [*_run_args(_space(tmp_path), "pg8", 16, 2, postgres_url), "--workers", "4"]
+    procs = [_start(args, tmp_path) for _ in range(2)]
+    for code, _, err in (_finish(p) for p in procs):
+        assert code == 0, err
+        assert "Traceback" not in err
+    trials = _check_study(postgres_url, "pg8", target=16, epochs=2)
+    assert len(trials) == 16
+    assert len({t.user_attrs["worker"]["pid"] for t in trials}) >= 4
+
+
+def test_a_seeded_single_worker_search_is_reproducible(tmp_path: Path) -> None:
+    space = _space(tmp_path)
+    params = []
+    for name in ("a", "b"):
+        url = f"sqlite:///{tmp_path / name}.db"
+        code, _, err = _finish(_start(_run_args(space, "same", 3, 1, url), tmp_path))
+        assert code == 0, err
+        params.append([t.params for t in _trials(url, "same")])
+    assert params[0] == params[1]
+    assert len({tuple(sorted(p.items())) for p in params[0]}) == 3
+
+
+def test_kill_9_of_one_worker_of_a_pool(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'k9.db'}"
+    args = [*_run_args(_space(tmp_path), "k9", 5, 40, url), "--workers", "2"]
+    args.remove("--quiet")
+    proc = _start(args, tmp_path)
+    victim = _wait_for(url, "k9", _training(2, after_complete=1))
+    os.kill(victim.user_attrs["worker"]["pid"], signal.SIGKILL)
+    code, _, err = _finish(proc)
+    assert code == 0, err
+    assert "died" in err and "Traceback" not in err
+    trials = _check_study(url, "k9", target=5, epochs=40)
+    killed = trials[victim.number]
+    assert killed.state == TrialState.FAIL
+    assert "died" in killed.user_attrs["fail_reason"]
+    retries = [t for t in trials if t.system_attrs.get("failed_trial") == victim.number]
+    assert len(retries) == 1 and retries[0].params == victim.params
+    assert retries[0].state in FINISHED
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_or_sigterm_stops_every_worker_and_the_study_resumes(
+    tmp_path: Path, signum: int
+) -> None:
+    url = f"sqlite:///{tmp_path / 'stop.db'}"
+    args = [*_run_args(_space(tmp_path), "stop", 4, 60, url), "--workers", "2"]
+
+    def both_training(trials: list[FrozenTrial]) -> FrozenTrial | None:
+        running = [
+            t for t in trials
+            if t.state == TrialState.RUNNING and len(history_of(t).get("loss", [])) >= 1
+        ]  # fmt: skip
+        return running[0] if len(running) == 2 else None
+
+    proc = _start(args, tmp_path)
+    _wait_for(url, "stop", both_training)
+    proc.send_signal(signum)
+    code, _, err = _finish(proc, timeout=120)
+    assert code == 130, err
+    assert "hpsearch resume stop" in err and "Traceback" not in err
+    trials = _trials(url, "stop")
+    assert not [t for t in trials if t.state == TrialState.RUNNING]
+    interrupted = [t for t in trials if t.user_attrs.get("fail_reason") == "interrupted"]
+    assert len(interrupted) == 2
+    assert all(t.state == TrialState.FAIL for t in interrupted)
+
+    again = _start(["resume", "stop", "--storage", url, "--quiet", "--no-report",
+                    "--workers", "2"], tmp_path)  # fmt: skip
+    code, _, err = _finish(again)
+    assert code == 0, err
+    finished = [t for t in _trials(url, "stop") if t.state in FINISHED]
+    assert len(finished) == 4
+
+
+def test_workers_recycle_themselves_and_the_study_goes_on(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'recycle.db'}"
+    args = [*_run_args(_space(tmp_path), "recycle", 5, 1, url), "--recycle-after", "2"]
+    code, _, err = _finish(_start(args, tmp_path))
+    assert code == 0, err
+    trials = _check_study(url, "recycle", target=5, epochs=1)
+    pids = [t.user_attrs["worker"]["pid"] for t in trials]
+    assert len(set(pids)) == 3  # 2 + 2 + 1 trials
+    assert all(pids.count(pid) <= 2 for pid in pids)
+
+
+def test_a_worker_joins_a_study_on_its_stored_settings(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'join.db'}"
+    code, _, err = _finish(_start(_run_args(_space(tmp_path), "join", 2, 1, url), tmp_path))
+    assert code == 0, err
+    # Raise the stored target from elsewhere, then a worker finishes it, and no more.
+    again = _start(["resume", "join", "--trials", "3", "--storage", url, "--timeout", "0",
+                    "--quiet", "--no-report"], tmp_path)  # fmt: skip
+    assert _finish(again)[0] == 0
+    code, out, err = _finish(_start(["worker", "join", "--storage", url], tmp_path))
+    assert code == 0, err
+    assert out == "" and "3/3 finished" in err
+    _check_study(url, "join", target=3, epochs=1)
+    missing = _start(["worker", "nosuch", "--storage", url], tmp_path)
+    code, _, err = _finish(missing)
+    assert code == 1 and "nosuch" in err and "Traceback" not in err
+
+
+# --- a PostgreSQL server that restarts, or stays down ---------------------------------
+
+
+def _cluster(action: str) -> None:
+    version = os.listdir("/etc/postgresql")[0]
+    subprocess.run([*PG_CLUSTER, version, "main", action], check=True, capture_output=True)
+
+
+@contextlib.contextmanager
+def _server_back_afterwards() -> Iterator[None]:
+    try:
+        yield
+    finally:
+        with contextlib.suppress(subprocess.CalledProcessError):
+            _cluster("start")
+        for _ in range(60):
+            ready = subprocess.run(["pg_isready", "-h", "127.0.0.1", "-q"], check=False)
+            if ready.returncode == 0:
+                break
+            time.sleep(0.5)
+
+
+@pytest.mark.service
+def test_workers_ride_out_a_postgresql_restart(postgres_url: str, tmp_path: Path) -> None:
+    args = [*_run_args(_space(tmp_path), "restart", 5, 12, postgres_url), "--workers", "2"]
+    proc = _start(args, tmp_path)
+    _wait_for(postgres_url, "restart", _training(2))
+    with _server_back_afterwards():
+        _cluster("restart")
+    code, _, err = _finish(proc)
+    assert code == 0, err
+    assert "Traceback" not in err
+    _check_study(postgres_url, "restart", target=5, epochs=12)
+
+
+@pytest.mark.service
+def test_a_server_down_past_the_limit_stops_with_one_line_and_resume_recovers(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    args = _run_args(_space(tmp_path), "down", 3, 40, postgres_url)
+    proc = _start(args, tmp_path, HPSEARCH_DB_RETRY="3")
+    victim = _wait_for(postgres_url, "down", _training(2))
+    with _server_back_afterwards():
+        _cluster("stop")
+        code, _, err = _finish(proc, timeout=180)
+    assert code == 1, err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and "lost the database" in lines[0], err
+    assert "Traceback" not in err and "hpsearch resume down" in lines[0]
+
+    resumed = _start(["resume", "down", "--storage", postgres_url, "--quiet", "--no-report"],
+                     tmp_path)  # fmt: skip
+    code, _, err = _finish(resumed)
+    assert code == 0, err
+    trials = _check_study(postgres_url, "down", target=3, epochs=40)
+    assert trials[victim.number].state == TrialState.FAIL
+    assert "died" in trials[victim.number].user_attrs["fail_reason"]
