@@ -204,7 +204,7 @@ def run_workers(
         elif why == "recycle" and not state.stopping:
             start(slot.index)
 
-    with _signals_as_interrupts():
+    with _stop_signals() as arrived:
         for index in range(workers):
             start(index)
         stop_started: float | None = None
@@ -214,15 +214,17 @@ def run_workers(
                     slot = key.data
                     if not read(slot):
                         finished(slot)
-                if state.stopping and stop_started is None:
-                    stop_started = time.monotonic()
-                if stop_started is not None and time.monotonic() - stop_started > STOP_GRACE_S:
-                    for slot in slots.values():
-                        slot.proc.kill()
-            except KeyboardInterrupt:
-                if not state.stopping:
-                    progress.note("stopping: every worker stores its running trial as interrupted")
+            except KeyboardInterrupt:  # outside the main thread, or before the handlers
+                arrived.append(signal.SIGINT)
+            if arrived and state.stopping != "interrupted":
+                progress.note("stopping: every worker stores its running trial as interrupted")
                 stop_all("interrupted")
+                state.stopping = "interrupted"
+            if state.stopping and stop_started is None:
+                stop_started = time.monotonic()
+            if stop_started is not None and time.monotonic() - stop_started > STOP_GRACE_S:
+                for slot in slots.values():
+                    slot.proc.kill()
     selector.close()
     if state.error is not None:
         raise _rebuild(state.error)
@@ -254,17 +256,21 @@ def _rebuild(event: dict[str, Any]) -> HpsearchError:
 
 
 @contextlib.contextmanager
-def _signals_as_interrupts() -> Iterator[None]:
-    """SIGTERM to the pool behaves like Ctrl-C (in the main thread; elsewhere nothing)."""
+def _stop_signals() -> Iterator[list[int]]:
+    """Ctrl-C and SIGTERM to the pool, noted for its loop to act on (main thread only).
+
+    The handlers only note the signal: raising from a handler could land anywhere, even in
+    a garbage-collection callback, where it would be printed and lost."""
+    arrived: list[int] = []
     if threading.current_thread() is not threading.main_thread():
-        yield
+        yield arrived
         return
-
-    def interrupt(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
+    wanted = (signal.SIGINT, signal.SIGTERM)
+    previous = {s: signal.getsignal(s) for s in wanted}
+    for s in wanted:
+        signal.signal(s, lambda signum, _frame: arrived.append(signum))
     try:
-        yield
+        yield arrived
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for s, handler in previous.items():
+            signal.signal(s, handler)

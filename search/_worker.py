@@ -8,8 +8,8 @@ loaded here and must have the stored fingerprint.
 
 Events are JSON lines ``{"e": method, "a": [args]}``: the ProgressSink calls of the engine,
 then one ``exit`` event saying why the worker stopped (target, timeout, recycle, interrupted,
-orphaned, error). Ctrl-C and SIGTERM both fail the running trial as "interrupted" and exit
-130; a second signal while it does so is ignored.
+orphaned, error). Ctrl-C and SIGTERM both ask the engine to stop (``request_stop``): it
+fails the running trial as "interrupted" at the next batch end, and the worker exits 130.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ import json
 import os
 import signal
 import sys
-from types import FrameType
 from typing import Any
 
 from search._errors import DataError, HpsearchError, StorageUnavailable
@@ -27,6 +26,7 @@ from search._pool import EVENTS_ENV
 from search._progress import ProgressSink
 from search._storage import STORAGE_ENV, opened_storage
 from search.engines import WorkerLimits
+from search.engines._base import check_stop, request_stop
 
 
 class PipeProgress(ProgressSink):
@@ -107,6 +107,7 @@ def work(
         if threads is not None:
             configure_threads(*threads)
         engine = get_engine(settings.engine)
+        check_stop()
         try:
             return engine.optimize(
                 settings, dataset, storage, url=url, limits=limits, progress=progress
@@ -118,13 +119,6 @@ def work(
             ) from None
 
 
-def _interrupt_once(signum: int, frame: FrameType | None) -> None:
-    """Ctrl-C and SIGTERM: stop the trial once (KeyboardInterrupt), ignore what follows."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    raise KeyboardInterrupt
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m search._worker")
     parser.add_argument("study")
@@ -134,8 +128,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-memory", type=float, default=0.0)
     parser.add_argument("--threads", default=None, help="INTRA,INTER")
     args = parser.parse_args(argv)
-    signal.signal(signal.SIGINT, _interrupt_once)
-    signal.signal(signal.SIGTERM, _interrupt_once)
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
     fd = os.environ.get(EVENTS_ENV)
     sink = PipeProgress(int(fd) if fd else None)
     url = os.environ.get(STORAGE_ENV, "")

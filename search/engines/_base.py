@@ -25,19 +25,17 @@ the next point (Optuna's samplers today, KerasTuner's oracles later), every engi
   ("target"), or when ``limits`` say so ("timeout", or "recycle" so that a fresh process
   continues); raises SearchAborted after ``max_failures`` of its trials failed in a row
   (a failed trial alone never stops the search), StorageError when the database stays
-  lost, KeyboardInterrupt (after failing its trial as "interrupted") on Ctrl-C/SIGTERM;
+  lost, KeyboardInterrupt (after failing its trial as "interrupted") once
+  ``stop_requested`` is set (Ctrl-C/SIGTERM) or on a KeyboardInterrupt;
 - reports progress only through the ProgressSink it is given (nothing on stdout).
 """
 
 from __future__ import annotations
 
 import abc
-import contextlib
 import os
-import signal
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -95,23 +93,21 @@ def rss_mib() -> float:
     return round(pages * os.sysconf("SC_PAGE_SIZE") / 2**20, 1)
 
 
-@contextlib.contextmanager
-def deferred_interrupts() -> Iterator[list[int]]:
-    """Hold Ctrl-C and SIGTERM back while the database is changed (claiming or telling a
-    trial); yields the list of signals that arrived, for the caller to act on afterwards."""
-    arrived: list[int] = []
-    if threading.current_thread() is not threading.main_thread():
-        yield arrived
-        return
-    wanted = (signal.SIGINT, signal.SIGTERM)
-    previous = {s: signal.getsignal(s) for s in wanted}
-    for s in wanted:
-        signal.signal(s, lambda signum, _frame: arrived.append(signum))
-    try:
-        yield arrived
-    finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
+# Set by Ctrl-C or SIGTERM in a worker process (``search._worker``). The engine stops at the
+# next batch or epoch end, before a claim, or while it waits: from its own code, never from
+# inside a signal handler, so the database is never left half-changed.
+stop_requested = threading.Event()
+
+
+def request_stop(signum: int = 0, frame: object = None) -> None:
+    """A signal handler: ask the engine of this process to stop (KeyboardInterrupt)."""
+    stop_requested.set()
+
+
+def check_stop() -> None:
+    """Raise KeyboardInterrupt if a stop was requested."""
+    if stop_requested.is_set():
+        raise KeyboardInterrupt
 
 
 class Engine(abc.ABC):

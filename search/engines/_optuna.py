@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import threading
-import time
 import warnings
 from typing import Any
 
@@ -24,7 +23,13 @@ from search._storage import (
     worker_identity,
 )
 from search._training import TrialRecorder, fit_trial
-from search.engines._base import Engine, WorkerLimits, deferred_interrupts, rss_mib
+from search.engines._base import (
+    Engine,
+    WorkerLimits,
+    check_stop,
+    rss_mib,
+    stop_requested,
+)
 from spaces import sample_optuna
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
@@ -187,17 +192,12 @@ class OptunaEngine(Engine):
             why = limits.stop_reason(ran)
             if why:
                 return why
-            with deferred_interrupts() as arrived:
-                claimed = self._claim(study, settings, url)
-            if arrived:
-                if isinstance(claimed, optuna.Trial):
-                    claimed.set_user_attr("fail_reason", "interrupted")
-                    study.tell(claimed, state=TrialState.FAIL)
-                raise KeyboardInterrupt
+            check_stop()
+            claimed = self._claim(study, settings, url)
             if claimed == "target":
                 return "target"
             if claimed is None:
-                time.sleep(POLL_S)
+                stop_requested.wait(POLL_S)
                 continue
             assert isinstance(claimed, optuna.Trial)
             state, value, reason = self._run(study, claimed, settings, dataset, progress)
@@ -270,18 +270,14 @@ class OptunaEngine(Engine):
                 state, value, reason = self._train(trial, settings, dataset, progress)
         except _Lost:
             return None, None, ""
-        told: TrialState | None = state
-        with deferred_interrupts() as arrived:
-            try:
-                if state == TrialState.COMPLETE:
-                    study.tell(trial, value)
-                else:
-                    study.tell(trial, state=state)
-            except (optuna.exceptions.UpdateFinishedTrialError, ValueError):
-                told = None  # failed meanwhile by another worker (stale heartbeat)
-        if arrived:
-            raise KeyboardInterrupt
-        return told, value, reason
+        try:
+            if state == TrialState.COMPLETE:
+                study.tell(trial, value)
+            else:
+                study.tell(trial, state=state)
+        except (optuna.exceptions.UpdateFinishedTrialError, ValueError):
+            return None, None, ""  # failed meanwhile by another worker (stale heartbeat)
+        return state, value, reason
 
     def _train(
         self,
@@ -320,7 +316,10 @@ class OptunaEngine(Engine):
                 recorder,
                 patience=settings.patience,
                 seed=settings.seed + trial.number,
-                callbacks=[TFKerasPruningCallback(trial, settings.objective)],
+                callbacks=[
+                    TFKerasPruningCallback(trial, settings.objective),
+                    _stop_callback(keras),
+                ],
             )
         except optuna.TrialPruned:
             self._store(trial, recorder.outcome(pruned=True).attrs())
@@ -357,6 +356,19 @@ class OptunaEngine(Engine):
         attrs = {**attrs, "rss_mib": rss_mib()}
         for key, value in attrs.items():
             trial.set_user_attr(key, value)
+
+
+def _stop_callback(keras: Any) -> Any:
+    """A Keras callback that ends the fit with KeyboardInterrupt once a stop is requested."""
+
+    class StopCheck(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
+            check_stop()
+
+        def on_test_batch_end(self, batch: int, logs: Any = None) -> None:
+            check_stop()
+
+    return StopCheck()
 
 
 def epoch_key(epoch: int) -> str:
