@@ -30,3 +30,20 @@ def import_keras() -> ModuleType:
     import keras
 
     return keras
+
+
+def configure_threads(intra_op: int, inter_op: int) -> None:
+    """Cap TensorFlow's intra-op and inter-op thread pools (0: TensorFlow's default).
+
+    Call it after ``import_keras()`` and before TensorFlow runs any op: the pools are made
+    when its runtime starts. Afterwards TensorFlow accepts the values it already has and
+    raises RuntimeError for others; then this does nothing (the pools keep their size).
+    """
+    import_keras()
+    import tensorflow as tf
+
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(int(intra_op))
+        tf.config.threading.set_inter_op_parallelism_threads(int(inter_op))
+    except RuntimeError:
+        pass  # the runtime is already initialised: its pools cannot change any more

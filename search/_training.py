@@ -4,21 +4,51 @@ Engine-agnostic: an engine passes a ``TrialRecorder`` (whose ``on_epoch`` hook s
 history as it grows) and its own Keras callbacks (e.g. a pruning callback), and gets back
 a ``TrialOutcome``, or the exception that ended the trial with the recorder still holding
 everything up to that point.
+
+A trial fits from TensorFlow tensors made once per data set and process, through a tf.data
+pipeline of its own (shuffled each epoch from the trial's seed, batched, prefetched), and
+runs ``STEPS_PER_EXECUTION`` batches per call into TensorFlow: small models on a CPU spend
+most of their time in per-step overhead, not arithmetic (docs/architecture.md, "Fast
+trials"). What is trained on and the metrics are those of ``model.fit`` on the arrays.
 """
 
 from __future__ import annotations
 
 import math
 import time
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+import numpy as np
 
 from search._data import Dataset
 from search._errors import TrialFailed
 from search._settings import Direction
 
 EpochHook = Callable[[int, "TrialRecorder"], None]
+
+# Batches per call into TensorFlow (Keras' `steps_per_execution`). Per-step overhead is most
+# of a small model's time on a CPU: on digits (45 batches an epoch) 8, 16 and 32 measured
+# alike and 1 about 1.4 times as slow; 16 keeps batch-end checks (a stop request) frequent.
+# Keras calls batch-level callbacks once per execution; epoch-level ones are unaffected.
+STEPS_PER_EXECUTION = 16
+# The validation data are evaluated in batches of this size (one batch for most data sets):
+# the metrics are means over all samples, so the batch size does not change them.
+VALIDATION_BATCH = 1024
+
+
+@dataclass(frozen=True)
+class _Tensors:
+    x_train: Any
+    y_train: Any
+    x_val: Any
+    y_val: Any
+
+
+# A data set's arrays as tensors, made once per process (a Dataset hashes by identity).
+_TENSORS: weakref.WeakKeyDictionary[Dataset, _Tensors] = weakref.WeakKeyDictionary()
 
 
 @dataclass
@@ -148,14 +178,17 @@ def fit_trial(
         monitor=recorder.objective, mode=mode, patience=patience, restore_best_weights=True
     )
     try:
+        train, val = _pipelines(dataset, int(resolved["batch_size"]), seed)
+        # Read when fit builds its train and test functions (compile() set it to 1).
+        model.steps_per_execution = STEPS_PER_EXECUTION
+        _build_training_state(model, train.element_spec)
         model.fit(
-            dataset.x_train,
-            dataset.y_train,
-            validation_data=(dataset.x_val, dataset.y_val),
+            train,
+            validation_data=val,
             epochs=recorder.max_epochs,
-            batch_size=int(resolved["batch_size"]),
             callbacks=[_Record(), stopping, *callbacks],
             verbose=0,
+            shuffle=False,  # the pipeline shuffles; Keras warns if asked to
         )
     except TrialFailed:
         raise
@@ -166,3 +199,68 @@ def fit_trial(
             raise TrialFailed(f"training failed: {type(exc).__name__}: {exc}") from exc
         raise
     return recorder.outcome()
+
+
+def _tensors(dataset: Dataset) -> _Tensors:
+    """The data set's training and validation arrays as tensors, made once per process.
+
+    Floats other than Keras' float type are cast to it, as ``model.fit`` does with arrays.
+    """
+    cached = _TENSORS.get(dataset)
+    if cached is None:
+        from search._keras import import_keras
+
+        floatx = np.dtype(import_keras().backend.floatx())
+        import tensorflow as tf
+
+        def tensor(array: np.ndarray) -> Any:
+            if np.issubdtype(array.dtype, np.floating) and array.dtype != floatx:
+                array = array.astype(floatx)
+            return tf.convert_to_tensor(array)
+
+        cached = _Tensors(
+            x_train=tensor(dataset.x_train),
+            y_train=tensor(dataset.y_train),
+            x_val=tensor(dataset.x_val),
+            y_val=tensor(dataset.y_val),
+        )
+        _TENSORS[dataset] = cached
+    return cached
+
+
+def _pipelines(dataset: Dataset, batch_size: int, seed: int) -> tuple[Any, Any]:
+    """The trial's training batches and validation batches (tf.data), as ``model.fit`` makes
+    them from arrays: every sample once per epoch in a new random order (``seed`` makes the
+    orders reproducible), the last batch partial. Partial batches cause no retracing: the
+    batch dimension is unknown (None) to the traced functions from the start.
+    """
+    import tensorflow as tf
+
+    t = _tensors(dataset)
+    samples = int(t.x_train.shape[0])
+    # Shuffles indices, not rows (the buffer holds one int64 per sample), then gathers
+    # each batch's rows at once.
+    x_train, y_train = t.x_train, t.y_train
+    train = (
+        tf.data.Dataset.range(samples)
+        .shuffle(samples, seed=seed, reshuffle_each_iteration=True)
+        .batch(batch_size)
+        .map(lambda i: (tf.gather(x_train, i), tf.gather(y_train, i)))
+        .prefetch(tf.data.AUTOTUNE)
+    )
+    val = tf.data.Dataset.from_tensor_slices((t.x_val, t.y_val)).batch(VALIDATION_BATCH)
+    return train, val
+
+
+def _build_training_state(model: Any, batch_spec: Any) -> None:
+    """Create the optimizer's and the compiled metrics' variables before ``fit``.
+
+    Keras otherwise creates them while it traces the train step, and TensorFlow then traces
+    that step a second time (a tf.function that creates variables is traced twice): about a
+    fifth of a small trial's time. Keras builds the same state this way itself when a model
+    has a distribution strategy (``_symbolic_build``, symbolic: nothing is computed, no
+    random numbers are drawn). Without that method Keras builds it during tracing, as before.
+    """
+    build = getattr(model, "_symbolic_build", None)
+    if build is not None:
+        build(data_batch=batch_spec)
