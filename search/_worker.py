@@ -119,6 +119,20 @@ def work(
             ) from None
 
 
+def _die_with_parent() -> None:
+    """Linux: have the kernel kill this worker the moment the pool's process dies (kill -9 of
+    `hpsearch run` stops its workers too; their trials are failed as dead and retried).
+    Elsewhere the worker notices between trials (WorkerLimits.parent_pid)."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m search._worker")
     parser.add_argument("study")
@@ -128,6 +142,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-memory", type=float, default=0.0)
     parser.add_argument("--threads", default=None, help="INTRA,INTER")
     args = parser.parse_args(argv)
+    parent = os.getppid()
+    _die_with_parent()
+    if os.getppid() != parent:  # the pool died before the line above took effect
+        return 1
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
     fd = os.environ.get(EVENTS_ENV)
@@ -141,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
         deadline=args.deadline,
         max_trials=args.recycle_after,
         max_rss_mib=args.max_memory,
-        parent_pid=os.getppid(),
+        parent_pid=parent,
     )
     import optuna
 
@@ -166,4 +184,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    # Everything is stored and the storage closed; skip the interpreter's teardown of
+    # TensorFlow (seconds) so that the pool, and the user, are not kept waiting.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
