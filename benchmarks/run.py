@@ -1,134 +1,657 @@
-"""hpsearch against the hand-written anchor, in one process, reported as ratios.
+"""hpsearch's benchmarks: three comparisons, each reported as a ratio measured in one run.
 
-The anchor is what a user writes by hand: an in-memory Optuna study whose objective builds
-the same Keras model and fits it with EarlyStopping and Optuna's pruning callback. Both
-sides draw the same points (RandomSampler with the same seed over the same space), so the
-models, epochs and data are identical and the ratio is hpsearch's own per-trial overhead:
-per-epoch writes of the history to a SQLite file, heartbeats, the trial record.
+1. hpsearch against what a user writes by hand. The same search of one fixed configuration
+   (``benchmarks/fixed.yaml``: 64-64 ReLU, Adam at 1e-3, batch 32, no dropout; its only free
+   parameter is the learning rate within 1e-5 relative) runs as three whole processes, each
+   pinned to core 0 with ``taskset -c 0``, in turn (a, b, c, a, b, c, ... for R rounds):
 
-It also reports the process's resident memory after each hpsearch trial, to show that it
-levels off (the Keras session is cleared between trials).
+   (a) the ``hpsearch run`` command (SQLite, every epoch recorded, ``--workers 1``);
+   (b) ``benchmarks/anchor_optuna.py``: Optuna + Keras by hand, in the style of Optuna's own
+       Keras example, on an in-memory study;
+   (c) ``benchmarks/anchor_kerastuner.py``: KerasTuner's ``RandomSearch``.
 
-    make bench                      # or: .venv/bin/python benchmarks/run.py --trials 12
+   Why it is fair: the three train identical models on identical data. The anchors take the
+   digits arrays from ``search.load_dataset`` (the same split and scaling as hpsearch), build
+   the network hpsearch's builder makes for the fixed space, and fit it with the same epochs,
+   patience, ``EarlyStopping(restore_best_weights=True)``, batch size, optimizer and learning
+   rate; every trial seeds Keras with its number as hpsearch does, so all three start from
+   the same weights. Whole processes are timed, start-up (importing TensorFlow) included,
+   because that is what a user waits for; one core each, so no side gets more hardware;
+   alternated, so a slow spell on a shared machine hits all three. The script shows the
+   sameness it claims: parameter counts, the epochs each trial trained (early stopping
+   decides them) and the best validation losses. The anchors feed ``model.fit`` the arrays
+   as users do; where hpsearch feeds its own input pipeline (its shuffles differ, so
+   trials may stop at other epochs) the epochs trained tell how much work each side did,
+   and the ratio of time per epoch trained is printed beside the plain one. It reports the
+   median wall time of each side, the CPU time (user + system, less sensitive to other
+   load), and hpsearch/(b), hpsearch/(c). Goal: hpsearch at most 0.5x the wall time of (b)
+   and of (c).
+
+2. ``--workers 2`` against ``--workers 1`` on this machine: the same study size, not pinned,
+   alternated; throughput is finished trials per second of the whole command. Goal: at least
+   1.8x. Other load on the machine (the load average is printed) lowers it.
+
+3. Resident memory per worker over a long search (``--rss-trials``, 200 by default, 2 epochs
+   each), once without recycling (``--recycle-after 0 --max-worker-memory 0``) and once
+   recycling every 50 trials. Each trial stores its worker's RSS after the trial
+   (``rss_mib``) and the worker (``worker``: host, pid, start time, slot); they are read back
+   with ``optuna.load_study`` and printed at trials 1, 1/4, 1/2, 3/4 and the last, with the
+   maximum and the number of distinct worker processes.
+
+The tables and the machine they ran on (CPU, cores, memory, library versions, date) go to
+docs/benchmarks.md (``--output``; not with ``--quick`` unless asked).
+
+    make bench                                  # or: .venv/bin/python benchmarks/run.py
+    .venv/bin/python benchmarks/run.py --quick --rss-trials 20 --recycle-after 5
+    .venv/bin/python benchmarks/run.py --only anchors --rounds 5
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
+import hashlib
+import json
+import os
+import platform
 import resource
+import shlex
+import shutil
+import statistics
+import subprocess
+import sys
 import tempfile
 import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from importlib import metadata
 from pathlib import Path
+from typing import Any
 
-import optuna
-
-import search
-from search._keras import import_keras
-from search._progress import NullProgress
-from spaces import build_model, load_space, resolve_params, sample_optuna
-
-
-def rss_mib() -> float:
-    """Current resident set size (Linux), in MiB."""
-    with open("/proc/self/statm") as f:
-        pages = int(f.read().split()[1])
-    return pages * resource.getpagesize() / 2**20
+ROOT = Path(__file__).resolve().parent.parent
+SPACE = "benchmarks/fixed.yaml"  # relative to ROOT, where every command runs
+BIN = Path(sys.executable).parent
+PIN = ("taskset", "-c", "0")
+PARTS = ("anchors", "workers", "rss")
+GOAL_TIME = 0.5  # hpsearch / anchor, wall time: at most
+GOAL_WORKERS = 1.8  # throughput of --workers 2 / --workers 1: at least
+STUDY = "bench"
+FINISHED = ("COMPLETE", "PRUNED")
 
 
-def anchor(
-    data: str, space_name: str, trials: int, epochs: int, patience: int
-) -> tuple[float, list[float]]:
-    """The hand-written Optuna + Keras loop; returns seconds and RSS after each trial."""
-    keras = import_keras()
-    from optuna_integration import TFKerasPruningCallback
+class BenchError(RuntimeError):
+    """A benchmarked command failed or did not do the work it was meant to do."""
 
-    dataset = search.load_dataset(data)
-    space = load_space(space_name)
 
-    def objective(trial: optuna.Trial) -> float:
-        params = resolve_params(sample_optuna(space, trial))
-        keras.utils.set_random_seed(trial.number)
-        model = build_model(params, dataset.spec)
-        history = model.fit(
-            dataset.x_train,
-            dataset.y_train,
-            validation_data=(dataset.x_val, dataset.y_val),
-            epochs=epochs,
-            batch_size=params["batch_size"],
-            callbacks=[
-                keras.callbacks.EarlyStopping(patience=patience, restore_best_weights=True),
-                TFKerasPruningCallback(trial, "val_loss"),
-            ],
-            verbose=0,
+@dataclass
+class Run:
+    """One timed process."""
+
+    wall: float
+    cpu: float  # user + system of the process and its children
+    stdout: str
+
+
+def timed(command: Sequence[str]) -> Run:
+    """Run ``command`` in ROOT, wait for it, and time it (wall and CPU)."""
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    env.pop("HPSEARCH_STORAGE", None)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    proc = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if proc.returncode != 0:
+        tail = "\n".join(proc.stderr.strip().splitlines()[-15:])
+        raise BenchError(f"`{shlex.join(command)}` exited with {proc.returncode}:\n{tail}")
+    cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+    return Run(wall, cpu, proc.stdout)
+
+
+def hpsearch_command(
+    db: Path, *, trials: int, epochs: int, patience: int, workers: int, extra: Sequence[str] = ()
+) -> list[str]:
+    return [
+        str(BIN / "hpsearch"),
+        "run",
+        "--data", "digits",
+        "--space", SPACE,
+        "--trials", str(trials),
+        "--epochs", str(epochs),
+        "--patience", str(patience),
+        "--sampler", "random",
+        "--pruner", "none",
+        "--seed", "0",
+        "--storage", f"sqlite:///{db}",
+        "--study", STUDY,
+        "--quiet",
+        "--no-report",
+        "--workers", str(workers),
+        *extra,
+    ]  # fmt: skip
+
+
+def load_trials(db: Path) -> list[Any]:
+    """The study's trials (``optuna.FrozenTrial``), by number."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.load_study(study_name=STUDY, storage=f"sqlite:///{db}")
+    return sorted(study.get_trials(deepcopy=False), key=lambda t: t.number)
+
+
+def hpsearch_record(db: Path) -> dict[str, Any]:
+    """What the anchors print, read from hpsearch's database."""
+    trials = [t for t in load_trials(db) if t.state.name == "COMPLETE"]
+    return {
+        "trials": len(trials),
+        "param_count": trials[0].user_attrs.get("param_count") if trials else None,
+        "epochs_run": [int(t.user_attrs.get("epochs_run", -1)) for t in trials],
+        "values": [t.value for t in trials],
+    }
+
+
+def anchor_record(stdout: str) -> dict[str, Any]:
+    """The JSON line an anchor prints last."""
+    for line in reversed(stdout.splitlines()):
+        if line.startswith("{"):
+            record: dict[str, Any] = json.loads(line)
+            return record
+    raise BenchError(f"an anchor printed no JSON summary; its output ended:\n{stdout[-500:]}")
+
+
+def log(message: str) -> None:
+    print(message, flush=True)
+
+
+def median(values: Sequence[float]) -> float:
+    return statistics.median(values)
+
+
+def verdict(ok: bool) -> str:
+    return "met" if ok else "NOT met"
+
+
+# --- 1. hpsearch against the anchors -----------------------------------------------------
+
+
+@dataclass
+class Side:
+    key: str
+    label: str
+    command: Callable[[Path], list[str]]
+    record: Callable[[Path, Run], dict[str, Any]]
+    runs: list[Run] = field(default_factory=list)
+    records: list[dict[str, Any]] = field(default_factory=list)
+
+    def epochs(self) -> float:
+        """Median over the runs of the epochs trained in all trials."""
+        return median([sum(r["epochs_run"]) for r in self.records])
+
+
+def compare_anchors(args: argparse.Namespace) -> dict[str, Any]:
+    n, e, p = args.trials, args.epochs, args.patience
+    py = sys.executable
+    common = ["--trials", str(n), "--epochs", str(e), "--patience", str(p)]
+    sides = [
+        Side(
+            "a",
+            "hpsearch CLI (SQLite, --workers 1)",
+            lambda tmp: hpsearch_command(
+                tmp / "bench.db", trials=n, epochs=e, patience=p, workers=1
+            ),
+            lambda tmp, _run: hpsearch_record(tmp / "bench.db"),
+        ),
+        Side(
+            "b",
+            "Optuna + Keras by hand (in memory)",
+            lambda tmp: [py, "benchmarks/anchor_optuna.py", *common],
+            lambda _tmp, run: anchor_record(run.stdout),
+        ),
+        Side(
+            "c",
+            "KerasTuner RandomSearch",
+            lambda tmp: [py, "benchmarks/anchor_kerastuner.py", *common, "--directory", str(tmp)],
+            lambda _tmp, run: anchor_record(run.stdout),
+        ),
+    ]
+    log(
+        f"\n1. hpsearch vs. anchors: {n} trials, up to {e} epochs, patience {p}, "
+        f"{args.rounds} round(s), each process on core 0"
+    )
+    for r in range(args.rounds):
+        for side in sides:
+            with tempfile.TemporaryDirectory(prefix="hpsearch-bench-") as name:
+                tmp = Path(name)
+                run = timed([*PIN, *side.command(tmp)])
+                record = side.record(tmp, run)
+            if record["trials"] != n:
+                raise BenchError(f"({side.key}) ran {record['trials']} trials, not {n}")
+            side.runs.append(run)
+            side.records.append(record)
+            log(
+                f"  round {r + 1} ({side.key}) {side.label}: {run.wall:6.1f} s wall, "
+                f"{run.cpu:6.1f} s CPU, {sum(record['epochs_run'])} epochs"
+            )
+
+    a, b, c = sides
+    same = check_same_work(sides)
+    result: dict[str, Any] = {
+        "n": n,
+        "e": e,
+        "p": p,
+        "rounds": args.rounds,
+        "same": same,
+        "sides": [],
+    }
+    log("")
+    for side in sides:
+        wall, cpu = median([r.wall for r in side.runs]), median([r.cpu for r in side.runs])
+        result["sides"].append(
+            {
+                "key": side.key,
+                "label": side.label,
+                "wall": wall,
+                "cpu": cpu,
+                "walls": [r.wall for r in side.runs],
+                "epochs": side.epochs(),
+            }
         )
-        keras.backend.clear_session()  # also collects garbage
-        return float(min(history.history["val_loss"]))
+        runs = ", ".join(f"{r.wall:.1f}" for r in side.runs)
+        log(
+            f"  ({side.key}) {side.label:36} median {wall:6.1f} s wall ({runs}), "
+            f"{cpu:6.1f} s CPU, {side.epochs():.0f} epochs"
+        )
+    ratios = {}
+    for anchor in (b, c):
+        wall = median([r.wall for r in a.runs]) / median([r.wall for r in anchor.runs])
+        cpu = median([r.cpu for r in a.runs]) / median([r.cpu for r in anchor.runs])
+        per_epoch = wall * anchor.epochs() / a.epochs()
+        ratios[anchor.key] = (wall, cpu, per_epoch)
+        log(
+            f"  hpsearch / ({anchor.key}): {wall:.2f} wall, {cpu:.2f} CPU, "
+            f"{per_epoch:.2f} wall per epoch trained"
+            f"   goal <= {GOAL_TIME:.2f} wall: {verdict(wall <= GOAL_TIME)}"
+        )
+    result["ratios"] = ratios
+    log(f"  same work: {same['summary']}")
+    return result
 
-    study = optuna.create_study(
-        sampler=optuna.samplers.RandomSampler(seed=0), pruner=optuna.pruners.NopPruner()
+
+def check_same_work(sides: Sequence[Side]) -> dict[str, Any]:
+    """Parameter counts and epochs per trial of every run; best val_loss of the first round.
+
+    Identical epochs per trial and best val_loss within ~1e-5 mean the three trained the
+    same models the same way (same weights, same shuffles); different epochs mean the
+    training differed (the epoch counts then tell how much work each side did)."""
+    counts = {s.key: {r["param_count"] for r in s.records} for s in sides}
+    epochs = {s.key: {tuple(r["epochs_run"]) for r in s.records} for s in sides}
+    totals = {k: sorted({sum(v) for v in runs}) for k, runs in epochs.items()}
+    firsts = {s.key: s.records[0] for s in sides}
+    base = firsts["a"]["values"]
+    drift = {
+        k: max(abs(x - y) / abs(y) for x, y in zip(r["values"], base, strict=True))
+        for k, r in firsts.items()
+        if k != "a"
+    }
+    same_counts = len(set().union(*counts.values())) == 1
+    same_epochs = len(set().union(*epochs.values())) == 1
+    summary = (
+        f"parameters {'/'.join(','.join(f'{n:,}' for n in v) for v in counts.values())}"
+        f" ({'equal' if same_counts else 'DIFFERENT'}); epochs trained "
+        f"{'/'.join(','.join(map(str, v)) for v in totals.values())} (a/b/c, every run; "
+        f"per trial {'identical' if same_epochs else 'DIFFERENT'}); best val_loss vs. (a), "
+        "first round: " + ", ".join(f"({k}) within {v:.1e}" for k, v in drift.items())
     )
-    memory: list[float] = []
-    start = time.perf_counter()
-    study.optimize(objective, n_trials=trials, callbacks=[lambda *_: memory.append(rss_mib())])
-    return time.perf_counter() - start, memory
+    if not same_epochs:
+        summary += "; epochs per trial: " + "; ".join(
+            f"({k}) {' or '.join(str(list(v)) for v in sorted(runs))}" for k, runs in epochs.items()
+        )
+    return {
+        "counts": counts,
+        "totals": totals,
+        "same_counts": same_counts,
+        "same_epochs": same_epochs,
+        "drift": drift,
+        "summary": summary,
+    }
 
 
-def hpsearch(
-    data: str, space_name: str, trials: int, epochs: int, patience: int, folder: Path
-) -> tuple[float, list[float]]:
-    """The same search through hpsearch on a SQLite file; returns seconds and RSS per trial."""
-    memory: list[float] = []
+# --- 2. --workers 2 against --workers 1 ---------------------------------------------------
 
-    class Memory(NullProgress):
-        def trial_ended(self, *args: object) -> None:
-            memory.append(rss_mib())
 
-    start = time.perf_counter()
-    search.run(
-        data,
-        space_name,
-        trials=trials,
-        epochs=epochs,
-        patience=patience,
-        sampler="random",
-        pruner="none",
-        seed=0,
-        storage=f"sqlite:///{folder / 'bench.db'}",
-        write_report=False,
-        progress=Memory(),
+def compare_workers(args: argparse.Namespace) -> dict[str, Any]:
+    n, e, p = args.workers_trials, args.epochs, args.patience
+    log(
+        f"\n2. --workers 2 vs. --workers 1: {n} trials, up to {e} epochs, "
+        f"{args.rounds} round(s), not pinned"
     )
-    return time.perf_counter() - start, memory
+    throughput: dict[int, list[float]] = {1: [], 2: []}
+    steady: dict[int, list[float]] = {1: [], 2: []}
+    walls: dict[int, list[float]] = {1: [], 2: []}
+    pids: dict[int, int] = {}
+    for r in range(args.rounds):
+        for workers in (1, 2):
+            with tempfile.TemporaryDirectory(prefix="hpsearch-bench-") as name:
+                db = Path(name) / "bench.db"
+                cmd = hpsearch_command(db, trials=n, epochs=e, patience=p, workers=workers)
+                run = timed(cmd)
+                trials = load_trials(db)
+            done = sum(t.state.name in FINISHED for t in trials)
+            if done < n:
+                raise BenchError(f"--workers {workers} finished {done} trials, not {n}")
+            pids[workers] = len({worker_key(t) for t in trials})
+            throughput[workers].append(done / run.wall)
+            steady[workers].append(in_search_rate(trials))
+            walls[workers].append(run.wall)
+            log(
+                f"  round {r + 1} --workers {workers}: {run.wall:6.1f} s for {done} trials "
+                f"({60 * done / run.wall:.1f} trials/min; {60 * steady[workers][-1]:.1f} from "
+                f"the first trial's start on; {pids[workers]} worker process(es))"
+            )
+    ratio = median(throughput[2]) / median(throughput[1])
+    steady_ratio = median(steady[2]) / median(steady[1])
+    load = os.getloadavg()[0]
+    log(
+        f"  throughput --workers 2 / --workers 1: {ratio:.2f}   goal >= {GOAL_WORKERS:.1f}: "
+        f"{verdict(ratio >= GOAL_WORKERS)}   "
+        f"(load average now {load:.1f} on {os.cpu_count()} cores)"
+    )
+    log(
+        "  the same from each command's first trial start on (start-up excluded): "
+        f"{steady_ratio:.2f}"
+    )
+    return {
+        "n": n,
+        "rounds": args.rounds,
+        "ratio": ratio,
+        "steady_ratio": steady_ratio,
+        "steady_per_min": {w: 60 * median(v) for w, v in steady.items()},
+        "walls": walls,
+        "per_min": {w: 60 * median(v) for w, v in throughput.items()},
+        "pids": pids,
+    }
+
+
+def in_search_rate(trials: Sequence[Any]) -> float:
+    """Finished trials per second from the first trial's start to the last one's end: the
+    throughput without the start-up (imports, loading the data) and the shut-down."""
+    done = [t for t in trials if t.state.name in FINISHED and t.datetime_complete]
+    starts = [t.datetime_start for t in trials if t.datetime_start]
+    if not done or not starts:
+        return float("nan")
+    span = (max(t.datetime_complete for t in done) - min(starts)).total_seconds()
+    return len(done) / span if span > 0 else float("nan")
+
+
+def worker_key(trial: Any) -> tuple[Any, ...]:
+    worker = trial.user_attrs.get("worker") or {}
+    return (worker.get("host"), worker.get("pid"), worker.get("started"))
+
+
+# --- 3. resident memory with and without recycling ----------------------------------------
+
+
+def compare_memory(args: argparse.Namespace) -> dict[str, Any]:
+    n, e = args.rss_trials, args.rss_epochs
+    marks = sorted({1, *(max(1, round(n * q / 4)) for q in (1, 2, 3, 4))})
+    log(f"\n3. RSS per worker over {n} trials of {e} epochs, --workers 1 (MiB after trial k)")
+    runs = []
+    for label, extra in (
+        ("no recycling", ["--recycle-after", "0", "--max-worker-memory", "0"]),
+        (f"--recycle-after {args.recycle_after}", ["--recycle-after", str(args.recycle_after)]),
+    ):
+        with tempfile.TemporaryDirectory(prefix="hpsearch-bench-") as name:
+            db = Path(name) / "bench.db"
+            cmd = hpsearch_command(
+                db, trials=n, epochs=e, patience=args.patience, workers=1, extra=extra
+            )
+            run = timed(cmd)
+            trials = load_trials(db)
+        rss = {t.number + 1: t.user_attrs.get("rss_mib") for t in trials}
+        known = [v for v in rss.values() if isinstance(v, int | float)]
+        if not known:
+            raise BenchError(f"{label}: no trial stores `rss_mib`")
+        workers = {worker_key(t) for t in trials}
+        slots = {(t.user_attrs.get("worker") or {}).get("slot") for t in trials}
+        entry = {
+            "label": label,
+            "at": {k: rss.get(k) for k in marks},
+            "max": max(known),
+            "pids": len(workers),
+            "slots": sorted(s for s in slots if s is not None),
+            "wall": run.wall,
+            "trials": len(trials),
+        }
+        runs.append(entry)
+        at = "  ".join(f"{k}: {fmt_mib(v)}" for k, v in entry["at"].items())
+        log(
+            f"  {label:22} {at}  max {entry['max']:.0f}  worker pids {entry['pids']}"
+            f"  slots {entry['slots'] or 'not stored'}  ({run.wall:.0f} s)"
+        )
+    return {"n": n, "e": e, "marks": marks, "runs": runs}
+
+
+def fmt_mib(value: Any) -> str:
+    return f"{value:.0f}" if isinstance(value, int | float) else "-"
+
+
+def code_fingerprint() -> str:
+    """A hash of hpsearch's sources: the tree may be edited while a benchmark runs."""
+    digest = hashlib.sha256()
+    for path in sorted((*ROOT.glob("search/**/*.py"), *ROOT.glob("spaces/**/*.py"))):
+        digest.update(str(path.relative_to(ROOT)).encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+# --- the machine and the report -----------------------------------------------------------
+
+
+def machine() -> dict[str, str]:
+    def first(path: str, key: str) -> str:
+        try:
+            for line in Path(path).read_text().splitlines():
+                if line.startswith(key):
+                    return line.split(":", 1)[1].strip()
+        except OSError:
+            pass
+        return "unknown"
+
+    def version(name: str) -> str:
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            return "not installed"
+
+    mem_kib = first("/proc/meminfo", "MemTotal").split()[0]
+    memory = f"{int(mem_kib) / 2**20:.1f} GiB" if mem_kib.isdigit() else "unknown"
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+    ).stdout.strip()
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=no"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "GIT_OPTIONAL_LOCKS": "0"},  # read only: never touch the index
+    ).stdout.strip()
+    return {
+        "Date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "CPU": first("/proc/cpuinfo", "model name"),
+        "Cores": f"{os.cpu_count()} (load average at start {os.getloadavg()[0]:.1f})",
+        "Memory": memory,
+        "OS": platform.platform(),
+        "Python": platform.python_version(),
+        "TensorFlow": version("tensorflow"),
+        "Keras": version("keras"),
+        "Optuna": version("optuna"),
+        "KerasTuner": version("keras-tuner"),
+        "hpsearch": f"{version('hpsearch')} (commit {commit or '?'}"
+        + (", with uncommitted changes)" if dirty else ")"),
+    }
+
+
+def write_report(
+    path: Path, args: argparse.Namespace, info: dict[str, str], results: dict[str, Any]
+) -> None:
+    lines = [
+        "# Benchmarks",
+        "",
+        "The latest `make bench` (`benchmarks/run.py`; what it compares and why it is fair is in",
+        "its docstring). Ratios are measured in one run on one machine; absolute times are not",
+        "comparable across machines.",
+        "",
+        "| machine | |",
+        "| --- | --- |",
+        *(f"| {k} | {v} |" for k, v in info.items()),
+        f"| Load average at end | {os.getloadavg()[0]:.1f} |",
+        *([f"| Warning | {results['changed']} |"] if results.get("changed") else []),
+        "",
+        f"Command: `{shlex.join(['.venv/bin/python', 'benchmarks/run.py', *sys.argv[1:]])}`",
+    ]
+    if "anchors" in results:
+        r = results["anchors"]
+        lines += [
+            "",
+            "## 1. hpsearch vs. hand-written anchors",
+            "",
+            f"{r['n']} trials of `benchmarks/fixed.yaml` on digits, up to {r['e']} epochs, "
+            f"patience {r['p']}; whole processes, each pinned to core 0 (`taskset -c 0`), "
+            f"alternated a, b, c for {r['rounds']} round(s); medians. "
+            f"Same work: {r['same']['summary']}.",
+            "",
+            "| side | wall (median) | runs (s) | CPU (median) | epochs trained |",
+            "| --- | ---: | --- | ---: | ---: |",
+        ]
+        for s in r["sides"]:
+            runs = ", ".join(f"{w:.1f}" for w in s["walls"])
+            lines.append(
+                f"| ({s['key']}) {s['label']} | {s['wall']:.1f} s | {runs} "
+                f"| {s['cpu']:.1f} s | {s['epochs']:.0f} |"
+            )
+        lines += [
+            "",
+            "| ratio | wall | CPU | wall per epoch trained | goal (wall) |",
+            "| --- | ---: | ---: | ---: | --- |",
+        ]
+        for key, (wall, cpu, per_epoch) in r["ratios"].items():
+            lines.append(
+                f"| hpsearch / ({key}) | **{wall:.2f}** | {cpu:.2f} | {per_epoch:.2f} "
+                f"| <= {GOAL_TIME:.2f}: {verdict(wall <= GOAL_TIME)} |"
+            )
+    if "workers" in results:
+        r = results["workers"]
+        lines += [
+            "",
+            "## 2. `--workers 2` vs. `--workers 1`",
+            "",
+            f"{r['n']} trials of `benchmarks/fixed.yaml`, not pinned, alternated for {r['rounds']} "
+            "round(s); throughput = finished trials per second of the whole command, median.",
+            "",
+            "| workers | trials/min | wall per run | worker processes "
+            "| trials/min from the first trial's start |",
+            "| ---: | ---: | --- | ---: | ---: |",
+        ]
+        for w in (1, 2):
+            runs = ", ".join(f"{x:.1f} s" for x in r["walls"][w])
+            lines.append(
+                f"| {w} | {r['per_min'][w]:.1f} | {runs} | {r['pids'][w]} "
+                f"| {r['steady_per_min'][w]:.1f} |"
+            )
+        lines += [
+            "",
+            f"Throughput ratio: **{r['ratio']:.2f}** (goal >= {GOAL_WORKERS:.1f}: "
+            f"{verdict(r['ratio'] >= GOAL_WORKERS)}); from each command's first trial start on "
+            f"(start-up excluded): {r['steady_ratio']:.2f}.",
+        ]
+    if "rss" in results:
+        r = results["rss"]
+        head = " | ".join(f"trial {k}" for k in r["marks"])
+        lines += [
+            "",
+            "## 3. Resident memory per worker (MiB after the trial)",
+            "",
+            f"{r['n']} trials of {r['e']} epochs, `--workers 1`; `rss_mib` and `worker` read back "
+            "with `optuna.load_study`.",
+            "",
+            f"| run | {head} | max | worker pids | time |",
+            "| --- | " + " | ".join("---:" for _ in r["marks"]) + " | ---: | ---: | ---: |",
+        ]
+        for run in r["runs"]:
+            cells = " | ".join(fmt_mib(v) for v in run["at"].values())
+            lines.append(
+                f"| {run['label']} | {cells} | {run['max']:.0f} | {run['pids']} "
+                f"| {run['wall']:.0f} s |"
+            )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default="digits")
-    parser.add_argument("--space", default="small")
-    parser.add_argument("--trials", type=int, default=12)
-    parser.add_argument("--epochs", type=int, default=15)
-    parser.add_argument("--patience", type=int, default=3)
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--trials", type=int, help="trials per search in 1. [12; quick 4]")
+    parser.add_argument(
+        "--epochs", type=int, help="max epochs per trial in 1. and 2. [15; quick 5]"
+    )
+    parser.add_argument("--patience", type=int, default=3, help="early stopping patience [3]")
+    parser.add_argument("--rounds", type=int, help="alternated rounds in 1. and 2. [3; quick 1]")
+    parser.add_argument("--workers-trials", type=int, help="trials per search in 2. [16; quick 4]")
+    parser.add_argument("--rss-trials", type=int, default=200, help="trials per search in 3. [200]")
+    parser.add_argument("--rss-epochs", type=int, default=2, help="epochs per trial in 3. [2]")
+    parser.add_argument("--recycle-after", type=int, default=50, help="recycling in 3. [50]")
+    parser.add_argument("--quick", action="store_true", help="4 trials, 5 epochs, 1 round")
+    parser.add_argument(
+        "--only", default=",".join(PARTS), help=f"comma-separated parts to run [{','.join(PARTS)}]"
+    )
+    parser.add_argument(
+        "--output", type=Path, help="Markdown report [docs/benchmarks.md; none with --quick]"
+    )
     args = parser.parse_args()
-    optuna.logging.set_verbosity(optuna.logging.ERROR)
-
-    # Warm-up: import TensorFlow and trace once, so neither side pays it in its timing.
-    anchor(args.data, args.space, 1, 1, args.patience)
-    base, base_memory = anchor(args.data, args.space, args.trials, args.epochs, args.patience)
-    with tempfile.TemporaryDirectory() as tmp:
-        ours, memory = hpsearch(
-            args.data, args.space, args.trials, args.epochs, args.patience, Path(tmp)
+    quick = args.quick
+    args.trials = args.trials or (4 if quick else 12)
+    args.epochs = args.epochs or (5 if quick else 15)
+    args.rounds = args.rounds or (1 if quick else 3)
+    args.workers_trials = args.workers_trials or (4 if quick else 16)
+    if args.output is None and not quick:
+        args.output = ROOT / "docs" / "benchmarks.md"
+    parts = [p.strip() for p in args.only.split(",") if p.strip()]
+    unknown = set(parts) - set(PARTS)
+    if unknown:
+        parser.error(
+            f"--only: unknown part(s) {', '.join(sorted(unknown))}; expected {', '.join(PARTS)}"
         )
-    print(f"{args.trials} trials of {args.space!r} on {args.data!r}, up to {args.epochs} epochs")
-    print(f"anchor (hand-written Optuna + Keras, in memory): {base:7.2f} s")
-    print(f"hpsearch (SQLite, per-epoch history, heartbeat): {ours:7.2f} s")
-    print(f"ratio hpsearch / anchor: {ours / base:.2f}")
-    for label, series in (("anchor", base_memory), ("hpsearch", memory)):
-        half = len(series) // 2
-        if half:
-            print(
-                f"{label} RSS growth: trials 1-{half} {series[half - 1] - series[0]:+.0f} MiB, "
-                f"trials {half}-{len(series)} {series[-1] - series[half - 1]:+.0f} MiB "
-                f"(per trial {(series[-1] - series[0]) / max(len(series) - 1, 1):+.1f} MiB)"
-            )
+    if "anchors" in parts and shutil.which("taskset") is None:
+        parser.error("taskset (util-linux) is needed to pin the processes of part 1")
+
+    info = machine()
+    code = code_fingerprint()
+    info["hpsearch"] += f", sources {code}"
+    log("hpsearch benchmarks on " + "; ".join(f"{k} {v}" for k, v in info.items()))
+    # Untimed: bring TensorFlow's files into the page cache, so the first timed process does
+    # not pay for the disk.
+    timed([sys.executable, "-c", "import tensorflow, keras_tuner, optuna, search"])
+    results: dict[str, Any] = {}
+    try:
+        if "anchors" in parts:
+            results["anchors"] = compare_anchors(args)
+        if "workers" in parts:
+            results["workers"] = compare_workers(args)
+        if "rss" in parts:
+            results["rss"] = compare_memory(args)
+    except BenchError as exc:
+        sys.exit(f"benchmark failed: {exc}")
+    if code_fingerprint() != code:
+        results["changed"] = (
+            "hpsearch's sources (search/, spaces/) changed while the benchmark ran: "
+            "its runs may mix versions"
+        )
+        log(f"\nWARNING: {results['changed']}")
+    if args.output is not None:
+        write_report(args.output, args, info, results)
+        log(f"\nwrote {args.output}")
 
 
 if __name__ == "__main__":
