@@ -34,7 +34,7 @@
 3. Resident memory per worker over a long search (``--rss-trials``, 200 by default, 2 epochs
    each), once without recycling (``--recycle-after 0 --max-worker-memory 0``) and once
    recycling every 50 trials. Each trial stores its worker's RSS after the trial
-   (``rss_mib``) and the worker (``worker``: host, pid, start time, slot); they are read back
+   (``rss_mib``) and the worker (``worker``: host, pid, start time); they are read back
    with ``optuna.load_study`` and printed at trials 1, 1/4, 1/2, 3/4 and the last, with the
    maximum and the number of distinct worker processes.
 

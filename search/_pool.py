@@ -76,7 +76,8 @@ def resolve_workers(workers: int | str) -> tuple[int, str]:
 
 def thread_caps(workers: int, cores: int | None = None) -> tuple[int, int]:
     """TensorFlow's (intra-op, inter-op) threads per worker, so N workers on C cores do not
-    oversubscribe them: the cores shared out, at least one each (docs/benchmarks.md)."""
+    oversubscribe them: the cores shared out, at least one each; one inter-op thread, since
+    a small Dense model has no independent ops to run side by side."""
     cores = available_cores() if cores is None else cores
     return max(1, cores // workers), 1
 

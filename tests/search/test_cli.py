@@ -229,7 +229,7 @@ def _running_trial(db: Path, study: str, *, need_complete: bool) -> optuna.trial
     """Poll the database until a trial has run two epochs (after a finished one if asked)."""
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline:
-        time.sleep(0.5)
+        time.sleep(0.2)
         if not db.exists():
             continue
         try:
@@ -249,7 +249,7 @@ def _running_trial(db: Path, study: str, *, need_complete: bool) -> optuna.trial
 
 def test_ctrl_c_stops_the_search_naming_the_study_to_resume(tmp_path: Path) -> None:
     args = ["run", "--data", "digits", "--space", "small", "--study", "cc", "--trials", "3",
-            "--epochs", "60", "--patience", "60", "--pruner", "none", "--quiet"]  # fmt: skip
+            "--epochs", "300", "--patience", "300", "--pruner", "none", "--quiet"]  # fmt: skip
     proc = subprocess.Popen(
         [HPSEARCH, *args], cwd=tmp_path, env=_env(), stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -271,7 +271,7 @@ def test_ctrl_c_stops_the_search_naming_the_study_to_resume(tmp_path: Path) -> N
 def test_a_search_killed_mid_trial_resumes_and_reaches_its_target(tmp_path: Path) -> None:
     db = tmp_path / "hpsearch.db"
     args = ["run", "--data", "digits", "--space", "small", "--study", "k9", "--trials", "4",
-            "--epochs", "60", "--patience", "60", "--pruner", "none", "--quiet"]  # fmt: skip
+            "--epochs", "300", "--patience", "300", "--pruner", "none", "--quiet"]  # fmt: skip
     proc = subprocess.Popen(
         [HPSEARCH, *args], cwd=tmp_path, env=_env(), stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,

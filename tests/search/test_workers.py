@@ -73,7 +73,7 @@ def _wait_for(url: str, study: str, test: Picker) -> FrozenTrial:
     """Poll the study until ``test`` picks a trial (at most 300 s)."""
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
-        time.sleep(0.5)
+        time.sleep(0.2)
         try:
             found = test(_trials(url, study))
         except Exception:  # the database or the study does not exist yet
@@ -173,7 +173,7 @@ def test_a_seeded_single_worker_search_is_reproducible(tmp_path: Path) -> None:
 
 def test_kill_9_of_one_worker_of_a_pool(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'k9.db'}"
-    args = [*_run_args(_space(tmp_path), "k9", 5, 40, url), "--workers", "2"]
+    args = [*_run_args(_space(tmp_path), "k9", 5, 300, url), "--workers", "2"]
     args.remove("--quiet")
     proc = _start(args, tmp_path)
     victim = _wait_for(url, "k9", _training(2, after_complete=1))
@@ -181,7 +181,7 @@ def test_kill_9_of_one_worker_of_a_pool(tmp_path: Path) -> None:
     code, _, err = _finish(proc)
     assert code == 0, err
     assert "died" in err and "Traceback" not in err
-    trials = _check_study(url, "k9", target=5, epochs=40)
+    trials = _check_study(url, "k9", target=5, epochs=300)
     killed = trials[victim.number]
     assert killed.state == TrialState.FAIL
     assert "died" in killed.user_attrs["fail_reason"]
@@ -195,7 +195,7 @@ def test_ctrl_c_or_sigterm_stops_every_worker_and_the_study_resumes(
     tmp_path: Path, signum: int
 ) -> None:
     url = f"sqlite:///{tmp_path / 'stop.db'}"
-    args = [*_run_args(_space(tmp_path), "stop", 4, 60, url), "--workers", "2"]
+    args = [*_run_args(_space(tmp_path), "stop", 4, 300, url), "--workers", "2"]
 
     def both_training(trials: list[FrozenTrial]) -> FrozenTrial | None:
         running = [
@@ -276,7 +276,7 @@ def _server_back_afterwards() -> Iterator[None]:
 
 @pytest.mark.service
 def test_workers_ride_out_a_postgresql_restart(postgres_url: str, tmp_path: Path) -> None:
-    args = [*_run_args(_space(tmp_path), "restart", 5, 12, postgres_url), "--workers", "2"]
+    args = [*_run_args(_space(tmp_path), "restart", 5, 100, postgres_url), "--workers", "2"]
     proc = _start(args, tmp_path)
     _wait_for(postgres_url, "restart", _training(2))
     with _server_back_afterwards():
@@ -284,14 +284,14 @@ def test_workers_ride_out_a_postgresql_restart(postgres_url: str, tmp_path: Path
     code, _, err = _finish(proc)
     assert code == 0, err
     assert "Traceback" not in err
-    _check_study(postgres_url, "restart", target=5, epochs=12)
+    _check_study(postgres_url, "restart", target=5, epochs=100)
 
 
 @pytest.mark.service
 def test_a_server_down_past_the_limit_stops_with_one_line_and_resume_recovers(
     postgres_url: str, tmp_path: Path
 ) -> None:
-    args = _run_args(_space(tmp_path), "down", 3, 40, postgres_url)
+    args = _run_args(_space(tmp_path), "down", 3, 300, postgres_url)
     proc = _start(args, tmp_path, HPSEARCH_DB_RETRY="3")
     victim = _wait_for(postgres_url, "down", _training(2))
     with _server_back_afterwards():
@@ -306,6 +306,6 @@ def test_a_server_down_past_the_limit_stops_with_one_line_and_resume_recovers(
                      tmp_path)  # fmt: skip
     code, _, err = _finish(resumed)
     assert code == 0, err
-    trials = _check_study(postgres_url, "down", target=3, epochs=40)
+    trials = _check_study(postgres_url, "down", target=3, epochs=300)
     assert trials[victim.number].state == TrialState.FAIL
     assert "died" in trials[victim.number].user_attrs["fail_reason"]
