@@ -9,7 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+from optuna.trial import FrozenTrial
 
+from search._data import Dataset
 from search._errors import ConfigError, DataError, HpsearchError
 from search._pool import (
     DEFAULT_MAX_MEMORY_MIB,
@@ -28,6 +30,7 @@ from search._storage import (
     study_names,
 )
 from search.engines import SearchResult
+from search.engines._base import count_states, finished_count
 from spaces import Space, load_space
 
 
@@ -156,24 +159,8 @@ def _prepare(
     else:
         settings = _new_settings(study, data_ref, space_obj, trials, given)
 
-    from search._data import load_dataset
-
-    dataset = load_dataset(
-        settings.data.source,
-        target=settings.data.target,
-        task=settings.data.task,
-        val_split=settings.data.val_split,
-        test_split=settings.data.test_split,
-        seed=settings.seed,
-    )
+    dataset = study_dataset(settings, stored, "start a new study with --study NAME")
     settings.check_objective(dataset.task)
-    stored_fp = stored.get("data", {}).get("fingerprint")
-    if stored_fp and stored_fp != dataset.fingerprint:
-        raise DataError(
-            f"{settings.data.source}: the data changed since study {study!r} was created "
-            f"(fingerprint {dataset.fingerprint}, stored {stored_fp}); start a new study "
-            "with --study NAME."
-        )
     if not exists:
         optuna_study = optuna.create_study(
             storage=store, study_name=study, direction=settings.direction
@@ -184,6 +171,29 @@ def _prepare(
             store.get_study_id_from_name(study), "hpsearch", {**stored, "trials": settings.trials}
         )
     return settings
+
+
+def study_dataset(settings: StudySettings, stored: dict[str, Any], fix: str) -> Dataset:
+    """The study's data loaded here (cached per process); DataError, ending with ``fix``,
+    if it is not the data the study was created with (its stored fingerprint)."""
+    from search._data import load_dataset
+
+    dataset = load_dataset(
+        settings.data.source,
+        target=settings.data.target,
+        task=settings.data.task,
+        val_split=settings.data.val_split,
+        test_split=settings.data.test_split,
+        seed=settings.seed,
+    )
+    stored_fp = stored.get("data", {}).get("fingerprint")
+    if stored_fp and stored_fp != dataset.fingerprint:
+        raise DataError(
+            f"{settings.data.source}: this data differs from the data study "
+            f"{settings.study!r} was created with (fingerprint {dataset.fingerprint}, stored "
+            f"{stored_fp}); {fix}."
+        )
+    return dataset
 
 
 def _search(
@@ -199,10 +209,15 @@ def _search(
 ) -> SearchResult:
     """Run the workers until the study holds its target; how it ended, from the database."""
     deadline = None if timeout is None else time.time() + timeout
-    counts, best_value = _tally(store, settings.study)
-    done = _finished(counts)
+    counts, best = _tally(store, settings.study)
+    done = finished_count(counts)
     progress.search_started(
-        settings.study, settings.trials, done, best_value, settings.objective, workers
+        settings.study,
+        settings.trials,
+        done,
+        None if best is None else best.value,
+        settings.objective,
+        workers,
     )
     stopped = "already"
     try:
@@ -218,8 +233,8 @@ def _search(
                 recycle_after=recycle_after,
                 max_memory_mib=max_worker_memory,
             )
-            counts, _ = _tally(store, settings.study)
-            done = _finished(counts)
+            counts, best = _tally(store, settings.study)
+            done = finished_count(counts)
             stopped = "target"
             if gave_up and done < settings.trials:
                 raise HpsearchError(gave_up)
@@ -229,39 +244,28 @@ def _search(
             stopped = "target"
     finally:
         progress.search_ended()
-    study = optuna.load_study(study_name=settings.study, storage=store)
-    try:
-        best = study.best_trial
-        best_number, best_value, best_params = best.number, best.value, dict(best.params)
-    except ValueError:
-        best_number, best_value, best_params = None, None, {}
     return SearchResult(
         study=settings.study,
         target=settings.trials,
         finished=done,
         counts=counts,
-        best_number=best_number,
-        best_value=best_value,
-        best_params=best_params,
+        best_number=None if best is None else best.number,
+        best_value=None if best is None else best.value,
+        best_params={} if best is None else dict(best.params),
         stopped=stopped,
     )
 
 
-def _tally(store: optuna.storages.BaseStorage, study: str) -> tuple[dict[str, int], float | None]:
-    """The study's trials by state, and its best value so far."""
-    trials = store.get_all_trials(store.get_study_id_from_name(study), deepcopy=False)
-    counts: dict[str, int] = {}
-    for trial in trials:
-        counts[trial.state.name] = counts.get(trial.state.name, 0) + 1
+def _tally(
+    store: optuna.storages.BaseStorage, study: str
+) -> tuple[dict[str, int], FrozenTrial | None]:
+    """The study's trials by state, and its best trial so far, read once."""
     study_obj = optuna.load_study(study_name=study, storage=store)
+    counts = count_states(study_obj.get_trials(deepcopy=False))
     try:
-        return counts, study_obj.best_value
+        return counts, study_obj.best_trial
     except ValueError:
         return counts, None
-
-
-def _finished(counts: dict[str, int]) -> int:
-    return counts.get("COMPLETE", 0) + counts.get("PRUNED", 0)
 
 
 def _new_settings(

@@ -21,7 +21,7 @@ import signal
 import sys
 from typing import Any
 
-from search._errors import DataError, HpsearchError, StorageUnavailable
+from search._errors import HpsearchError, StorageUnavailable
 from search._pool import EVENTS_ENV
 from search._progress import ProgressSink
 from search._storage import STORAGE_ENV, opened_storage
@@ -80,27 +80,12 @@ def work(
     threads: tuple[int, int] | None = None,
 ) -> str:
     """Run the study's trials in this process; returns why it stopped (see the engine)."""
-    from search._api import stored_settings
-    from search._data import load_dataset
+    from search._api import stored_settings, study_dataset
     from search.engines import get_engine
 
     with opened_storage(url, for_writing=True) as storage:
         settings, stored = stored_settings(storage, study, url)
-        dataset = load_dataset(
-            settings.data.source,
-            target=settings.data.target,
-            task=settings.data.task,
-            val_split=settings.data.val_split,
-            test_split=settings.data.test_split,
-            seed=settings.seed,
-        )
-        stored_fp = stored.get("data", {}).get("fingerprint")
-        if stored_fp and stored_fp != dataset.fingerprint:
-            raise DataError(
-                f"{settings.data.source}: this machine's copy of the data differs from the one "
-                f"study {study!r} was created with (fingerprint {dataset.fingerprint}, stored "
-                f"{stored_fp}); give this worker the same data."
-            )
+        dataset = study_dataset(settings, stored, "give this worker the same data")
         from search._keras import configure_threads, import_keras
 
         import_keras()

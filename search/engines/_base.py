@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
     from optuna.storages import RDBStorage
+    from optuna.trial import FrozenTrial
 
     from search._data import Dataset
     from search._progress import ProgressSink
@@ -108,6 +109,19 @@ def check_stop() -> None:
     """Raise KeyboardInterrupt if a stop was requested."""
     if stop_requested.is_set():
         raise KeyboardInterrupt
+
+
+def count_states(trials: list[FrozenTrial]) -> dict[str, int]:
+    """Trials by state name."""
+    counts: dict[str, int] = {}
+    for trial in trials:
+        counts[trial.state.name] = counts.get(trial.state.name, 0) + 1
+    return counts
+
+
+def finished_count(counts: dict[str, int]) -> int:
+    """COMPLETE + PRUNED: the trials that count towards the target."""
+    return counts.get("COMPLETE", 0) + counts.get("PRUNED", 0)
 
 
 class Engine(abc.ABC):

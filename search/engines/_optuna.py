@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import optuna
 from optuna.storages import RDBStorage
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import TrialState
 
 from search._data import Dataset
 from search._errors import ConfigError, SearchAborted, StorageError, TrialFailed
@@ -27,12 +27,13 @@ from search.engines._base import (
     Engine,
     WorkerLimits,
     check_stop,
+    count_states,
+    finished_count,
     rss_mib,
     stop_requested,
 )
 from spaces import sample_optuna
 
-FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 # A worker with nothing to claim (the other workers' trials would reach the target) looks
 # again after this many seconds: one of them may fail, or die and be retried.
 POLL_S = 1.0
@@ -119,18 +120,6 @@ def best_of(study: optuna.Study) -> tuple[int | None, float | None, dict[str, An
     except ValueError:
         return None, None, {}
     return best.number, best.value, dict(best.params)
-
-
-def finished_count(counts: dict[str, int]) -> int:
-    """COMPLETE + PRUNED: the trials that count towards the target."""
-    return sum(counts.get(state.name, 0) for state in FINISHED)
-
-
-def count_states(trials: list[FrozenTrial]) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for trial in trials:
-        counts[trial.state.name] = counts.get(trial.state.name, 0) + 1
-    return counts
 
 
 class _Heartbeat:
