@@ -2,23 +2,34 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+RUN_STAMP := $(VENV)/.installed-run
 STAMP := $(VENV)/.installed
-# The CPU build of PyTorch, needed only by the `gp` sampler (optuna's GPSampler).
+# PyTorch, needed only by the `gp` sampler (Optuna's GPSampler): the CPU build, not CUDA's.
+# Where the index offers only the CUDA build, choose the CPU wheels, e.g.
+#   make install TORCH='torch --index-url https://download.pytorch.org/whl/cpu'
 TORCH ?= torch==2.13.0
 PYTEST_ARGS ?=
 
-.PHONY: install run test lint format bench clean
+.PHONY: install install-run run test lint format bench clean
 
-$(STAMP): pyproject.toml Makefile
+# What a search needs: hpsearch with TensorFlow, Optuna, KerasTuner and PostgreSQL's driver.
+$(RUN_STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet '$(TORCH)'
+	$(BIN)/python -m pip install --quiet -e '.[postgres]'
+	touch $(RUN_STAMP)
+
+# Also the `gp` sampler's PyTorch (the CPU build) and the development tools.
+$(STAMP): $(RUN_STAMP)
+	$(BIN)/python -m pip install --quiet $(TORCH)
 	$(BIN)/python -m pip install --quiet -e '.[postgres,gp,dev]'
 	touch $(STAMP)
 
+install-run: $(RUN_STAMP)
+
 install: $(STAMP)
 
-run: $(STAMP)
+run: $(RUN_STAMP)
 	$(BIN)/hpsearch run --data digits --space mlp --trials 30
 
 test: $(STAMP)
