@@ -2,10 +2,9 @@
 
 Never imports TensorFlow or Keras, so it works for any engine and while a search runs.
 
-Exceptions::
-
-    ReportError              the report cannot be made (storage, multi-objective study)
-    └── StudyNotFoundError   no such study (also a LookupError); lists the studies there
+Exceptions belong to hpsearch's one hierarchy (``search._errors``, drawn in
+``reports._study``): ReportError (the report cannot be made or written), StorageError,
+StudyNotFound (no such study; lists the studies there).
 """
 
 from reports._frame import failures, history_of, leaderboard, trials_frame
@@ -18,14 +17,16 @@ from reports._plots import (
     plot_learning_curves,
     plot_optimization_history,
 )
-from reports._study import ReportError, StudyNotFoundError
+from reports._study import ReportError
 from reports._summary import StudySummary, list_studies, study_summary
+from search._errors import StorageError, StudyNotFound
 
 __all__ = [
     "LearningCurve",
     "OptimizationHistory",
     "ReportError",
-    "StudyNotFoundError",
+    "StorageError",
+    "StudyNotFound",
     "StudySummary",
     "failures",
     "history_of",

@@ -322,7 +322,7 @@ def trials_frame(storage: StorageLike, study_name: str) -> pd.DataFrame:
     ``param_columns`` (parameter name -> column).
 
     Raises:
-        StudyNotFoundError: no such study; the message lists the studies there.
+        StudyNotFound: no such study; the message lists the studies there.
         ReportError: the storage cannot be opened, or the study has several objectives.
     """
     return frame_from_loaded(load(storage, study_name))

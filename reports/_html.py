@@ -26,7 +26,7 @@ from reports._plots import (
     plot_learning_curves,
     plot_optimization_history,
 )
-from reports._study import StorageLike, load
+from reports._study import ReportError, StorageLike, load
 from reports._summary import StudySummary, summary_from_loaded
 
 LEADERBOARD_ROWS = 100
@@ -178,7 +178,7 @@ def render_report(storage: StorageLike, study_name: str, top: int = 5) -> str:
     """The study's report as one self-contained HTML page (``top`` learning curves).
 
     Raises:
-        StudyNotFoundError: no such study; the message lists the studies there.
+        StudyNotFound: no such study; the message lists the studies there.
         ValueError: ``top`` is not a positive int.
     """
     if isinstance(top, bool) or not isinstance(top, int) or top < 1:
@@ -211,21 +211,66 @@ def write_report(storage: StorageLike, study_name: str, path: str | Path, top: i
     """Render the report and write it to ``path`` atomically; return the path.
 
     The page goes to a temporary file beside ``path`` that then replaces it, so a reader
-    never sees half a report. Missing parent directories are created.
+    never sees half a report, and a report that cannot be written leaves the old one as it
+    was (ReportError naming the path). Missing parent directories are created.
     """
-    html = render_report(storage, study_name, top=top)
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    temp = target.with_name(f".{target.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    # os.open with 0o666 lets the umask decide the mode, as a plain open() would.
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    check_writable(target)
+    html = render_report(storage, study_name, top=top)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        temp = target.with_name(f".{target.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+        # os.open with 0o666 lets the umask decide the mode, as a plain open() would.
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    except OSError as exc:
+        raise _unwritable(target, exc) from None
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(html)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temp, target)
+    except OSError as exc:
+        temp.unlink(missing_ok=True)
+        raise _unwritable(target, exc) from None
     except BaseException:
         temp.unlink(missing_ok=True)
         raise
     return target
+
+
+def check_writable(path: str | Path) -> None:
+    """Raise ReportError unless a report can be written at ``path`` (its folder can be made
+    or written, the file replaced): checked before a search spends anything."""
+    target = Path(path)
+    try:
+        if target.is_dir():
+            raise ReportError(
+                f"report {str(target)!r}: is a folder; give a file path (-o FILE.html)."
+            )
+        folder = target.parent
+        while not folder.exists() and folder != folder.parent:
+            folder = folder.parent
+        if not folder.is_dir():
+            raise NotADirectoryError(20, "Not a directory", str(folder))
+        # Try it: permissions, read-only and special file systems all answer a real create.
+        probe = folder / f".hpsearch.{os.getpid()}.{uuid.uuid4().hex[:8]}.probe"
+        try:
+            os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        except OSError as exc:
+            raise type(exc)(exc.errno, exc.strerror, str(folder)) from None
+        probe.unlink(missing_ok=True)
+        if len(target.name.encode()) > 255:
+            raise OSError(36, "File name too long", target.name[:40] + "...")
+    except OSError as exc:
+        raise _unwritable(target, exc) from None
+
+
+def _unwritable(target: Path, exc: OSError) -> ReportError:
+    what = exc.strerror or type(exc).__name__
+    where = f" ({exc.filename})" if exc.filename and str(exc.filename) != str(target) else ""
+    shown = str(target) if len(str(target)) <= 120 else str(target)[:100] + "..."
+    return ReportError(
+        f"report {shown!r}: cannot be written: {what}{where}; the previous report, if any, "
+        "is unchanged. Give another path with -o/--report."
+    )

@@ -1,10 +1,13 @@
 """Opening a storage and reading one study back, once.
 
-Exceptions raised by ``reports``::
+The storage layer is hpsearch's one (``search._storage``: URLs, masking, "study not found");
+the errors belong to hpsearch's one hierarchy (``search._errors``)::
 
-    ReportError                 the report cannot be made (bad storage URL, multi-objective study)
-    └── StudyNotFoundError      no such study (also a LookupError); the message lists the
-                                studies that exist
+    HpsearchError
+    ├── ReportError          the report cannot be made (a study with several objectives,
+    │                        a report file that cannot be written)
+    ├── StorageError         the storage cannot be opened
+    └── StudyNotFound        no such study (also a LookupError); the message lists the studies
 
 Everything here reads; nothing writes to the storage. A SQLite URL whose file does not exist is
 refused rather than opened, because opening it would create an empty database.
@@ -19,29 +22,30 @@ from pathlib import Path
 from typing import Any
 
 import optuna
-import sqlalchemy.exc
 from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial
-from sqlalchemy.engine import make_url
+
+from search._errors import HpsearchError, StorageError
+from search._storage import (
+    mask_url,
+    missing_study,
+    reading,
+    resolve_url,
+    sqlite_path,
+    study_names,
+)
 
 StorageLike = str | BaseStorage
 
 
-class ReportError(Exception):
-    """A report cannot be made from this storage or study."""
-
-
-class StudyNotFoundError(ReportError, LookupError):
-    """The storage holds no study of that name (the message lists the ones it holds)."""
+class ReportError(HpsearchError):
+    """A report cannot be made from this storage or study, or cannot be written."""
 
 
 def describe_storage(storage: StorageLike) -> str:
     """The storage as it may be shown to a person: a URL without its password."""
     if isinstance(storage, str):
-        try:
-            return make_url(storage).render_as_string(hide_password=True)
-        except sqlalchemy.exc.ArgumentError:
-            return "<unparsable storage URL>"
+        return mask_url(storage)
     return type(storage).__name__
 
 
@@ -50,72 +54,24 @@ def missing_sqlite_file(storage: StorageLike) -> Path | None:
     if not isinstance(storage, str):
         return None
     try:
-        url = make_url(storage)
-    except sqlalchemy.exc.ArgumentError:
+        path = sqlite_path(resolve_url(storage))
+    except StorageError:
         return None
-    database = url.database
-    if not url.drivername.startswith("sqlite") or not database:
-        return None
-    if database == ":memory:" or database.startswith("file:"):
-        return None
-    path = Path(database)
-    return None if path.exists() else path
+    return None if path is None or path.exists() else path
 
 
 @contextlib.contextmanager
-def open_storage(storage: StorageLike) -> Iterator[BaseStorage]:
-    """Yield a BaseStorage; one made here from a URL is disposed of afterwards."""
-    if not isinstance(storage, str):
-        yield storage
+def open_storage(storage: StorageLike, study: str | None = None) -> Iterator[BaseStorage]:
+    """Yield a BaseStorage to read, holding ``study`` when one is named (else StudyNotFound,
+    listing the studies there); one opened here from a URL (``search._storage.reading``) is
+    closed afterwards."""
+    if isinstance(storage, str):
+        with reading(storage, study) as opened:
+            yield opened
         return
-    missing = missing_sqlite_file(storage)
-    if missing is not None:
-        raise StudyNotFoundError(
-            f"There is no database file at {str(missing)!r} "
-            f"(storage {describe_storage(storage)}), so it holds no studies."
-        )
-    try:
-        opened = optuna.storages.get_storage(storage)
-    except ModuleNotFoundError as exc:
-        hint = (
-            " (install hpsearch's 'postgres' extra: pip install -e '.[postgres]')"
-            if "psycopg" in str(exc.name)
-            else ""
-        )
-        raise ReportError(
-            f"Cannot open the storage {describe_storage(storage)}: its database driver "
-            f"{exc.name!r} is not installed{hint}."
-        ) from exc
-    except (sqlalchemy.exc.SQLAlchemyError, ValueError) as exc:
-        raise ReportError(
-            f"Cannot open the storage {describe_storage(storage)}: {_first_line(exc, storage)}"
-        ) from exc
-    try:
-        yield opened
-    finally:
-        _dispose(opened)
-
-
-def _first_line(exc: BaseException, storage: str) -> str:
-    """The error's first line, with the URL's password (if any) blanked out."""
-    lines = str(exc).strip().splitlines()
-    text = lines[0] if lines else type(exc).__name__
-    try:
-        password = make_url(storage).password
-    except sqlalchemy.exc.ArgumentError:
-        password = None
-    if password:
-        text = text.replace(str(password), "***")
-    return text
-
-
-def _dispose(storage: BaseStorage) -> None:
-    # get_storage wraps an RDBStorage in a private cache layer; its engine holds a
-    # connection pool that a short-lived reader should release. Best effort only.
-    backend = getattr(storage, "_backend", storage)
-    engine = getattr(backend, "engine", None)
-    if isinstance(engine, sqlalchemy.engine.Engine):
-        engine.dispose()
+    if study is not None and study not in study_names(storage):
+        raise missing_study(storage, study, describe_storage(storage))
+    yield storage
 
 
 @dataclass(frozen=True)
@@ -155,16 +111,8 @@ def direction_names(directions: list[optuna.study.StudyDirection]) -> tuple[str,
 
 def load(storage: StorageLike, study_name: str) -> LoadedStudy:
     """Load a study and read its trials once."""
-    with open_storage(storage) as opened:
-        try:
-            study = optuna.load_study(study_name=study_name, storage=opened)
-        except KeyError:
-            names = sorted(s.study_name for s in opened.get_all_studies())
-            listed = ", ".join(repr(n) for n in names) if names else "none"
-            raise StudyNotFoundError(
-                f"No study named {study_name!r} in {describe_storage(storage)}. "
-                f"Studies there: {listed}."
-            ) from None
+    with open_storage(storage, study_name) as opened:
+        study = optuna.load_study(study_name=study_name, storage=opened)
         trials = study.get_trials(deepcopy=False)
         return LoadedStudy(
             name=study.study_name,

@@ -100,7 +100,7 @@ def study_summary(storage: StorageLike, study_name: str) -> StudySummary:
     """The summary of one study.
 
     Raises:
-        StudyNotFoundError: no such study; the message lists the studies there.
+        StudyNotFound: no such study; the message lists the studies there.
     """
     return summary_from_loaded(load(storage, study_name))
 

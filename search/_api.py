@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import re
 import time
 from pathlib import Path
@@ -12,7 +13,13 @@ import optuna
 from optuna.trial import FrozenTrial
 
 from search._data import Dataset
-from search._errors import ConfigError, DataError, HpsearchError
+from search._errors import (
+    ConfigError,
+    DataError,
+    HpsearchError,
+    SearchAborted,
+    SearchInterrupted,
+)
 from search._pool import (
     DEFAULT_MAX_MEMORY_MIB,
     DEFAULT_RECYCLE_AFTER,
@@ -22,27 +29,65 @@ from search._pool import (
 from search._progress import NullProgress, ProgressSink
 from search._settings import DataRef, StudySettings, infer_direction
 from search._storage import (
+    DEFAULT_STORAGE,
     exclusive,
+    mask_url,
     missing_study,
     opened_storage,
+    reading,
     require_study,
     resolve_url,
+    sqlite_path,
     study_names,
 )
 from search.engines import SearchResult
 from search.engines._base import count_states, finished_count
 from spaces import Space, load_space
 
+MAX_STUDY_NAME = 128
+
 
 def default_study_name(data: str, space: Space) -> str:
-    """A readable name from the data and the space, e.g. ``digits-mlp``."""
-    stem = Path(data).stem if data.lower().endswith((".csv", ".npz")) else data
+    """A readable name from the data and the space, e.g. ``digits-mlp``; a data file keeps
+    its suffix (``wine.csv-mlp``), so it never takes the name of a built-in data set's study."""
+    stem = Path(data).name if data.lower().endswith((".csv", ".npz")) else data
     return f"{stem}-{space.name}"
 
 
-def default_report_path(study: str) -> Path:
-    """Where ``run`` writes the report unless told: ``<study>-report.html`` here."""
-    return Path(f"{re.sub(r'[^A-Za-z0-9_.-]+', '_', study)}-report.html")
+def check_study_name(study: str) -> None:
+    """A new study's name: 1 to MAX_STUDY_NAME printable characters."""
+    if not study.strip():
+        raise ConfigError("--study: expected a name; got an empty one.")
+    if len(study) > MAX_STUDY_NAME:
+        raise ConfigError(
+            f"--study: a study name has at most {MAX_STUDY_NAME} characters; got one of "
+            f"{len(study)} ({study[:20]!r}...). Give a shorter --study NAME."
+        )
+    if not study.isprintable():
+        raise ConfigError(
+            f"--study: a study name has no control characters (newlines, tabs); got {study!r}."
+        )
+
+
+def default_report_path(study: str, url: str | None = None) -> Path:
+    """Where the report goes unless told: ``<study>-report.html`` here for a study of the
+    default storage whose name is a plain file name; otherwise a short hash of the storage
+    and the name is added (``<study>-1a2b3c4d-report.html``), so that two studies never
+    share a default report file (same name in two storages, names that differ only in
+    characters a file name cannot hold)."""
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", study).strip("._")[:80] or "study"
+    where = _canonical(url) if url else _canonical(DEFAULT_STORAGE)
+    if slug == study and where == _canonical(DEFAULT_STORAGE):
+        return Path(f"{slug}-report.html")
+    digest = hashlib.sha256(f"{where}\0{study}".encode()).hexdigest()[:8]
+    return Path(f"{slug}-{digest}-report.html")
+
+
+def _canonical(url: str) -> str:
+    """The storage as one string per database: a SQLite file by its absolute path, any
+    other URL without its secrets."""
+    path = sqlite_path(url)
+    return f"sqlite:///{path.resolve()}" if path is not None else mask_url(url)
 
 
 def run(
@@ -117,20 +162,42 @@ def run(
     }
     count, chosen = resolve_workers(workers)
     sink = progress or NullProgress()
+    report_path = Path(report) if report is not None else default_report_path(study, url)
+    if write_report:
+        from reports._html import check_writable
+
+        check_writable(report_path)  # before the search spends anything
     with opened_storage(url, for_writing=True) as store:
         # Two processes that start the same study together must not both create it.
         with exclusive(url, f"study:{study}"):
             settings = _prepare(store, study, url, data, data_ref, space_obj, trials, given,
                                 data_given)  # fmt: skip
-        result = _search(store, settings, url, sink, count, chosen, timeout,
-                         recycle_after, max_worker_memory)  # fmt: skip
+        try:
+            result = _search(store, settings, url, sink, count, chosen, timeout,
+                             recycle_after, max_worker_memory)  # fmt: skip
+        except (SearchAborted, SearchInterrupted) as exc:
+            # The trials so far are stored: the report shows them, and where it is.
+            if write_report and _report_quietly(store, study, report_path):
+                raise type(exc)(f"{exc} Report: {report_path.resolve()}") from None
+            raise
         if write_report:
             from reports import write_report as _write_report
 
-            path = Path(report) if report is not None else default_report_path(study)
-            written = _write_report(store, study, path)
+            written = _write_report(store, study, report_path)
             result = dataclasses.replace(result, report=str(Path(written).resolve()))
         return result
+
+
+def _report_quietly(store: optuna.storages.RDBStorage, study: str, path: Path) -> bool:
+    """Write the report of a search that stopped early; False if it cannot be written now
+    (the stop's own message matters more than the report's)."""
+    from reports import write_report as _write_report
+
+    try:
+        _write_report(store, study, path)
+    except (HpsearchError, OSError):
+        return False
+    return True
 
 
 def _prepare(
@@ -153,10 +220,19 @@ def _prepare(
         settings = StudySettings.from_attrs(study, stored)
         _check_agrees(settings, given, data_given, space_obj)
         if trials is not None:
+            held = finished_count(count_states(store.get_all_trials(
+                store.get_study_id_from_name(study), deepcopy=False)))  # fmt: skip
+            if trials < held:
+                raise ConfigError(
+                    f"--trials {trials}: study {study!r} already holds {held} finished trials "
+                    f"(its target is {settings.trials}); give --trials {held + 1} or more to "
+                    "continue it, or leave --trials out."
+                )
             settings = settings.replace(trials=trials)
     elif data is None:
         raise missing_study(store, study, url, " Give --data to create it.")
     else:
+        check_study_name(study)
         settings = _new_settings(study, data_ref, space_obj, trials, given)
 
     dataset = study_dataset(settings, stored, "start a new study with --study NAME")
@@ -304,8 +380,8 @@ def resume(
     """Continue a stored study with the settings it was created with (``run``'s options)."""
     url = resolve_url(storage)
     # Read-only first: a mistyped name must not create a database file.
-    with opened_storage(url, for_writing=False) as store:
-        require_study(store, study, url)
+    with reading(url, study):
+        pass
     return run(
         study=study,
         storage=url,
@@ -334,8 +410,8 @@ def work(
     number of others anywhere) until it holds its stored target. Writes no report."""
     url = resolve_url(storage)
     count, chosen = resolve_workers(workers)
-    with opened_storage(url, for_writing=False) as store:
-        require_study(store, study, url)
+    with reading(url, study):
+        pass  # a mistyped name must not create a database file
     with opened_storage(url, for_writing=True) as store:
         settings, _ = stored_settings(store, study, url)
         return _search(
@@ -363,8 +439,7 @@ def stored_settings(
 def load_settings(study: str, storage: str | None = None) -> StudySettings:
     """The settings a stored study was created with."""
     url = resolve_url(storage)
-    with opened_storage(url, for_writing=False) as store:
-        require_study(store, study, url)
+    with reading(url, study) as store:
         return StudySettings.from_attrs(study, _stored_attrs(store, study))
 
 
@@ -397,9 +472,24 @@ def _check_agrees(
             flag = "--data" if key == "source" else f"--{key.replace('_', '-')}"
             clashes.append(f"{flag} {value!r} (the study has {stored!r})")
     if space is not None and space.to_dict() != settings.space.to_dict():
-        clashes.append(f"--space {space.name!r} (the study has space {settings.space.name!r})")
+        clashes.append(_space_clash(space, settings.space))
     if clashes:
         raise ConfigError(
             f"study {settings.study!r} exists with other settings: {'; '.join(clashes)}. "
-            "Continue it without those options, or start a new study with --study NAME."
+            "Continue it without those options, or start a new study: "
+            f"--study {settings.study}-2."
         )
+
+
+def _space_clash(given: Space, stored: Space) -> str:
+    """How a space given again differs from the study's, by content: the parameters."""
+    mine = {p.name: p.to_dict() for p in given.params}
+    theirs = {p.name: p.to_dict() for p in stored.params}
+    changed = sorted(n for n in mine.keys() & theirs.keys() if mine[n] != theirs[n])
+    added = sorted(mine.keys() - theirs.keys())
+    dropped = sorted(theirs.keys() - mine.keys())
+    parts = [f"{', '.join(changed)} changed"] if changed else []
+    parts += [f"{', '.join(added)} added"] if added else []
+    parts += [f"{', '.join(dropped)} removed"] if dropped else []
+    detail = "; ".join(parts) or "other name or description"
+    return f"--space {given.name!r} is not the study's space {stored.name!r} ({detail})"

@@ -247,16 +247,22 @@ def _load_npz(path: Path) -> _Raw:
         if (a in arrays) != (b in arrays):
             have, lack = (a, b) if a in arrays else (b, a)
             raise DataError(f"{path}: key {have!r} is present but {lack!r} is missing.")
+    for key, array in arrays.items():
+        if key.startswith("x_") and array.ndim < 2:
+            raise DataError(
+                f"{path}: {key!r} must have a sample axis and feature axes (2 or more "
+                f"dimensions); got shape {array.shape}."
+            )
+        if key.startswith("y_") and array.ndim not in (1, 2):
+            raise DataError(
+                f"{path}: {key!r} must hold one label or value per sample (1 dimension); "
+                f"got shape {array.shape}."
+            )
     for xk, yk in (("x_train", "y_train"), ("x_val", "y_val"), ("x_test", "y_test")):
         if xk in arrays and len(arrays[xk]) != len(arrays[yk]):
             raise DataError(
                 f"{path}: {xk!r} has {len(arrays[xk])} rows but {yk!r} has {len(arrays[yk])}."
             )
-    if arrays["x_train"].ndim < 2:
-        raise DataError(
-            f"{path}: 'x_train' must have a sample axis and feature axes; "
-            f"got shape {arrays['x_train'].shape}."
-        )
     n_features = int(np.prod(arrays["x_train"].shape[1:]))
     return _Raw(
         x=arrays["x_train"],
@@ -269,6 +275,27 @@ def _load_npz(path: Path) -> _Raw:
         x_test=arrays.get("x_test"),
         y_test=arrays.get("y_test"),
     )
+
+
+def _check_features(source: str, name: str, x: np.ndarray, feature_names: tuple[str, ...]) -> None:
+    """What every data source must give (CSV, NPZ, built-in): numbers, all finite, in
+    samples that have at least one feature."""
+    if x.ndim < 2 or x.shape[0] == 0 or int(np.prod(x.shape[1:])) == 0:
+        raise DataError(f"{source}: {name} must be samples of features; got shape {x.shape}.")
+    if x.dtype.kind not in "biuf":
+        raise DataError(
+            f"{source}: {name} must be numbers; got values of type {x.dtype} "
+            "(encode text features as numbers first)."
+        )
+    finite = np.isfinite(x.reshape(len(x), -1))
+    if not finite.all():
+        row, column = (int(i[0]) for i in np.nonzero(~finite))
+        value = x.reshape(len(x), -1)[row, column]
+        feature = feature_names[column] if column < len(feature_names) else f"x{column}"
+        raise DataError(
+            f"{source}: {name} hold {int((~finite).sum())} NaN or infinite value(s), the "
+            f"first {value} in row {row + 1}, feature {feature!r}; fill or drop them first."
+        )
 
 
 def infer_task(y: np.ndarray) -> Task:
@@ -292,6 +319,9 @@ def _prepare(
 
     if len(raw.x) < 4:
         raise DataError(f"{source}: only {len(raw.x)} rows; too few to split and train.")
+    for name, x_part in (("features", raw.x), ("x_val", raw.x_val), ("x_test", raw.x_test)):
+        if x_part is not None:
+            _check_features(source, name, x_part, raw.feature_names)
     y_all = raw.y if raw.y_val is None else np.concatenate([raw.y, raw.y_val])
     if raw.y.dtype.kind not in "OUSb" and not np.all(np.isfinite(y_all.astype(float))):
         raise DataError(f"{source}: the target has NaN or infinite values.")

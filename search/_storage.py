@@ -69,32 +69,107 @@ def resolve_url(url: str | None = None) -> str:
     return chosen
 
 
-def mask_url(url: str) -> str:
-    """The URL with its password replaced by ***."""
-    try:
-        from sqlalchemy.engine import make_url
+# Query parameters of a database URL that carry secrets (libpq and its drivers accept a
+# password as ``?password=``; ``sslpassword`` unlocks a client key).
+_SECRET_KEYS = ("password", "passwd", "pwd", "sslpassword", "secret", "token")
+MASK = "***"
 
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # not a URL SQLAlchemy can parse: hide everything after a colon
-        if "@" in url:
-            head, _, tail = url.rpartition("@")
-            scheme, _, _ = head.partition("://")
-            return f"{scheme}://***@{tail}"
-        return url
+
+def _parsed(url: str) -> Any:
+    """The URL as SQLAlchemy reads it, with a password holding an unencoded ``@`` (which
+    SQLAlchemy splits at its first ``@``) made whole again; None when it cannot be read."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        parsed = make_url(url)
+    except Exception:
+        return None
+    host = parsed.host or ""
+    if parsed.password is not None and "@" in host:
+        rest, _, host = host.rpartition("@")
+        parsed = parsed.set(password=f"{parsed.password}@{rest}", host=host)
+    return parsed
+
+
+def _secret_key(key: str) -> bool:
+    return any(word in key.lower() for word in _SECRET_KEYS)
+
+
+def url_secrets(url: str) -> list[str]:
+    """Every secret the URL holds, in every spelling a message may show it (as written,
+    percent-decoded, percent-encoded), longest first."""
+    from urllib.parse import quote, quote_plus, unquote
+
+    found: set[str] = set()
+    parsed = _parsed(url)
+    if parsed is not None:
+        if parsed.password:
+            found.add(str(parsed.password))
+        for key, value in parsed.query.items():
+            if _secret_key(key):
+                found.update([value] if isinstance(value, str) else value)
+    _, sep, rest = url.partition("://")
+    rest = rest if sep else url
+    if "@" in rest:  # what stands between "user:" and the host, however odd
+        userinfo = rest.rpartition("@")[0]
+        if ":" in userinfo and "/" not in userinfo.split(":", 1)[0]:
+            found.add(userinfo.split(":", 1)[1])
+    for secret in list(found):
+        # A password with an unencoded "@" reaches the driver split there: each piece is
+        # shown as part of a user or a host name.
+        found.update(piece for piece in secret.split("@") if len(piece) >= 4)
+    spelled = set()
+    for secret in found:
+        spelled.update({secret, unquote(secret), quote(secret, safe=""), quote_plus(secret)})
+    return sorted((s for s in spelled if s), key=len, reverse=True)
+
+
+def mask_url(url: str) -> str:
+    """The URL as it may be shown: its password, and any secret query parameter, ``***``.
+
+    Every form SQLAlchemy accepts is read with its URL object; what it cannot read is
+    shown as its scheme only."""
+    parsed = _parsed(url)
+    if parsed is None:
+        scheme, sep, _ = url.partition("://")
+        if sep:
+            return f"{scheme}://{MASK}"
+        return f"{MASK}@{url.rpartition('@')[2]}" if "@" in url else url
+    if parsed.password is not None:
+        parsed = parsed.set(password=MASK)
+    query = {key: (MASK if _secret_key(key) else value) for key, value in parsed.query.items()}
+    if query != dict(parsed.query):
+        parsed = parsed.set(query=query)
+    shown = str(parsed.render_as_string(hide_password=False))
+    return _without_secrets(shown.replace("%2A%2A%2A", MASK), url)
+
+
+def redact(text: str, url: str | None) -> str:
+    """``text`` with the URL shown masked and each of its secrets replaced by ``***``."""
+    if not url:
+        return text
+    if url in text:
+        text = text.replace(url, mask_url(url))
+    return _without_secrets(text, url)
+
+
+def _without_secrets(text: str, url: str) -> str:
+    import re
+
+    for secret in url_secrets(url):
+        if secret in (MASK, "%2A%2A%2A"):
+            continue
+        if len(secret) >= 4:
+            text = text.replace(secret, MASK)
+        else:  # a short secret only where it stands alone, not inside every word
+            text = re.sub(rf"(?<![A-Za-z0-9]){re.escape(secret)}(?![A-Za-z0-9])", MASK, text)
+    return text
 
 
 def _clean_reason(exc: BaseException, url: str) -> str:
-    """An exception message with any password of the URL removed."""
+    """An exception's first line with every secret of the URL removed."""
     text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    try:
-        from sqlalchemy.engine import make_url
-
-        password = make_url(url).password
-    except Exception:
-        password = None
-    if password:
-        text = text.replace(str(password), "***")
-    return text
+    return redact(text, url)
 
 
 def sqlite_path(url: str) -> Path | None:
@@ -144,11 +219,16 @@ def open_storage(url: str | None = None, *, for_writing: bool = True) -> RDBStor
             storage = RDBStorage(resolved, engine_kwargs=engine_kwargs, **kwargs)
             if path is not None:
                 _use_wal(storage)
+                _remember_file(path)
     except StorageError:
         raise
     except Exception as exc:
+        if _permanent(exc):
+            raise refused(exc, resolved) from None
         raise StorageError(
-            f"{mask_url(resolved)}: cannot open the storage: {_clean_reason(exc, resolved)}"
+            f"{mask_url(resolved)}: cannot open the storage: {_clean_reason(exc, resolved)}. "
+            "Check that the server runs and that the URL's host, port, database and user "
+            "are right."
         ) from None
     return _resilient(storage, resolved)
 
@@ -188,6 +268,7 @@ def exclusive(url: str, name: str) -> Iterator[None]:
         fd = os.open(path.with_name(path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o666)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
+            _check_file(url, path)
             yield
         finally:
             os.close(fd)  # closing the descriptor releases the flock
@@ -219,6 +300,36 @@ def exclusive(url: str, name: str) -> Iterator[None]:
                 conn.commit()
 
 
+# The SQLite files this process opened for writing: (device, inode) when opened.
+_FILES: dict[Path, tuple[int, int]] = {}
+
+
+def _remember_file(path: Path) -> None:
+    stat = path.stat()
+    _FILES.setdefault(path.resolve(), (stat.st_dev, stat.st_ino))
+
+
+def _check_file(url: str, path: Path) -> None:
+    """A SQLite file deleted or replaced under a running search would take its writes with
+    it (SQLite goes on writing the removed file) or meet an empty database: stop instead."""
+    known = _FILES.get(path.resolve())
+    if known is None:
+        return
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        what = "was deleted"
+    else:
+        if (stat.st_dev, stat.st_ino) == known:
+            return
+        what = "was replaced by another file"
+    raise StorageError(
+        f"{mask_url(url)}: the database file {str(path)!r} {what} while the search ran; "
+        "this search stops (what it wrote since went with the old file). Restore the file "
+        "and `hpsearch resume NAME`, or start again with `hpsearch run`."
+    )
+
+
 @functools.lru_cache(maxsize=4)
 def _lock_engine(url: str) -> Any:
     """An engine without a pool: a lock's connection closes (and frees the lock) with it."""
@@ -245,6 +356,8 @@ def is_transient(exc: BaseException) -> bool:
     SQLite file: worth retrying, unlike a constraint or a schema error."""
     import sqlalchemy.exc
 
+    if _permanent(exc):
+        return False
     seen: BaseException | None = exc
     while seen is not None:
         if isinstance(seen, sqlalchemy.exc.DBAPIError) and seen.connection_invalidated:
@@ -257,6 +370,35 @@ def is_transient(exc: BaseException) -> bool:
             return True
         seen = seen.__cause__ or seen.__context__
     return False
+
+
+# Database errors that waiting does not cure (SQLite reports them as OperationalError).
+_PERMANENT = ("readonly", "read-only", "disk is full", "no such table", "file is not a database")
+
+
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    seen: BaseException | None = exc
+    while seen is not None:
+        yield seen
+        seen = seen.__cause__ or seen.__context__
+
+
+def _permanent(exc: BaseException) -> bool:
+    return any(word in str(e).lower() for e in _chain(exc) for word in _PERMANENT)
+
+
+def refused(exc: BaseException, url: str) -> StorageError:
+    """A database error that is not a lost connection, as one line: the innermost cause
+    (Optuna wraps a refused commit in StorageInternalError, whose own text guesses)."""
+    causes = list(_chain(exc))
+    line = _clean_reason(causes[-1], url)
+    hint = ""
+    if any(w in line.lower() for w in ("readonly", "read-only")):
+        hint = " The database (or its folder) is read-only: make it writable, or read it with "
+        hint += "`hpsearch trials` / `hpsearch report`, which do not write."
+    elif "disk is full" in line.lower():
+        hint = " Free some disk space, then `hpsearch resume NAME`."
+    return StorageError(f"{mask_url(url)}: the database refused a write: {line}.{hint}")
 
 
 _depth = threading.local()
@@ -280,6 +422,10 @@ def retrying(func: F, url: str, limit: float | None = None) -> F:
                     return func(*args, **kwargs)
                 except Exception as exc:
                     if not is_transient(exc):
+                        if isinstance(exc, optuna.exceptions.StorageInternalError) or _permanent(
+                            exc
+                        ):
+                            raise refused(exc, url) from None
                         raise
                     now = time.monotonic()
                     deadline = now + budget if deadline is None else deadline
@@ -338,16 +484,39 @@ def opened_storage(url: str | None = None, *, for_writing: bool = True) -> Itera
         close_storage(storage)
 
 
-def study_names(storage: RDBStorage) -> list[str]:
+@contextlib.contextmanager
+def reading(url: str | None = None, study: str | None = None) -> Iterator[RDBStorage]:
+    """The storage opened to read (``study``, when given, must be in it), closed afterwards.
+
+    The one "not found" for every command: a SQLite file that does not exist (it is not
+    created) and a study that is not stored both raise StudyNotFound.
+    """
+    resolved = resolve_url(url)
+    path = sqlite_path(resolved)
+    if path is not None and not path.is_file():
+        what = f"no study named {study!r}" if study else "no studies"
+        raise StudyNotFound(
+            f"{mask_url(resolved)}: {what}: there is no database file at {str(path)!r} "
+            "(`hpsearch run --data DATA` creates it; --storage or $HPSEARCH_STORAGE "
+            "chooses another)."
+        )
+    with opened_storage(resolved, for_writing=False) as store:
+        if study is not None:
+            require_study(store, study, resolved)
+        yield store
+
+
+def study_names(storage: Any) -> list[str]:
     return [s.study_name for s in storage.get_all_studies()]
 
 
-def missing_study(storage: RDBStorage, name: str, url: str, hint: str = "") -> StudyNotFound:
-    """The error for a study that is not stored, listing the studies there are."""
+def missing_study(storage: Any, name: str, url: str, hint: str = "") -> StudyNotFound:
+    """The error for a study that is not stored, listing the studies there are: the same
+    for every command (``run``, ``resume``, ``trials``, ``report``...)."""
     names = sorted(study_names(storage))
-    listing = ", ".join(names) if names else "none"
+    listing = ", ".join(repr(n) for n in names) if names else "none"
     return StudyNotFound(
-        f"{mask_url(url)}: no study named {name!r}; studies there: {listing}.{hint}"
+        f"{mask_url(url)}: no study named {name!r}. Studies there: {listing}.{hint}"
     )
 
 

@@ -22,10 +22,17 @@ import signal
 import sys
 from typing import Any
 
-from search._errors import HpsearchError, StorageUnavailable
+from search import _errors
+from search._errors import (
+    ConfigError,
+    HpsearchError,
+    StorageUnavailable,
+    debugging,
+    describe_error,
+)
 from search._pool import EVENTS_ENV
 from search._progress import ProgressSink
-from search._storage import STORAGE_ENV, opened_storage
+from search._storage import STORAGE_ENV, opened_storage, redact
 from search.engines import WorkerLimits
 from search.engines._base import check_stop, request_stop
 
@@ -159,16 +166,15 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         sink.exit("interrupted", code=130)
         return 130
-    except HpsearchError as exc:
-        sink.exit("error", str(exc), exc.exit_code, type(exc).__name__)
-        return exc.exit_code
     except Exception as exc:
-        from spaces import SpaceError
-
-        if isinstance(exc, SpaceError):
-            sink.exit("error", str(exc), 2, "ConfigError")
-            return 2
-        raise
+        if debugging():
+            raise  # the traceback goes to the terminal; the pool sees a dead worker
+        message, code = describe_error(exc)
+        kind = type(exc).__name__ if isinstance(exc, HpsearchError) else "HpsearchError"
+        if isinstance(exc, ConfigError) and not hasattr(_errors, kind):
+            kind = "ConfigError"  # e.g. spaces.SpaceError
+        sink.exit("error", redact(message, url), code, kind)
+        return code
     sink.exit(why)
     return 0
 

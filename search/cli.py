@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -16,39 +17,43 @@ from typing import Any, TypeVar, cast
 
 import click
 
-from search._errors import HpsearchError
+from search._errors import DEBUG_ENV, debugging, describe_error
 from search._settings import PRUNERS, SAMPLERS
-from search._storage import DEFAULT_STORAGE, STORAGE_ENV
+from search._storage import DEFAULT_STORAGE, STORAGE_ENV, redact
 
 F = TypeVar("F", bound=Callable[..., Any])
 FORMATS = click.Choice(["table", "csv", "json"])
 
 
 def _handle_errors(func: F) -> F:
-    """Turn hpsearch's errors into a one-line message on stderr and a non-zero exit."""
+    """The one handler: any error becomes one line on stderr and its exit code.
+
+    hpsearch's errors (``search._errors``; every package's errors belong to it) exit with
+    their kind's code (bad input 2, runtime 1, interrupted 130); a file-system error names
+    the file; anything else is a bug and says how to see its traceback (``--debug`` or
+    ``HPSEARCH_DEBUG=1``, which shows the traceback of every error). Every line has the
+    storage URL's secrets masked.
+    """
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from reports import ReportError
-        from spaces import SpaceError
-
+        url = kwargs.get("storage") or os.environ.get(STORAGE_ENV)
         try:
             return func(*args, **kwargs)
-        except HpsearchError as exc:
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(exc.exit_code)
-        except SpaceError as exc:
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(2)
-        except ReportError as exc:
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(1)
         except KeyboardInterrupt:
+            if debugging():
+                raise
             click.echo(
                 "interrupted: finished trials are stored; continue with `hpsearch resume NAME`.",
                 err=True,
             )
             sys.exit(130)
+        except Exception as exc:
+            if debugging():
+                raise
+            message, code = describe_error(exc)
+            click.echo(f"error: {redact(message, url)}", err=True)
+            sys.exit(code)
 
     return cast(F, wrapper)
 
@@ -115,9 +120,16 @@ def _quiet_logs() -> None:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="hpsearch")
-def main() -> None:
+@click.option(
+    "--debug",
+    is_flag=True,
+    help=f"Show the traceback of an error (also: {DEBUG_ENV}=1), for bug reports.",
+)
+def main(debug: bool) -> None:
     """Hyperparameter search for Keras models: Optuna trials with early stopping and
     pruning, every epoch in a database, resumable studies, ranked HTML reports."""
+    if debug:
+        os.environ[DEBUG_ENV] = "1"
 
 
 @main.command()
@@ -269,11 +281,11 @@ def studies(storage: str | None, fmt: str) -> None:
     import pandas as pd
 
     from reports import list_studies
-    from search._storage import opened_storage
+    from search._storage import mask_url, resolve_url
 
+    url = resolve_url(storage)
     rows = []
-    with opened_storage(storage, for_writing=False) as store:
-        summaries = list_studies(store)
+    summaries = list_studies(url)
     for s in summaries:
         rows.append(
             {
@@ -288,7 +300,7 @@ def studies(storage: str | None, fmt: str) -> None:
             }
         )
     frame = pd.DataFrame(rows)
-    _emit(frame, fmt, empty="no studies")
+    _emit(frame, fmt, empty=f"no studies yet in {mask_url(url)}")
 
 
 @main.command()
@@ -303,10 +315,9 @@ def studies(storage: str | None, fmt: str) -> None:
 def trials(study: str, storage: str | None, fmt: str, top: int | None, all_trials: bool) -> None:
     """Print STUDY's trials ranked by the objective (validation loss by default)."""
     from reports import leaderboard, trials_frame
-    from search._storage import opened_storage
+    from search._storage import resolve_url
 
-    with opened_storage(storage, for_writing=False) as store:
-        frame = trials_frame(store, study)
+    frame = trials_frame(resolve_url(storage), study)
     if all_trials:
         table = frame if top is None else frame.head(top)
     else:
@@ -332,10 +343,11 @@ def report(study: str, storage: str | None, output: str | None) -> None:
     """Write STUDY's HTML report (also while a search is running elsewhere)."""
     from reports import write_report
     from search._api import default_report_path
-    from search._storage import opened_storage
+    from search._storage import resolve_url
 
-    with opened_storage(storage, for_writing=False) as store:
-        path = write_report(store, study, Path(output) if output else default_report_path(study))
+    url = resolve_url(storage)
+    target = Path(output) if output else default_report_path(study, url)
+    path = write_report(url, study, target)
     click.echo(str(Path(path).resolve()))
 
 
@@ -419,12 +431,13 @@ def describe(
     if (input_dim is None) == (input_shape is None):
         raise ConfigError("describe needs exactly one of --input-dim and --input-shape.")
     if input_shape is not None:
-        try:
-            shape = tuple(int(p) for p in input_shape.replace("x", ",").split(",") if p.strip())
-        except ValueError:
+        parts = [p.strip() for p in input_shape.replace("x", ",").split(",")]
+        if not all(p.isdigit() and int(p) > 0 for p in parts):
             raise ConfigError(
-                f"--input-shape: expected integers like 28,28; got {input_shape!r}."
-            ) from None
+                f"--input-shape: expected positive integers like 28,28 or 28x28; "
+                f"got {input_shape!r}."
+            )
+        shape = tuple(int(p) for p in parts)
     else:
         shape = (cast(int, input_dim),)
     if task == "multiclass" and classes is None:
@@ -438,8 +451,8 @@ def describe(
     try:
         resolved = resolve_params(params)
         spec = DataSpec(input_shape=shape, task=task, classes=classes)  # type: ignore[arg-type]
+        model = build_model(resolved, spec)
     except ValueError as exc:
         raise ConfigError(f"--params: {exc}") from None
-    model = build_model(resolved, spec)
     click.echo(f"params: {json.dumps(resolved, sort_keys=True)}")
     click.echo(model_summary(model))

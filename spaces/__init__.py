@@ -7,7 +7,8 @@
 
 ``import spaces`` does not import TensorFlow or Keras (nor Optuna); only
 :func:`build_model`, :func:`model_summary` and :func:`param_counts` import Keras, when called.
-Every invalid space or parameter set raises :class:`SpaceError` (a ``ValueError``).
+Every invalid space or parameter set raises :class:`SpaceError` (a ``ValueError``, and
+hpsearch's ``ConfigError``: ``search._errors`` is the one root of hpsearch's errors).
 """
 
 from spaces._builder import (

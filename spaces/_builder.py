@@ -161,6 +161,7 @@ def build_model(params: Mapping[str, Any], spec: DataSpec) -> keras.Model:
     import keras
 
     p = resolve_params(params)
+    _check_size(p, spec)
     regularizer = _regularizer(p["regularizer"], p["reg_strength"])
     layers: list[Any] = [keras.Input(shape=spec.input_shape)]
     if len(spec.input_shape) > 1:
@@ -202,6 +203,47 @@ def build_model(params: Mapping[str, Any], spec: DataSpec) -> keras.Model:
         metrics=metrics,
     )
     return model
+
+
+# Training holds about this many floats per weight: the weight, its gradient and an
+# optimizer's two slots (Adam), four bytes each.
+_BYTES_PER_WEIGHT = 4 * 4
+
+
+def weight_count(params: Mapping[str, Any], spec: DataSpec) -> int:
+    """How many weights the model for ``params`` and ``spec`` has (Dense kernels and biases;
+    batch normalisation adds a few per unit), computed without building it."""
+    p = resolve_params(params)
+    width_in = math.prod(spec.input_shape)
+    total = 0
+    for width in p["units"]:
+        total += width_in * width + width * (3 if p["batch_norm"] != "none" else 1)
+        width_in = width
+    output = 1 if spec.task != "multiclass" else int(spec.classes or 2)
+    return int(total + width_in * output + output)
+
+
+def _check_size(p: Mapping[str, Any], spec: DataSpec) -> None:
+    """A model whose training state cannot fit in this machine's memory is refused before
+    TensorFlow tries to allocate it."""
+    weights = weight_count(p, spec)
+    needed = weights * _BYTES_PER_WEIGHT
+    memory = _physical_memory()
+    if memory and needed > memory:
+        raise SpaceError(
+            f"the model would have {weights:,} weights, about {needed / 2**30:,.1f} GiB to "
+            f"train, more than this machine's {memory / 2**30:,.1f} GiB; lower units or depth",
+            param="units",
+        )
+
+
+def _physical_memory() -> int | None:
+    import os
+
+    try:
+        return int(os.sysconf("SC_PHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):
+        return None
 
 
 def _regularizer(name: str, strength: float) -> Any:

@@ -30,8 +30,54 @@ from spaces._schema import Space, SpaceError
 _SUFFIXES = (".yaml", ".yml")
 
 
+# Bounds on an untrusted space file: a space is a few dozen small entries, and a file of
+# nested anchors and aliases ("billion laughs") would otherwise expand without end.
+MAX_FILE_BYTES = 256 * 1024
+MAX_NODES = 10_000  # YAML nodes once every alias is expanded
+MAX_DEPTH = 20
+
+
 class _StrictLoader(yaml.SafeLoader):
-    """``yaml.SafeLoader`` that refuses a mapping key given twice."""
+    """``yaml.SafeLoader`` that refuses a mapping key given twice and a document larger than
+    MAX_NODES nodes (aliases expanded) or deeper than MAX_DEPTH."""
+
+    def get_single_node(self) -> Any:
+        node = super().get_single_node()
+        if node is not None:
+            _check_bounds(node)
+        return node
+
+
+def _check_bounds(root: yaml.Node) -> None:
+    """Count the nodes of the document as if every alias were expanded, without expanding
+    them (a node's size is computed once, however often it is referred to)."""
+    sizes: dict[int, int] = {}
+
+    def size(node: yaml.Node, depth: int) -> int:
+        if depth > MAX_DEPTH:
+            raise yaml.composer.ComposerError(
+                None, None, f"nested deeper than {MAX_DEPTH} levels", node.start_mark
+            )
+        known = sizes.get(id(node))
+        if known is not None:
+            return known
+        total = 1
+        if isinstance(node, yaml.MappingNode):
+            total += sum(size(k, depth + 1) + size(v, depth + 1) for k, v in node.value)
+        elif isinstance(node, yaml.SequenceNode):
+            total += sum(size(item, depth + 1) for item in node.value)
+        if total > MAX_NODES:
+            raise yaml.composer.ComposerError(
+                None,
+                None,
+                f"more than {MAX_NODES:,} entries once its aliases (*name) are expanded; "
+                "a space file needs a few dozen",
+                node.start_mark,
+            )
+        sizes[id(node)] = total
+        return total
+
+    size(root, 0)
 
 
 def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode) -> dict[Any, Any]:
@@ -89,6 +135,12 @@ def load_space(path_or_preset: str | os.PathLike[str]) -> Space:
     if path.is_file():
         source = str(path)
         try:
+            if path.stat().st_size > MAX_FILE_BYTES:
+                raise SpaceError(
+                    f"the file has {path.stat().st_size:,} bytes; a space file has at most "
+                    f"{MAX_FILE_BYTES:,}.",
+                    source=source,
+                )
             text = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as error:
             raise SpaceError(f"cannot read the file: {error}.", source=source) from None

@@ -25,6 +25,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal, TypeAlias, TypeGuard
 
+from search._errors import ConfigError
 from spaces._vocabulary import VOCABULARIES
 
 Choice: TypeAlias = str | int | float | bool
@@ -34,8 +35,8 @@ Condition: TypeAlias = Mapping[str, tuple[Choice, ...]]
 """``{parent_name: allowed values}``: all must hold for the parameter to be active."""
 
 
-class SpaceError(ValueError):
-    """A search space (or a parameter set) is invalid.
+class SpaceError(ConfigError):
+    """A search space (or a parameter set) is invalid: bad input (exit 2), a ValueError.
 
     ``str(error)`` reads ``"<source>: parameter '<param>': <problem>"``; ``source`` is the file
     path, preset name or space name, and either part is left out when unknown.

@@ -204,11 +204,7 @@ class OptunaEngine(Engine):
                 reason,
             )
             if guard.tripped:
-                raise SearchAborted(
-                    f"study {settings.study!r}: stopped after {guard.in_a_row} failed trials "
-                    f"in a row; the last failed because {guard.last_reason}. The finished "
-                    f"trials are kept; fix the cause and run `hpsearch resume {settings.study}`."
-                )
+                raise SearchAborted(_aborted_message(settings, guard.in_a_row, guard.last_reason))
 
     def _claim(
         self, study: optuna.Study, settings: StudySettings, url: str
@@ -368,3 +364,20 @@ def epoch_key(epoch: int) -> str:
 def worker_token(worker: dict[str, Any]) -> str:
     """The attempt a per-epoch row belongs to: a retry's copy keeps the dead attempt's rows."""
     return f"{worker.get('host')}:{worker.get('pid')}:{worker.get('started')}"
+
+
+def _aborted_message(settings: StudySettings, in_a_row: int, reason: str) -> str:
+    """Why the search stopped itself, and the command that gets it going again: ``resume``
+    repeats the study's stored space, so when its points themselves fail (a model that cannot
+    be built, a loss that diverges) the way on is a new study with a fixed space."""
+    head = (
+        f"study {settings.study!r}: stopped after {in_a_row} failed trials in a row; the last "
+        f"failed because {reason}. The finished trials are kept"
+    )
+    if reason.startswith("building the model failed") or " became " in reason:
+        return (
+            f"{head}. The space's points fail, and `hpsearch resume` would sample the same "
+            f"space: fix the space and start a new study, e.g. `hpsearch run --data "
+            f"{settings.data.source} --space FIXED.yaml --study {settings.study}-2`."
+        )
+    return f"{head}; fix the cause and run `hpsearch resume {settings.study}`."

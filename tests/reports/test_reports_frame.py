@@ -9,6 +9,7 @@ import pytest
 from optuna.trial import TrialState
 
 import reports
+import search
 from reports._study import describe_storage
 
 
@@ -17,7 +18,8 @@ def test_exported_names() -> None:
         "LearningCurve",
         "OptimizationHistory",
         "ReportError",
-        "StudyNotFoundError",
+        "StorageError",
+        "StudyNotFound",
         "StudySummary",
         "failures",
         "history_of",
@@ -182,18 +184,18 @@ def test_failed_without_reason(make_study) -> None:
 def test_missing_study_lists_existing(make_study, kit) -> None:
     url, _ = make_study("mixed", kit.mixed_trials())
     make_study("another", [])
-    with pytest.raises(reports.StudyNotFoundError) as info:
+    with pytest.raises(reports.StudyNotFound) as info:
         reports.trials_frame(url, "nope")
     message = str(info.value)
     assert "'nope'" in message
     assert "'another'" in message and "'mixed'" in message
     assert isinstance(info.value, LookupError)
-    assert isinstance(info.value, reports.ReportError)
+    assert isinstance(info.value, search.HpsearchError)
 
 
 def test_missing_sqlite_file_is_not_created(tmp_path: Path) -> None:
     path = tmp_path / "absent.db"
-    with pytest.raises(reports.StudyNotFoundError, match="no database file"):
+    with pytest.raises(reports.StudyNotFound, match="no database file"):
         reports.trials_frame(f"sqlite:///{path}", "x")
     assert reports.list_studies(f"sqlite:///{path}") == []
     assert not path.exists()
@@ -256,7 +258,7 @@ def test_parameter_named_count_keeps_param_count(make_study, kit) -> None:
 
 def test_unreachable_server_message_hides_password() -> None:
     url = "postgresql+psycopg://hp:s3cret@127.0.0.1:1/hp"  # nothing listens on port 1
-    with pytest.raises(reports.ReportError, match="Cannot open the storage") as info:
+    with pytest.raises(reports.StorageError, match="cannot open the storage") as info:
         reports.list_studies(url)
     assert "s3cret" not in str(info.value)
     assert "hp:***@127.0.0.1:1/hp" in str(info.value)

@@ -168,7 +168,7 @@ def test_write_report_missing_study_writes_nothing(
     mixed_study: tuple[str, str], tmp_path: Path
 ) -> None:
     target = tmp_path / "r" / "report.html"
-    with pytest.raises(reports.StudyNotFoundError):
+    with pytest.raises(reports.StudyNotFound):
         reports.write_report(mixed_study[0], "nope", target)
     assert not target.exists()
 

@@ -67,5 +67,5 @@ def test_every_storage(storage: str | BaseStorage, kit) -> None:
     html = reports.render_report(storage, "mixed", top=2)
     assert html.count("data:image/png;base64,") == 2
 
-    with pytest.raises(reports.StudyNotFoundError, match="'mixed', 'other'"):
+    with pytest.raises(reports.StudyNotFound, match="'mixed', 'other'"):
         reports.study_summary(storage, "missing")

@@ -74,5 +74,5 @@ def test_list_studies(make_study, kit, tmp_path: Path) -> None:
 
 def test_study_summary_missing(mixed_study: tuple[str, str]) -> None:
     url, _ = mixed_study
-    with pytest.raises(reports.StudyNotFoundError, match="Studies there: 'mixed'"):
+    with pytest.raises(reports.StudyNotFound, match="Studies there: 'mixed'"):
         reports.study_summary(url, "other")

@@ -40,3 +40,27 @@ def test_errors_carry_their_policy() -> None:
     assert issubclass(search.StudyNotFound, LookupError)
     assert not issubclass(search.TrialFailed, search.HpsearchError)
     assert issubclass(search.StorageUnavailable, search.StorageError)
+
+
+def test_every_package_error_has_the_one_root() -> None:
+    import reports
+    import spaces
+
+    assert issubclass(spaces.SpaceError, search.ConfigError)
+    assert issubclass(reports.ReportError, search.HpsearchError)
+    assert reports.StudyNotFound is search.StudyNotFound
+    assert reports.StorageError is search.StorageError
+
+
+def test_spaces_and_reports_import_first_without_a_cycle_or_tensorflow() -> None:
+    import subprocess
+    import sys
+
+    for first in ("spaces", "reports", "search._errors", "search.cli"):
+        code = (
+            f"import {first}, sys; import search, spaces, reports; "
+            "assert search.run and spaces.load_space and reports.write_report; "
+            "assert 'tensorflow' not in sys.modules"
+        )
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+        assert out.returncode == 0, (first, out.stderr)

@@ -11,15 +11,18 @@ import pytest
 from optuna.trial import TrialState
 
 from search import StorageError
+from search._api import default_report_path, default_study_name
 from search._storage import (
     DEFAULT_STORAGE,
     fail_dead_trials,
     mask_url,
     open_storage,
     opened_storage,
+    redact,
     resolve_url,
     worker_identity,
 )
+from spaces import load_space
 
 
 def test_resolve_url_flag_then_environment_then_default(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -35,6 +38,63 @@ def test_passwords_are_masked() -> None:
     url = "postgresql+psycopg://alice:s3cret-pw@db.example:5432/studies"
     assert "s3cret-pw" not in mask_url(url)
     assert "alice" in mask_url(url) and "db.example" in mask_url(url)
+
+
+@pytest.mark.parametrize(
+    ("url", "shown", "secret"),
+    [
+        ("postgresql://al:pw-1234@h:5432/db", "postgresql://al:***@h:5432/db", "pw-1234"),
+        ("postgresql://al@h/db?password=pw-1234", "postgresql://al@h/db?password=***", "pw-1234"),
+        (
+            "postgresql://al@h/db?sslpassword=pw-1234&x=1",
+            "postgresql://al@h/db?sslpassword=***&x=1",
+            "pw-1234",
+        ),
+        ("postgresql://al:p@w-1234@h/db", "postgresql://al:***@h/db", "p@w-1234"),
+        ("postgresql://al:p%40w-1234@h/db", "postgresql://al:***@h/db", "p@w-1234"),
+        ("postgresql://al:pw/12:34@h/db", "postgresql://al:***@h/db", "pw/12:34"),
+        ("postgresql:///db?host=/run/pg&password=pw-1234", "password=***", "pw-1234"),
+        ("not a url but:pw-1234@host", "***@host", "pw-1234"),
+    ],
+)
+def test_every_form_of_password_is_masked(url: str, shown: str, secret: str) -> None:
+    from urllib.parse import quote
+
+    masked = mask_url(url)
+    assert shown in masked
+    assert secret not in masked and quote(secret, safe="") not in masked
+    # and in any text that carries it, in either spelling
+    text = f"could not connect to {url}: password {secret} / {quote(secret, safe='')} rejected"
+    cleaned = redact(text, url)
+    assert secret not in cleaned and quote(secret, safe="") not in cleaned
+
+
+def test_a_url_without_password_is_shown_as_it_is() -> None:
+    assert mask_url("sqlite:///studies.db") == "sqlite:///studies.db"
+    assert redact("sqlite:///studies.db is locked", "sqlite:///studies.db") == (
+        "sqlite:///studies.db is locked"
+    )
+
+
+def test_a_short_password_is_masked_where_it_stands_alone() -> None:
+    url = "postgresql://al:x1@h/db"
+    assert redact("auth failed for x1 (max1 tries)", url) == "auth failed for *** (max1 tries)"
+
+
+def test_default_names_do_not_collide(tmp_path: Path) -> None:
+    space = load_space("small")
+    assert default_study_name("wine", space) == "wine-small"
+    assert default_study_name("data/wine.csv", space) == "wine.csv-small"
+    plain = default_report_path("digits-mlp")
+    assert plain == Path("digits-mlp-report.html")
+    assert default_report_path("digits-mlp", DEFAULT_STORAGE) == plain
+    other = default_report_path("digits-mlp", f"sqlite:///{tmp_path / 'x.db'}")
+    pg = default_report_path("digits-mlp", "postgresql+psycopg://u:pw@h/db")
+    assert len({plain, other, pg}) == 3
+    assert default_report_path("digits-mlp", "postgresql+psycopg://u:other@h/db") == pg
+    accents = {default_report_path(name) for name in ("étude", "ètude", "x" * 600)}
+    assert len(accents) == 3
+    assert all(len(p.name) < 120 for p in accents)
 
 
 def test_errors_never_show_the_password() -> None:

@@ -1,0 +1,347 @@
+"""Bad input and faults through the real ``hpsearch`` command: one clear line, the right exit
+code, nothing stored lost or changed, no traceback, never a password.
+
+Each case runs the CLI in a subprocess in a folder holding a real study (``digits-mlp`` in
+``hpsearch.db``, with its report) and checks, besides its own message: exit code, exactly one
+``error:`` line on stderr, no ``Traceback``, the secret of every URL absent from stdout, stderr
+and every file in the folder, and the database and the report byte-for-byte unchanged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.slow
+HPSEARCH = str(Path(sys.executable).with_name("hpsearch"))
+SECRET = "Sup3rS3cretPw"
+LONG = "s" * 600
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("HPSEARCH_STORAGE", "HPSEARCH_DEBUG")}
+    env.update({"TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONWARNINGS": "ignore", **extra})
+    return env
+
+
+def hp(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [HPSEARCH, *args],
+        cwd=cwd,
+        env=_env(**env),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder with a real study of 2 finished trials and its report."""
+    cwd = tmp_path_factory.mktemp("faults")
+    made = hp(
+        "run", "--data", "digits", "--space", "mlp", "--trials", "2", "--epochs", "1",
+        "--pruner", "none", "--quiet", cwd=cwd,
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    assert (cwd / "digits-mlp-report.html").is_file()
+    return cwd
+
+
+def _fingerprint(cwd: Path) -> dict[str, str]:
+    return {
+        name: hashlib.sha256((cwd / name).read_bytes()).hexdigest()
+        for name in ("hpsearch.db", "digits-mlp-report.html")
+    }
+
+
+def _inf_csv(cwd: Path) -> None:
+    rows = ["a,b,label"] + [f"{i},{'inf' if i == 7 else i * 2},{i % 2}" for i in range(40)]
+    (cwd / "inf.csv").write_text("\n".join(rows) + "\n")
+
+
+def _nan_npz(cwd: Path) -> None:
+    x = np.random.default_rng(0).normal(size=(40, 3))
+    x[5, 2] = np.nan
+    np.savez(cwd / "nan.npz", x_train=x, y_train=np.arange(40) % 2)
+
+
+def _scalar_npz(cwd: Path) -> None:
+    np.savez(cwd / "scalar.npz", x_train=np.array(1.0), y_train=np.array(0))
+
+
+def _laughs(cwd: Path) -> None:
+    lines = ["name: laughs", 'a0: &a0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    for i in range(1, 9):
+        lines.append(f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 9) + "]")
+    lines += ["params:", "  units: 64"]
+    (cwd / "laughs.yaml").write_text("\n".join(lines) + "\n")
+
+
+def _edited_mlp(cwd: Path) -> None:
+    shown = hp("spaces", "show", "mlp", cwd=cwd)
+    assert shown.returncode == 0
+    edited = shown.stdout.replace("low: 16, high: 512", "low: 16, high: 256")
+    assert edited != shown.stdout
+    (cwd / "my_space.yaml").write_text(edited)
+
+
+@dataclass(frozen=True)
+class Case:
+    args: tuple[str, ...]
+    code: int
+    says: tuple[str, ...]
+    setup: Callable[[Path], None] | None = None
+    env: dict[str, str] = field(default_factory=dict)
+
+
+PG_DOWN = "127.0.0.1:1"
+CASES: dict[str, Case] = {
+    # passwords: user:password@, ?password=, an unencoded @, a server that refuses or lacks
+    # the database
+    "password in the URL, server refuses": Case(
+        ("studies", "--storage", f"postgresql://bob:{SECRET}@{PG_DOWN}/x"),
+        1,
+        ("bob:***@127.0.0.1:1/x", "cannot open the storage"),
+    ),
+    "password as a query parameter, server refuses": Case(
+        ("trials", "s", "--storage", f"postgresql://bob@{PG_DOWN}/x?password={SECRET}"),
+        1,
+        ("password=***",),
+    ),
+    "password with an unencoded @": Case(
+        ("report", "s", "--storage", f"postgresql://bob:pa@{SECRET}@{PG_DOWN}/x"),
+        1,
+        ("bob:***@",),
+    ),
+    "password, no such database": Case(
+        (
+            "trials",
+            "s",
+            "--storage",
+            f"postgresql://postgres:{SECRET}@127.0.0.1:5432/hpsearch_no_such_db?password={SECRET}",
+        ),
+        1,
+        ("hpsearch_no_such_db",),
+    ),
+    "password in $HPSEARCH_STORAGE": Case(
+        ("resume", "s"),
+        1,
+        ("***",),
+        env={"HPSEARCH_STORAGE": f"postgresql://u:{SECRET}@{PG_DOWN}/x"},
+    ),
+    # files the report cannot be written to: the old report stays, nothing is trained
+    "report into /proc": Case(("report", "digits-mlp", "-o", "/proc/x.html"), 1, ("/proc/x.html",)),
+    "report below a file": Case(
+        ("report", "digits-mlp", "-o", "hpsearch.db/r.html"), 1, ("Not a directory",)
+    ),
+    "report file name too long": Case(
+        ("report", "digits-mlp", "-o", f"{LONG}.html"), 1, ("File name too long",)
+    ),
+    "run --report unwritable, checked before the search": Case(
+        ("run", "--data", "digits", "--trials", "3", "--report", "/proc/x.html"),
+        1,
+        ("/proc/x.html", "-o/--report"),
+    ),
+    # study names
+    "study name too long on run": Case(
+        ("run", "--data", "digits", "--study", LONG, "--no-report"), 2, ("at most 128",)
+    ),
+    "study name too long on resume": Case(("resume", LONG), 1, ("no study named",)),
+    "study name too long on report": Case(("report", LONG), 1, ("no study named",)),
+    "study name with a newline": Case(
+        ("run", "--data", "digits", "--study", "a\nb", "--no-report"), 2, ("control characters",)
+    ),
+    # data
+    "inf in a CSV feature": Case(
+        ("run", "--data", "inf.csv", "--target", "label", "--no-report"),
+        2,
+        ("inf.csv", "'b'", "row 8"),
+        setup=_inf_csv,
+    ),
+    "NaN in NPZ features": Case(
+        ("run", "--data", "nan.npz", "--no-report"), 2, ("nan.npz", "NaN"), setup=_nan_npz
+    ),
+    "NPZ of 0-d arrays": Case(
+        ("run", "--data", "scalar.npz", "--no-report"),
+        2,
+        ("scalar.npz", "'x_train'", "shape ()"),
+        setup=_scalar_npz,
+    ),
+    # spaces
+    "YAML of nested aliases": Case(
+        ("run", "--data", "digits", "--space", "laughs.yaml", "--no-report"),
+        2,
+        ("laughs.yaml", "aliases"),
+        setup=_laughs,
+    ),
+    "an edited copy of the study's space": Case(
+        ("run", "--data", "digits", "--space", "my_space.yaml"),
+        2,
+        ("units changed", "--study digits-mlp-2"),
+        setup=_edited_mlp,
+    ),
+    # settings against the stored study
+    "--trials below what the study holds": Case(
+        ("run", "--data", "digits", "--trials", "1"), 2, ("already holds 2", "--trials 3")
+    ),
+    # describe
+    "describe of a model too large for memory": Case(
+        (
+            "describe",
+            "--input-dim",
+            "784",
+            "--task",
+            "multiclass",
+            "--classes",
+            "10",
+            "--params",
+            '{"units": 100000000000}',
+        ),
+        2,
+        ("GiB", "lower units or depth"),
+    ),
+    "describe --input-shape 28,x": Case(
+        ("describe", "--input-shape", "28,x", "--task", "regression"), 2, ("'28,x'",)
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_bad_input_gets_one_clear_line_and_loses_nothing(folder: Path, name: str) -> None:
+    case = CASES[name]
+    if case.setup is not None:
+        case.setup(folder)
+    before = _fingerprint(folder)
+    out = hp(*case.args, cwd=folder, **case.env)
+    assert out.returncode == case.code, out.stderr
+    assert "Traceback" not in out.stderr
+    lines = [line for line in out.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), out.stderr
+    for text in case.says:
+        assert text in lines[0], lines[0]
+    assert SECRET not in out.stdout + out.stderr
+    assert _fingerprint(folder) == before
+    for path in folder.rglob("*"):
+        if path.is_file():
+            assert SECRET.encode() not in path.read_bytes(), path
+
+
+def test_a_missing_study_reads_the_same_for_every_command(folder: Path) -> None:
+    lines = {}
+    for command in ("trials", "resume", "report"):
+        out = hp(command, "nosuch", cwd=folder)
+        assert out.returncode == 1
+        lines[command] = out.stderr.strip()
+    assert len(set(lines.values())) == 1, lines
+    assert "no study named 'nosuch'" in lines["trials"] and "'digits-mlp'" in lines["trials"]
+
+
+def test_a_missing_study_on_postgresql_hides_a_query_password(postgres_url: str) -> None:
+    url = f"{postgres_url}?password={SECRET}"
+    out = hp("trials", "nosuch", "--storage", url, cwd=Path.cwd())
+    assert out.returncode == 1
+    assert "no study named 'nosuch'" in out.stderr and "password=***" in out.stderr
+    assert SECRET not in out.stdout + out.stderr
+
+
+def test_studies_in_a_fresh_folder_says_there_are_none(tmp_path: Path) -> None:
+    out = hp("studies", cwd=tmp_path)
+    assert out.returncode == 0 and "no studies yet" in out.stderr
+    assert not (tmp_path / "hpsearch.db").exists()
+
+
+def test_debug_shows_the_traceback(folder: Path) -> None:
+    out = hp("report", "digits-mlp", "-o", "/proc/x.html", cwd=folder, HPSEARCH_DEBUG="1")
+    assert out.returncode != 0 and "Traceback" in out.stderr and "ReportError" in out.stderr
+    flag = hp("--debug", "report", "digits-mlp", "-o", "/proc/x.html", cwd=folder)
+    assert "Traceback" in flag.stderr
+
+
+def test_a_search_whose_points_fail_stops_with_a_way_on_and_its_report(tmp_path: Path) -> None:
+    space = tmp_path / "diverge.yaml"
+    space.write_text(
+        "name: diverge\nparams:\n  units: 8\n  optimizer: sgd\n  momentum: 0.99\n"
+        "  learning_rate: {type: float, low: 1.0e+6, high: 1.0e+7, log: true}\n"
+        "  batch_size: 16\n"
+    )
+    out = hp(
+        "run", "--data", "diabetes", "--space", str(space), "--trials", "6", "--epochs", "3",
+        "--max-failures", "2", "--pruner", "none", "--quiet", cwd=tmp_path,
+    )  # fmt: skip
+    assert out.returncode == 1, out.stderr
+    line = out.stderr.strip()
+    assert "2 failed trials in a row" in line and "--study diabetes-diverge-2" in line
+    assert "hpsearch resume" in line and "same space" in line
+    report = tmp_path / "diabetes-diverge-report.html"
+    assert report.is_file() and f"Report: {report.resolve()}" in line
+
+
+def test_a_read_only_database_is_named_and_left_as_it_is(folder: Path, tmp_path: Path) -> None:
+    db = tmp_path / "ro.db"
+    shutil.copy(folder / "hpsearch.db", db)
+    if subprocess.run(["chattr", "+i", str(db)], capture_output=True).returncode != 0:
+        pytest.skip("this file system has no immutable files (chattr +i)")
+    try:
+        before = db.read_bytes()
+        out = hp(
+            "run", "--data", "digits", "--trials", "3", "--storage", f"sqlite:///{db}",
+            "--no-report", "--quiet", cwd=tmp_path,
+        )  # fmt: skip
+        assert out.returncode == 1, out.stderr
+        line = out.stderr.strip()
+        assert "Traceback" not in line and len(line.splitlines()) == 1
+        assert "read-only" in line or "readonly" in line, line
+        assert "max length" not in line
+        assert db.read_bytes() == before
+    finally:
+        subprocess.run(["chattr", "-i", str(db)], check=False)
+
+
+def test_a_database_deleted_during_the_run_stops_it_with_one_line(tmp_path: Path) -> None:
+    proc = subprocess.Popen(
+        [
+            HPSEARCH, "run", "--data", "digits", "--space", "small", "--trials", "20",
+            "--epochs", "40", "--patience", "40", "--pruner", "none", "--quiet", "--no-report",
+        ],
+        cwd=tmp_path, env=_env(), stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    db = tmp_path / "hpsearch.db"
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and proc.poll() is None:
+            if db.exists() and _has_a_trial(db):
+                break
+            time.sleep(0.5)
+        assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{db}{suffix}").unlink(missing_ok=True)
+        _, err = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 1, err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert "was deleted" in err and "hpsearch.db" in err
+
+
+def _has_a_trial(db: Path) -> bool:
+    import sqlite3
+
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5) as conn:
+            return bool(conn.execute("SELECT COUNT(*) FROM trials").fetchone()[0])
+    except sqlite3.Error:
+        return False
