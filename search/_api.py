@@ -160,6 +160,8 @@ def run(
         "val_split": val_split,
         "test_split": test_split,
     }
+    if data is not None:  # a study may be created: a bad name must not create a database
+        check_study_name(study)
     count, chosen = resolve_workers(workers)
     sink = progress or NullProgress()
     report_path = Path(report) if report is not None else default_report_path(study, url)

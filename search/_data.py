@@ -189,7 +189,8 @@ def _load_csv(path: Path, target: str | None) -> _Raw:
     except pd.errors.EmptyDataError:
         raise DataError(f"{path}: the file is empty.") from None
     except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise DataError(f"{path}: not a readable CSV file ({exc}).") from None
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise DataError(f"{path}: not a readable CSV file ({reason}).") from None
     columns = [str(c) for c in frame.columns]
     if target is None:
         raise DataError(
@@ -253,10 +254,21 @@ def _load_npz(path: Path) -> _Raw:
                 f"{path}: {key!r} must have a sample axis and feature axes (2 or more "
                 f"dimensions); got shape {array.shape}."
             )
-        if key.startswith("y_") and array.ndim not in (1, 2):
+        if key.startswith("y_") and not (
+            array.ndim == 1 or (array.ndim == 2 and array.shape[1] == 1)
+        ):
             raise DataError(
-                f"{path}: {key!r} must hold one label or value per sample (1 dimension); "
+                f"{path}: {key!r} must hold one label or value per sample (shape (n,)); "
                 f"got shape {array.shape}."
+            )
+    for key in ("y_train", "y_val", "y_test"):
+        if key in arrays:
+            arrays[key] = arrays[key].reshape(-1)
+    for key in ("x_val", "x_test"):
+        if key in arrays and arrays[key].shape[1:] != arrays["x_train"].shape[1:]:
+            raise DataError(
+                f"{path}: {key!r} has samples of shape {arrays[key].shape[1:]}, but 'x_train' "
+                f"has {arrays['x_train'].shape[1:]}; every part needs the same features."
             )
     for xk, yk in (("x_train", "y_train"), ("x_val", "y_val"), ("x_test", "y_test")):
         if xk in arrays and len(arrays[xk]) != len(arrays[yk]):

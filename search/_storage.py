@@ -193,7 +193,10 @@ def open_storage(url: str | None = None, *, for_writing: bool = True) -> RDBStor
         if not for_writing and not path.is_file():
             raise StorageError(f"{mask_url(resolved)}: no database file at {path}.")
         if for_writing and not path.parent.exists():
-            raise StorageError(f"{mask_url(resolved)}: the folder {path.parent} does not exist.")
+            raise StorageError(
+                f"{mask_url(resolved)}: the folder {path.parent} does not exist; create it "
+                f"(mkdir -p {path.parent}) or give another --storage."
+            )
     engine_kwargs: dict[str, Any] = {}
     if path is not None:
         # Several processes write one SQLite file (workers, heartbeat threads, a report read

@@ -81,6 +81,17 @@ def _scalar_npz(cwd: Path) -> None:
     np.savez(cwd / "scalar.npz", x_train=np.array(1.0), y_train=np.array(0))
 
 
+def _odd_npz(cwd: Path) -> None:
+    x = np.random.default_rng(0).normal(size=(40, 3))
+    np.savez(cwd / "wide_val.npz", x_train=x, y_train=np.arange(40) % 2, x_val=x[:10, :2],
+             y_val=np.arange(10) % 2)  # fmt: skip
+    np.savez(cwd / "two_labels.npz", x_train=x, y_train=np.arange(80).reshape(40, 2))
+
+
+def _binary_csv(cwd: Path) -> None:
+    (cwd / "binary.csv").write_bytes(bytes(range(256)) * 10)
+
+
 def _laughs(cwd: Path) -> None:
     lines = ["name: laughs", 'a0: &a0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
     for i in range(1, 9):
@@ -179,6 +190,24 @@ CASES: dict[str, Case] = {
         ("scalar.npz", "'x_train'", "shape ()"),
         setup=_scalar_npz,
     ),
+    "NPZ validation features of another width": Case(
+        ("run", "--data", "wide_val.npz", "--no-report"),
+        2,
+        ("wide_val.npz", "'x_val'", "same features"),
+        setup=_odd_npz,
+    ),
+    "NPZ labels of two columns": Case(
+        ("run", "--data", "two_labels.npz", "--no-report"),
+        2,
+        ("two_labels.npz", "'y_train'", "(40, 2)"),
+        setup=_odd_npz,
+    ),
+    "a binary file as CSV": Case(
+        ("run", "--data", "binary.csv", "--target", "y", "--no-report"),
+        2,
+        ("binary.csv", "not a readable CSV"),
+        setup=_binary_csv,
+    ),
     # spaces
     "YAML of nested aliases": Case(
         ("run", "--data", "digits", "--space", "laughs.yaml", "--no-report"),
@@ -259,7 +288,9 @@ def test_a_missing_study_on_postgresql_hides_a_query_password(postgres_url: str)
 def test_studies_in_a_fresh_folder_says_there_are_none(tmp_path: Path) -> None:
     out = hp("studies", cwd=tmp_path)
     assert out.returncode == 0 and "no studies yet" in out.stderr
-    assert not (tmp_path / "hpsearch.db").exists()
+    bad_name = hp("run", "--data", "digits", "--study", "", cwd=tmp_path)
+    assert bad_name.returncode == 2 and "expected a name" in bad_name.stderr
+    assert list(tmp_path.iterdir()) == []  # no database, no lock file, no report
 
 
 def test_debug_shows_the_traceback(folder: Path) -> None:
