@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import math
 import re
 import time
 from pathlib import Path
@@ -130,6 +131,7 @@ def run(
     (``hpsearch worker``). Returns how it ended.
     """
     url = resolve_url(storage)
+    _check_timeout(timeout)
     space_obj = load_space(space) if isinstance(space, str) else space
     if study is None:
         if data is None:
@@ -188,6 +190,11 @@ def run(
             written = _write_report(store, study, report_path)
             result = dataclasses.replace(result, report=str(Path(written).resolve()))
         return result
+
+
+def _check_timeout(timeout: float | None) -> None:
+    if timeout is not None and not (math.isfinite(timeout) and timeout >= 0):
+        raise ConfigError(f"--timeout: expected a number of seconds >= 0; got {timeout!r}.")
 
 
 def _report_quietly(store: optuna.storages.RDBStorage, study: str, path: Path) -> bool:
@@ -411,6 +418,7 @@ def work(
     """Join a stored study as ``workers`` more worker processes (on this machine, beside any
     number of others anywhere) until it holds its stored target. Writes no report."""
     url = resolve_url(storage)
+    _check_timeout(timeout)
     count, chosen = resolve_workers(workers)
     with reading(url, study):
         pass  # a mistyped name must not create a database file

@@ -97,6 +97,9 @@ class StudySettings:
         ):
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise bad(key, f"an integer >= {low}", value)
+        seed = self.seed
+        if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
+            raise bad("--seed", f"an integer from 0 to {2**32 - 1}", seed)
 
     def check_objective(self, task: str) -> None:
         """The objective must be a metric the model for this task reports."""

@@ -155,7 +155,7 @@ def main(debug: bool) -> None:
     default=None,
     help="[default: from the objective: minimize losses and errors, maximize others]",
 )
-@click.option("--seed", type=int, default=None, help="[default: 0]")
+@click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=None, help="[default: 0]")
 @click.option("--timeout", type=click.FloatRange(min=0), default=None, help="Stop after SECONDS.")
 @click.option(
     "--report",

@@ -221,6 +221,9 @@ CASES: dict[str, Case] = {
         ("units changed", "--study digits-mlp-2"),
         setup=_edited_mlp,
     ),
+    "--timeout nan": Case(
+        ("run", "--data", "digits", "--trials", "3", "--timeout", "nan"), 2, ("--timeout", "nan")
+    ),
     # settings against the stored study
     "--trials below what the study holds": Case(
         ("run", "--data", "digits", "--trials", "1"), 2, ("already holds 2", "--trials 3")
