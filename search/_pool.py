@@ -38,6 +38,7 @@ from typing import Any, TextIO
 
 from search import _errors
 from search._errors import ConfigError, HpsearchError, SearchInterrupted
+from search._machine import available_cores, physical_memory
 from search._progress import ProgressSink
 from search._storage import STORAGE_ENV
 
@@ -48,16 +49,10 @@ EVENTS_ENV = "HPSEARCH_EVENTS_FD"
 STOP_GRACE_S = 60.0
 # A slot whose workers die this many times in a row without finishing a trial is given up.
 MAX_DEATHS = 3
+# The least memory a worker holds (TensorFlow imported, a small data set): 1 GiB.
+WORKER_FLOOR_BYTES = 2**30
 DEFAULT_RECYCLE_AFTER = 50
 DEFAULT_MAX_MEMORY_MIB = 4096.0
-
-
-def available_cores() -> int:
-    """The cores this process may run on."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
 
 
 def resolve_workers(workers: int | str) -> tuple[int, str]:
@@ -71,6 +66,14 @@ def resolve_workers(workers: int | str) -> tuple[int, str]:
         count = 0
     if count < 1:
         raise ConfigError(f"--workers: expected a number >= 1 or 'auto'; got {workers!r}.")
+    memory = physical_memory()
+    if memory is not None and count * WORKER_FLOOR_BYTES > memory:
+        fit = max(1, memory // WORKER_FLOOR_BYTES)
+        raise ConfigError(
+            f"--workers {count}: a worker holds about 1 GiB (TensorFlow and the data) and "
+            f"this machine has {memory / 2**30:.1f} GiB, room for {fit}; give --workers "
+            f"{min(fit, available_cores())} or --workers auto (one per core)."
+        )
     return count, ""
 
 

@@ -25,6 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Literal, cast, get_args
 
+from search._machine import physical_memory
 from spaces._schema import PARAM_NAMES, SpaceError, check_value
 from spaces._vocabulary import REGULARIZER_CLASSES
 
@@ -228,22 +229,13 @@ def _check_size(p: Mapping[str, Any], spec: DataSpec) -> None:
     TensorFlow tries to allocate it."""
     weights = weight_count(p, spec)
     needed = weights * _BYTES_PER_WEIGHT
-    memory = _physical_memory()
+    memory = physical_memory()
     if memory and needed > memory:
         raise SpaceError(
             f"the model would have {weights:,} weights, about {needed / 2**30:,.1f} GiB to "
             f"train, more than this machine's {memory / 2**30:,.1f} GiB; lower units or depth",
             param="units",
         )
-
-
-def _physical_memory() -> int | None:
-    import os
-
-    try:
-        return int(os.sysconf("SC_PHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
-    except (ValueError, OSError, AttributeError):
-        return None
 
 
 def _regularizer(name: str, strength: float) -> Any:

@@ -224,6 +224,11 @@ CASES: dict[str, Case] = {
     "--timeout nan": Case(
         ("run", "--data", "digits", "--trials", "3", "--timeout", "nan"), 2, ("--timeout", "nan")
     ),
+    "--workers beyond the machine's memory": Case(
+        ("run", "--data", "digits", "--trials", "3", "--workers", "100000"),
+        2,
+        ("--workers 100000", "--workers auto"),
+    ),
     # settings against the stored study
     "--trials below what the study holds": Case(
         ("run", "--data", "digits", "--trials", "1"), 2, ("already holds 2", "--trials 3")
