@@ -228,10 +228,15 @@ def open_storage(url: str | None = None, *, for_writing: bool = True) -> RDBStor
     except Exception as exc:
         if _permanent(exc):
             raise refused(exc, resolved) from None
+        check = (
+            "Check the file and its folder (free space, permissions)."
+            if path is not None
+            else "Check that the server runs and that the URL's host, port, database and user "
+            "are right."
+        )
         raise StorageError(
             f"{mask_url(resolved)}: cannot open the storage: {_clean_reason(exc, resolved)}. "
-            "Check that the server runs and that the URL's host, port, database and user "
-            "are right."
+            f"{check}"
         ) from None
     return _resilient(storage, resolved)
 
@@ -376,7 +381,14 @@ def is_transient(exc: BaseException) -> bool:
 
 
 # Database errors that waiting does not cure (SQLite reports them as OperationalError).
-_PERMANENT = ("readonly", "read-only", "disk is full", "no such table", "file is not a database")
+_PERMANENT = (
+    "readonly",
+    "read-only",
+    "disk is full",
+    "disk i/o error",
+    "no such table",
+    "file is not a database",
+)
 
 
 def _chain(exc: BaseException) -> Iterator[BaseException]:
@@ -399,8 +411,12 @@ def refused(exc: BaseException, url: str) -> StorageError:
     if any(w in line.lower() for w in ("readonly", "read-only")):
         hint = " The database (or its folder) is read-only: make it writable, or read it with "
         hint += "`hpsearch trials` / `hpsearch report`, which do not write."
-    elif "disk is full" in line.lower():
-        hint = " Free some disk space, then `hpsearch resume NAME`."
+    elif "disk is full" in line.lower() or "disk i/o error" in line.lower():
+        hint = (
+            " The disk is probably full (SQLite says disk I/O error when it cannot create its"
+            " journal): free some space, then `hpsearch resume NAME`; the trials stored so"
+            " far are kept."
+        )
     return StorageError(f"{mask_url(url)}: the database refused a write: {line}.{hint}")
 
 

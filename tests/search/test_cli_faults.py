@@ -384,3 +384,37 @@ def _has_a_trial(db: Path) -> bool:
             return bool(conn.execute("SELECT COUNT(*) FROM trials").fetchone()[0])
     except sqlite3.Error:
         return False
+
+
+def test_a_full_disk_stops_the_search_with_one_line_and_keeps_the_trials(tmp_path: Path) -> None:
+    tiny = tmp_path / "tiny"
+    tiny.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1M", "tmpfs", str(tiny)], capture_output=True
+    )
+    if mounted.returncode != 0:
+        pytest.skip("cannot mount a small file system here (needs root)")
+    try:
+        storage = f"sqlite:///{tiny / 'x.db'}"
+        (tiny / "fill").write_bytes(b"\0" * 500_000)
+        first = hp(
+            "run", "--data", "iris", "--space", "small", "--trials", "2", "--epochs", "1",
+            "--storage", storage, "--no-report", "--quiet", cwd=tmp_path,
+        )  # fmt: skip
+        assert first.returncode == 0, first.stderr
+        free = os.statvfs(tiny).f_bavail * os.statvfs(tiny).f_frsize
+        (tiny / "fill2").write_bytes(b"\0" * max(0, free - 4096))
+        full = hp(
+            "run", "--data", "iris", "--space", "small", "--trials", "6", "--epochs", "3",
+            "--storage", storage, "--no-report", "--quiet", cwd=tmp_path,
+        )  # fmt: skip
+        assert full.returncode == 1, full.stderr
+        line = full.stderr.strip()
+        assert "Traceback" not in line and len(line.splitlines()) == 1, line
+        assert "disk" in line and "free some space" in line, line
+        (tiny / "fill2").unlink()
+        listed = hp("trials", "iris-small", "--storage", storage, "--format", "json", cwd=tmp_path)
+        assert listed.returncode == 0, listed.stderr
+        assert listed.stdout.count('"number"') == 2
+    finally:
+        subprocess.run(["umount", str(tiny)], check=False)
