@@ -64,6 +64,11 @@ def check_study_name(study: str) -> None:
             f"--study: a study name has at most {MAX_STUDY_NAME} characters; got one of "
             f"{len(study)} ({study[:20]!r}...). Give a shorter --study NAME."
         )
+    if study.startswith("-"):
+        raise ConfigError(
+            f"--study: a study name cannot start with '-' (a command would read it as an "
+            f"option); got {study!r}."
+        )
     if not study.isprintable():
         raise ConfigError(
             f"--study: a study name has no control characters (newlines, tabs); got {study!r}."

@@ -28,6 +28,8 @@ BUILTIN_DATASETS: dict[str, str] = {
     "iris": "load_iris",
     "diabetes": "load_diabetes",
 }
+# The largest feature magnitude accepted: models train in float32.
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 # Integer-valued targets with at most this many distinct values are taken as classes.
 MAX_INFERRED_CLASSES = 50
 
@@ -192,6 +194,13 @@ def _load_csv(path: Path, target: str | None) -> _Raw:
         reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise DataError(f"{path}: not a readable CSV file ({reason}).") from None
     columns = [str(c) for c in frame.columns]
+    header = _header(path)
+    twice = sorted({c for c in header if header.count(c) > 1})
+    if twice:
+        raise DataError(
+            f"{path}: column(s) {', '.join(map(repr, twice))} appear more than once in the "
+            "header; give every column its own name."
+        )
     if target is None:
         raise DataError(
             f"{path}: --target is required for CSV data; columns are: {', '.join(columns)}."
@@ -231,14 +240,30 @@ def _load_csv(path: Path, target: str | None) -> _Raw:
     )
 
 
+def _header(path: Path) -> list[str]:
+    """The CSV's first row as written (pandas renames a repeated column ``y`` to ``y.1``)."""
+    import csv
+
+    with path.open(newline="", encoding="utf-8-sig", errors="replace") as handle:
+        return [c.strip() for c in next(csv.reader(handle), [])]
+
+
 def _load_npz(path: Path) -> _Raw:
     if not path.is_file():
         raise DataError(f"{path}: no such file.")
+    import zipfile
+
+    if not zipfile.is_zipfile(path):
+        raise DataError(
+            f"{path}: not an .npz archive (a zip of arrays, as numpy.savez writes); "
+            "save the arrays with numpy.savez(path, x_train=..., y_train=...)."
+        )
     try:
         with np.load(path, allow_pickle=False) as npz:
             arrays = {k: np.asarray(npz[k]) for k in npz.files}
-    except (ValueError, OSError) as exc:
-        raise DataError(f"{path}: not a readable .npz file ({exc}).") from None
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as exc:
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise DataError(f"{path}: not a readable .npz file ({reason}).") from None
     for key in ("x_train", "y_train"):
         if key not in arrays:
             raise DataError(
@@ -299,14 +324,19 @@ def _check_features(source: str, name: str, x: np.ndarray, feature_names: tuple[
             f"{source}: {name} must be numbers; got values of type {x.dtype} "
             "(encode text features as numbers first)."
         )
-    finite = np.isfinite(x.reshape(len(x), -1))
+    flat = x.reshape(len(x), -1)
+    finite = np.isfinite(flat)
+    if finite.all() and x.dtype.kind == "f":
+        # Models train in float32: larger magnitudes overflow it (and its statistics).
+        finite = np.abs(flat) <= FLOAT32_MAX
     if not finite.all():
         row, column = (int(i[0]) for i in np.nonzero(~finite))
         value = x.reshape(len(x), -1)[row, column]
         feature = feature_names[column] if column < len(feature_names) else f"x{column}"
         raise DataError(
-            f"{source}: {name} hold {int((~finite).sum())} NaN or infinite value(s), the "
-            f"first {value} in row {row + 1}, feature {feature!r}; fill or drop them first."
+            f"{source}: {name} hold {int((~finite).sum())} NaN, infinite or out-of-range "
+            f"(beyond ±{FLOAT32_MAX:.1e}) value(s), the first {value} in row {row + 1}, "
+            f"feature {feature!r}; fill, drop or rescale them first."
         )
 
 
@@ -334,9 +364,17 @@ def _prepare(
     for name, x_part in (("features", raw.x), ("x_val", raw.x_val), ("x_test", raw.x_test)):
         if x_part is not None:
             _check_features(source, name, x_part, raw.feature_names)
+    for name, y_part in (("y_train", raw.y), ("y_val", raw.y_val), ("y_test", raw.y_test)):
+        if y_part is not None and y_part.dtype.kind == "c":
+            raise DataError(f"{source}: {name} holds complex numbers; expected labels or reals.")
     y_all = raw.y if raw.y_val is None else np.concatenate([raw.y, raw.y_val])
     if raw.y.dtype.kind not in "OUSb" and not np.all(np.isfinite(y_all.astype(float))):
         raise DataError(f"{source}: the target has NaN or infinite values.")
+    if len(np.unique(y_all)) < 2:
+        raise DataError(
+            f"{source}: the target has a single value ({y_all[0]!r}); there is nothing to "
+            "learn. Check --target."
+        )
     chosen = cast(Task, task) if task else infer_task(y_all)
     class_names: tuple[str, ...] = ()
     classes: int | None = None
@@ -358,6 +396,14 @@ def _prepare(
             raise DataError(f"{source}: the target has a single class; nothing to learn.")
         classes = len(labels) if chosen == "multiclass" else None
         class_names = tuple(str(v) for v in labels)
+        seen = set(np.unique(raw.y).tolist())
+        for name, y_part in (("y_val", raw.y_val), ("y_test", raw.y_test)):
+            unseen = [] if y_part is None else sorted(set(np.unique(y_part).tolist()) - seen)
+            if unseen:
+                raise DataError(
+                    f"{source}: {name} has label(s) {', '.join(map(repr, unseen[:5]))} that "
+                    "y_train never has; a model cannot learn a class it never sees."
+                )
 
         def encode(v: np.ndarray) -> np.ndarray:
             return np.searchsorted(labels, v).astype(np.float32 if chosen == "binary" else np.int64)
@@ -408,15 +454,21 @@ def _split(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     from sklearn.model_selection import train_test_split
 
-    if round(len(x) * fraction) < 1:
-        raise DataError(f"{source}: {len(x)} rows are too few for a split of {fraction}.")
+    if round(len(x) * fraction) < 1 or len(x) - round(len(x) * fraction) < 1:
+        raise DataError(
+            f"{source}: {len(x)} rows are too few for a split of {fraction} (each side needs "
+            "a row); give a split nearer 0.2."
+        )
     try:
         parts = train_test_split(
             x, y, test_size=fraction, random_state=seed, stratify=y if stratify else None
         )
     except ValueError:
         # A class too rare to appear on both sides: fall back to a plain shuffled split.
-        parts = train_test_split(x, y, test_size=fraction, random_state=seed)
+        try:
+            parts = train_test_split(x, y, test_size=fraction, random_state=seed)
+        except ValueError as exc:
+            raise DataError(f"{source}: cannot split {len(x)} rows by {fraction}: {exc}") from None
     return parts[0], parts[1], parts[2], parts[3]
 
 

@@ -40,7 +40,7 @@ from search import _errors
 from search._errors import ConfigError, HpsearchError, SearchInterrupted
 from search._machine import available_cores, physical_memory
 from search._progress import ProgressSink
-from search._storage import STORAGE_ENV
+from search._storage import STORAGE_ENV, resume_command
 
 # The pipe a worker writes its events to (a file descriptor number).
 EVENTS_ENV = "HPSEARCH_EVENTS_FD"
@@ -125,11 +125,12 @@ def run_workers(
         read, write = os.pipe()
         env = {**os.environ, STORAGE_ENV: url, EVENTS_ENV: str(write)}
         env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-        args = [sys.executable, "-m", "search._worker", study, "--slot", str(index)]
+        args = [sys.executable, "-m", "search._worker", "--slot", str(index)]
         args += ["--recycle-after", str(recycle_after), "--max-memory", str(max_memory_mib)]
         args += ["--threads", f"{threads[0]},{threads[1]}"]
         if deadline is not None:
             args += ["--deadline", repr(deadline)]
+        args += ["--", study]  # a name may look like an option
         proc = subprocess.Popen(
             args,
             env=env,
@@ -196,7 +197,7 @@ def run_workers(
                     f"study {study!r}: worker {slot.index} died {deaths} times in a row "
                     f"before finishing a trial (last: pid {slot.proc.pid}, {signal_name}); "
                     "the finished trials are kept. Look for what kills it (memory: "
-                    f"--max-worker-memory), then `hpsearch resume {study}`."
+                    f"--max-worker-memory), then `{resume_command(study, url)}`."
                 )
                 return
             progress.note(
@@ -235,7 +236,7 @@ def run_workers(
     if state.stopping == "interrupted":
         raise SearchInterrupted(
             f"study {study!r} interrupted: finished trials are stored, running ones are "
-            f"failed as interrupted; continue with `hpsearch resume {study}`."
+            f"failed as interrupted; continue with `{resume_command(study, url)}`."
         )
     return state.gave_up
 

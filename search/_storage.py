@@ -61,6 +61,11 @@ def resolve_url(url: str | None = None) -> str:
                 f"{mask_url(chosen)}: PostgreSQL storage needs psycopg; "
                 "install hpsearch's 'postgres' extra (pip install -e '.[postgres]')"
             ) from None
+    if chosen.startswith("sqlite:") and sqlite_path(chosen) is None:
+        raise StorageError(
+            f"--storage {chosen!r}: an in-memory SQLite database lives in one process and "
+            "vanishes with it; give a file, e.g. sqlite:///hpsearch.db."
+        )
     if "://" not in chosen:
         raise StorageError(
             f"--storage: expected a database URL such as {DEFAULT_STORAGE} or "
@@ -122,6 +127,17 @@ def url_secrets(url: str) -> list[str]:
     for secret in found:
         spelled.update({secret, unquote(secret), quote(secret, safe=""), quote_plus(secret)})
     return sorted((s for s in spelled if s), key=len, reverse=True)
+
+
+def resume_command(study: str, url: str | None) -> str:
+    """The command that continues ``study``: with ``--storage`` unless the URL is the default
+    (a password in it shows as ``***``, to fill in)."""
+    import shlex
+
+    command = f"hpsearch resume {shlex.quote(study)}"
+    if url and url != DEFAULT_STORAGE:
+        command += f" --storage {shlex.quote(mask_url(url))}"
+    return command
 
 
 def mask_url(url: str) -> str:

@@ -32,7 +32,7 @@ from search._errors import (
 )
 from search._pool import EVENTS_ENV
 from search._progress import ProgressSink
-from search._storage import STORAGE_ENV, opened_storage, redact
+from search._storage import STORAGE_ENV, opened_storage, redact, resume_command
 from search.engines import WorkerLimits
 from search.engines._base import check_stop, request_stop
 
@@ -112,7 +112,7 @@ def work(
         except StorageUnavailable as exc:
             raise StorageUnavailable(
                 f"{exc}. Its running trial is failed and retried when the search goes on: "
-                f"`hpsearch resume {study}` once the database is back."
+                f"`{resume_command(study, url)}` once the database is back."
             ) from None
 
 

@@ -20,6 +20,7 @@ from search._storage import (
     HEARTBEAT_INTERVAL,
     exclusive,
     fail_dead_trials,
+    resume_command,
     worker_identity,
 )
 from search._training import TrialRecorder, fit_trial
@@ -204,7 +205,9 @@ class OptunaEngine(Engine):
                 reason,
             )
             if guard.tripped:
-                raise SearchAborted(_aborted_message(settings, guard.in_a_row, guard.last_reason))
+                raise SearchAborted(
+                    _aborted_message(settings, guard.in_a_row, guard.last_reason, url)
+                )
 
     def _claim(
         self, study: optuna.Study, settings: StudySettings, url: str
@@ -366,7 +369,7 @@ def worker_token(worker: dict[str, Any]) -> str:
     return f"{worker.get('host')}:{worker.get('pid')}:{worker.get('started')}"
 
 
-def _aborted_message(settings: StudySettings, in_a_row: int, reason: str) -> str:
+def _aborted_message(settings: StudySettings, in_a_row: int, reason: str, url: str) -> str:
     """Why the search stopped itself, and the command that gets it going again: ``resume``
     repeats the study's stored space, so when its points themselves fail (a model that cannot
     be built, a loss that diverges) the way on is a new study with a fixed space."""
@@ -380,4 +383,4 @@ def _aborted_message(settings: StudySettings, in_a_row: int, reason: str) -> str
             f"space: fix the space and start a new study, e.g. `hpsearch run --data "
             f"{settings.data.source} --space FIXED.yaml --study {settings.study}-2`."
         )
-    return f"{head}; fix the cause and run `hpsearch resume {settings.study}`."
+    return f"{head}; fix the cause and run `{resume_command(settings.study, url)}`."

@@ -88,6 +88,26 @@ def _odd_npz(cwd: Path) -> None:
     np.savez(cwd / "two_labels.npz", x_train=x, y_train=np.arange(80).reshape(40, 2))
 
 
+def _odd_files(cwd: Path) -> None:
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(40, 3))
+    y = np.arange(40) % 2
+    np.save(cwd / "array.npy", x)
+    (cwd / "npy_named.npz").write_bytes((cwd / "array.npy").read_bytes())
+    np.savez(cwd / "whole.npz", x_train=x, y_train=y)
+    (cwd / "truncated.npz").write_bytes((cwd / "whole.npz").read_bytes()[:300])
+    (cwd / "text.npz").write_text("hello\n")
+    np.savez(cwd / "complex_y.npz", x_train=x, y_train=y + 0j)
+    np.savez(cwd / "new_val_class.npz", x_train=x, y_train=y, x_val=x[:10],
+             y_val=np.arange(5, 15))  # fmt: skip
+    rows = ["a,y,y"] + [f"{i},{i % 2},{i % 2}" for i in range(40)]
+    (cwd / "dup_target.csv").write_text("\n".join(rows) + "\n")
+    rows = ["a,b,y"] + [f"{i},{i * 3},1" for i in range(40)]
+    (cwd / "one_class.csv").write_text("\n".join(rows) + "\n")
+    rows = ["a,b,y"] + [f"{1e300 if i == 3 else i},{-i},{i % 2}" for i in range(40)]
+    (cwd / "huge.csv").write_text("\n".join(rows) + "\n")
+
+
 def _binary_csv(cwd: Path) -> None:
     (cwd / "binary.csv").write_bytes(bytes(range(256)) * 10)
 
@@ -207,6 +227,63 @@ CASES: dict[str, Case] = {
         2,
         ("binary.csv", "not a readable CSV"),
         setup=_binary_csv,
+    ),
+    "a .npy file named .npz": Case(
+        ("run", "--data", "npy_named.npz", "--no-report"),
+        2,
+        ("npy_named.npz", "not an .npz archive", "numpy.savez"),
+        setup=_odd_files,
+    ),
+    "a truncated .npz": Case(
+        ("run", "--data", "truncated.npz", "--no-report"),
+        2,
+        ("truncated.npz", ".npz"),
+        setup=_odd_files,
+    ),
+    "a text file named .npz": Case(
+        ("run", "--data", "text.npz", "--no-report"),
+        2,
+        ("text.npz", "not an .npz archive"),
+        setup=_odd_files,
+    ),
+    "complex labels": Case(
+        ("run", "--data", "complex_y.npz"), 2, ("complex_y.npz", "complex"), setup=_odd_files
+    ),
+    "validation labels never seen in training": Case(
+        ("run", "--data", "new_val_class.npz"),
+        2,
+        ("y_val has label(s) 5", "never has"),
+        setup=_odd_files,
+    ),
+    "a target column given twice": Case(
+        ("run", "--data", "dup_target.csv", "--target", "y"),
+        2,
+        ("'y'", "more than once"),
+        setup=_odd_files,
+    ),
+    "a target of one value": Case(
+        ("run", "--data", "one_class.csv", "--target", "y"),
+        2,
+        ("single value", "--target"),
+        setup=_odd_files,
+    ),
+    "features beyond float32": Case(
+        ("run", "--data", "huge.csv", "--target", "y"),
+        2,
+        ("huge.csv", "'a'", "row 4"),
+        setup=_odd_files,
+    ),
+    "--val-split 0.999": Case(
+        ("run", "--data", "iris", "--val-split", "0.999", "--study", "split"),
+        2,
+        ("iris", "too few", "0.999"),
+    ),
+    # storages and names
+    "in-memory SQLite": Case(
+        ("run", "--data", "iris", "--storage", "sqlite://"), 1, ("sqlite:///",)
+    ),
+    "a study name that reads as an option": Case(
+        ("run", "--data", "iris", "--study=-x"), 2, ("cannot start with '-'",)
     ),
     # spaces
     "YAML of nested aliases": Case(

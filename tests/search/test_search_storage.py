@@ -20,6 +20,7 @@ from search._storage import (
     opened_storage,
     redact,
     resolve_url,
+    resume_command,
     worker_identity,
 )
 from spaces import load_space
@@ -79,6 +80,14 @@ def test_a_url_without_password_is_shown_as_it_is() -> None:
 def test_a_short_password_is_masked_where_it_stands_alone() -> None:
     url = "postgresql://al:x1@h/db"
     assert redact("auth failed for x1 (max1 tries)", url) == "auth failed for *** (max1 tries)"
+
+
+def test_the_resume_command_names_a_storage_other_than_the_default() -> None:
+    assert resume_command("s", DEFAULT_STORAGE) == "hpsearch resume s"
+    assert (
+        resume_command("a b", "sqlite:///x.db") == "hpsearch resume 'a b' --storage sqlite:///x.db"
+    )
+    assert "pw-1" not in resume_command("s", "postgresql+psycopg://u:pw-1@h/db")
 
 
 def test_default_names_do_not_collide(tmp_path: Path) -> None:
