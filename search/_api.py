@@ -13,7 +13,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial
 
-from search._data import Dataset
+from search._data import BUILTIN_DATASETS, Dataset
 from search._errors import (
     ConfigError,
     DataError,
@@ -169,6 +169,11 @@ def run(
     }
     if data is not None:  # a study may be created: a bad name must not create a database
         check_study_name(study)
+    if target is not None and data is not None and data in BUILTIN_DATASETS:
+        raise ConfigError(
+            f"--target {target!r}: the built-in data set {data!r} has its own target; "
+            "--target names the label column of a CSV file."
+        )
     count, chosen = resolve_workers(workers)
     sink = progress or NullProgress()
     report_path = Path(report) if report is not None else default_report_path(study, url)
@@ -367,6 +372,13 @@ def _new_settings(
 ) -> StudySettings:
     """Settings of a new study: what was given, the defaults for the rest."""
     objective = given["objective"] or "val_loss"
+    natural = infer_direction(objective)
+    if given["direction"] not in (None, natural):
+        raise ConfigError(
+            f"--direction {given['direction']}: {objective} is better when "
+            f"{'smaller' if natural == 'minimize' else 'larger'}, so the search would look for "
+            f"the worst models; leave --direction out (it follows the objective: {natural})."
+        )
     return StudySettings(
         study=study,
         data=data,

@@ -32,7 +32,7 @@ from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.storages._heartbeat import BaseHeartbeat
 from optuna.trial import FrozenTrial, TrialState
 
-from search._errors import StorageError, StorageUnavailable, StudyNotFound
+from search._errors import ConfigError, StorageError, StorageUnavailable, StudyNotFound
 
 DEFAULT_STORAGE = "sqlite:///hpsearch.db"
 STORAGE_ENV = "HPSEARCH_STORAGE"
@@ -61,6 +61,13 @@ def resolve_url(url: str | None = None) -> str:
                 f"{mask_url(chosen)}: PostgreSQL storage needs psycopg; "
                 "install hpsearch's 'postgres' extra (pip install -e '.[postgres]')"
             ) from None
+    scheme = chosen.partition("://")[0].split("+")[0]
+    if "://" in chosen and scheme not in ("sqlite", "postgresql"):
+        raise ConfigError(
+            f"--storage {mask_url(chosen)!r}: hpsearch keeps studies in SQLite "
+            "(sqlite:///FILE) or PostgreSQL (postgresql://user@host/db), whose locks keep many "
+            f"workers exact; got a {scheme!r} URL."
+        )
     if chosen.startswith("sqlite:") and sqlite_path(chosen) is None:
         raise StorageError(
             f"--storage {chosen!r}: an in-memory SQLite database lives in one process and "
@@ -423,6 +430,11 @@ def refused(exc: BaseException, url: str) -> StorageError:
     (Optuna wraps a refused commit in StorageInternalError, whose own text guesses)."""
     causes = list(_chain(exc))
     line = _clean_reason(causes[-1], url)
+    if "file is not a database" in line.lower():
+        return StorageError(
+            f"{mask_url(url)}: the file is not a SQLite database (or it is damaged); "
+            "give the right --storage."
+        )
     hint = ""
     if any(w in line.lower() for w in ("readonly", "read-only")):
         hint = " The database (or its folder) is read-only: make it writable, or read it with "

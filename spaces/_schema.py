@@ -95,9 +95,11 @@ def _fmt(value: float | None) -> str:
     return str(value)
 
 
+MAX_SPACE_NAME: Final = 64
+
 PARAM_RULES: Final[dict[str, _Rule]] = {
-    "units": _Rule("int", minimum=1),
-    "depth": _Rule("int", minimum=1),
+    "units": _Rule("int", minimum=1, maximum=2**20),
+    "depth": _Rule("int", minimum=1, maximum=1000),
     "dropout": _Rule("float", minimum=0.0, maximum=1.0),
     "activation": _Rule("name"),
     "initializer": _Rule("name"),
@@ -498,6 +500,12 @@ class Space:
         source = f"space {self.name!r}"
         if not isinstance(self.name, str) or not self.name:
             raise SpaceError(f"a space needs a non-empty name, but got {_describe(self.name)}.")
+        if len(self.name) > MAX_SPACE_NAME or not self.name.isprintable():
+            raise SpaceError(
+                f"a space's name has at most {MAX_SPACE_NAME} printable characters (it becomes "
+                f"part of study names), but got {self.name[:40]!r}"
+                f"{'...' if len(self.name) > 40 else ''}."
+            )
         if not isinstance(self.description, str):
             raise SpaceError(
                 f"`description` must be text, but got {_describe(self.description)}.",

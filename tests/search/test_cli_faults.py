@@ -108,6 +108,14 @@ def _odd_files(cwd: Path) -> None:
     (cwd / "huge.csv").write_text("\n".join(rows) + "\n")
 
 
+def _odd_spaces(cwd: Path) -> None:
+    (cwd / "huge_units.yaml").write_text(
+        "name: huge\nparams:\n  units: {type: int, low: 8, high: 9223372036854775807}\n"
+    )
+    (cwd / "long_name.yaml").write_text(f"name: {'n' * 5000}\nparams:\n  units: 8\n")
+    (cwd / "notdb.db").write_text("this is not a database\n" * 100)
+
+
 def _binary_csv(cwd: Path) -> None:
     (cwd / "binary.csv").write_bytes(bytes(range(256)) * 10)
 
@@ -284,6 +292,32 @@ CASES: dict[str, Case] = {
     ),
     "a study name that reads as an option": Case(
         ("run", "--data", "iris", "--study=-x"), 2, ("cannot start with '-'",)
+    ),
+    "a MySQL URL": Case(
+        ("studies", "--storage", f"mysql://u:{SECRET}@127.0.0.1/db"), 2, ("SQLite", "PostgreSQL")
+    ),
+    "a file that is not a database": Case(
+        ("studies", "--storage", "sqlite:///notdb.db"),
+        1,
+        ("not a SQLite database",),
+        setup=_odd_spaces,
+    ),
+    "--direction against the objective": Case(
+        ("run", "--data", "iris", "--study", "d", "--direction", "maximize"),
+        2,
+        ("--direction maximize", "smaller"),
+    ),
+    "--target with a built-in data set": Case(
+        ("run", "--data", "iris", "--study", "t", "--target", "y"), 2, ("--target 'y'", "CSV")
+    ),
+    "units beyond what the builder accepts": Case(
+        ("spaces", "validate", "huge_units.yaml"),
+        2,
+        ("huge_units.yaml", "units"),
+        setup=_odd_spaces,
+    ),
+    "a space name of 5000 characters": Case(
+        ("spaces", "validate", "long_name.yaml"), 2, ("at most 64",), setup=_odd_spaces
     ),
     # spaces
     "YAML of nested aliases": Case(

@@ -223,7 +223,7 @@ def test_resolve_params_with_a_list_of_widths() -> None:
         resolve_params({"units": [300, 100], "depth": 3})
     with pytest.raises(SpaceError, match="must not be empty"):
         resolve_params({"units": []})
-    with pytest.raises(SpaceError, match=r"units\[1\] must be >= 1"):
+    with pytest.raises(SpaceError, match=r"units\[1\] must be in \[1, 1048576\)"):
         resolve_params({"units": [8, 0]})
 
 
