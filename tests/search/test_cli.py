@@ -227,7 +227,7 @@ def test_describe_builds_the_classic_architectures(tmp_path: Path) -> None:
 
 def _running_trial(db: Path, study: str, *, need_complete: bool) -> optuna.trial.FrozenTrial | None:
     """Poll the database until a trial has run two epochs (after a finished one if asked)."""
-    deadline = time.monotonic() + 240
+    deadline = time.monotonic() + 480  # generous: CI machines may be busy
     while time.monotonic() < deadline:
         time.sleep(0.2)
         if not db.exists():

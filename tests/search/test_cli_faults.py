@@ -355,7 +355,7 @@ CASES: dict[str, Case] = {
             "--classes",
             "10",
             "--params",
-            '{"units": 100000000000}',
+            '{"units": [1000000, 1000000]}',
         ),
         2,
         ("GiB", "lower units or depth"),
