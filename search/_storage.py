@@ -404,14 +404,9 @@ def is_transient(exc: BaseException) -> bool:
 
 
 # Database errors that waiting does not cure (SQLite reports them as OperationalError).
-_PERMANENT = (
-    "readonly",
-    "read-only",
-    "disk is full",
-    "disk i/o error",
-    "no such table",
-    "file is not a database",
-)
+# Not "disk I/O error": SQLite also reports a passing contention on its shared-memory file
+# that way, so it is retried; a disk that stays full ends as "lost the database".
+_PERMANENT = ("readonly", "read-only", "disk is full", "no such table", "file is not a database")
 
 
 def _chain(exc: BaseException) -> Iterator[BaseException]:
