@@ -251,7 +251,6 @@ def _prepare(
     elif data is None:
         raise missing_study(store, study, url, " Give --data to create it.")
     else:
-        check_study_name(study)
         settings = _new_settings(study, data_ref, space_obj, trials, given)
 
     dataset = study_dataset(settings, stored, "start a new study with --study NAME")
