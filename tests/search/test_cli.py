@@ -225,10 +225,15 @@ def test_describe_builds_the_classic_architectures(tmp_path: Path) -> None:
     assert bad.returncode == 2 and "--params" in bad.stderr
 
 
-def _running_trial(db: Path, study: str, *, need_complete: bool) -> optuna.trial.FrozenTrial | None:
-    """Poll the database until a trial has run two epochs (after a finished one if asked)."""
-    deadline = time.monotonic() + 480  # generous: CI machines may be busy
-    while time.monotonic() < deadline:
+def _running_trial(
+    db: Path, study: str, proc: subprocess.Popen[Any], *, need_complete: bool
+) -> optuna.trial.FrozenTrial | None:
+    """Poll the database until a trial has run two epochs (after a finished one if asked).
+
+    None if the search ended first or took over eight minutes (CI machines may be busy).
+    """
+    deadline = time.monotonic() + 480
+    while time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.2)
         if not db.exists():
             continue
@@ -255,7 +260,7 @@ def test_ctrl_c_stops_the_search_naming_the_study_to_resume(tmp_path: Path) -> N
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
-        victim = _running_trial(tmp_path / "hpsearch.db", "cc", need_complete=False)
+        victim = _running_trial(tmp_path / "hpsearch.db", "cc", proc, need_complete=False)
         assert victim is not None, "no trial started in time"
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=120)
@@ -272,16 +277,21 @@ def test_a_search_killed_mid_trial_resumes_and_reaches_its_target(tmp_path: Path
     db = tmp_path / "hpsearch.db"
     args = ["run", "--data", "digits", "--space", "small", "--study", "k9", "--trials", "4",
             "--epochs", "300", "--patience", "300", "--pruner", "none", "--quiet"]  # fmt: skip
-    proc = subprocess.Popen(
-        [HPSEARCH, *args], cwd=tmp_path, env=_env(), stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        victim = _running_trial(db, "k9", need_complete=True)
-    finally:
-        proc.kill()  # SIGKILL: no cleanup of any kind
-        proc.wait()
-    assert victim is not None, "the search did not reach a second trial in time"
+    with (tmp_path / "stderr.txt").open("w+") as stderr:
+        proc = subprocess.Popen(
+            [HPSEARCH, *args], cwd=tmp_path, env=_env(), stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL, stderr=stderr,
+        )  # fmt: skip
+        try:
+            victim = _running_trial(db, "k9", proc, need_complete=True)
+        finally:
+            ended = proc.poll()
+            proc.kill()  # SIGKILL: no cleanup of any kind
+            proc.wait()
+        stderr.seek(0)
+        said = stderr.read()
+    states = [t.state.name for t in _trials(db, "k9")] if db.exists() else []
+    assert victim is not None, f"no second trial in time (exit {ended}, trials {states}): {said}"
     assert proc.returncode == -signal.SIGKILL
     before = {t.number: t.value for t in _trials(db, "k9") if t.state == TrialState.COMPLETE}
     # The report reads a study whose last trial is still marked running.
