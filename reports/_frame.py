@@ -19,9 +19,10 @@ from optuna.distributions import (
     FloatDistribution,
     IntDistribution,
 )
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import FrozenTrial
 
 from reports._study import LoadedStudy, StorageLike, load
+from search._records import TrialRecord
 
 STATES = ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")
 
@@ -111,85 +112,20 @@ def rank_trials(trials: Iterable[tuple[int, str, float | None]], direction: str)
     return {number: rank for rank, (_, number) in enumerate(rankable, start=1)}
 
 
-def record_of(trial: FrozenTrial) -> Mapping[str, Any]:
-    """The trial's hpsearch user attrs; none for a WAITING trial.
-
-    Optuna's retry callback copies a failed trial's user attrs into the WAITING copy it
-    enqueues; that copy has not trained, so its inherited history and metrics are not its own.
-    """
-    return {} if trial.state == TrialState.WAITING else trial.user_attrs
+def record_of(trial: FrozenTrial) -> TrialRecord:
+    """The trial's record, as far as it is its own (``TrialRecord.of``)."""
+    return TrialRecord.of(trial)
 
 
 def history_of(trial: FrozenTrial) -> dict[str, list[float]]:
-    """The trial's history as {metric: [float per epoch]} ({} when it has none).
-
-    A trial that ended holds it whole in its ``history`` user attr. A running one (or one
-    whose process died) holds one ``epoch:K`` attr per epoch, ``{"w": attempt, "m":
-    {metric: value}}``; only the rows of its current attempt (``worker``) count, since a
-    retried trial starts with a copy of the dead attempt's attributes.
-    """
-    record = record_of(trial)
-    raw = record.get("history")
-    if not isinstance(raw, dict):
-        raw = _epoch_rows(record)
-    history: dict[str, list[float]] = {}
-    for metric, values in raw.items():
-        if isinstance(values, list):
-            history[str(metric)] = [_number_or_nan(v) for v in values]
-    return history
+    """The trial's history as {metric: [float per epoch]} ({} when it has none): the whole
+    history of a trial that ended, the epoch rows of its current attempt while it runs."""
+    return record_of(trial).history
 
 
-def _epoch_rows(record: Mapping[str, Any]) -> dict[str, list[Any]]:
-    worker = record.get("worker")
-    if not isinstance(worker, dict):
-        return {}
-    attempt = f"{worker.get('host')}:{worker.get('pid')}:{worker.get('started')}"
-    history: dict[str, list[Any]] = {}
-    epoch = 0
-    while isinstance(row := record.get(f"epoch:{epoch}"), dict) and row.get("w") == attempt:
-        metrics = row.get("m")
-        if not isinstance(metrics, dict):
-            break
-        for metric, value in metrics.items():
-            history.setdefault(str(metric), []).append(value)
-        epoch += 1
-    return history
-
-
-def _best_metrics(trial: FrozenTrial, history: Mapping[str, list[float]]) -> dict[str, float]:
-    raw = record_of(trial).get("best_metrics")
-    if isinstance(raw, dict):
-        return {str(k): _number_or_nan(v) for k, v in raw.items()}
-    # A trial still running has no best_metrics yet; read them off its history if it says
-    # which epoch is best.
-    best_epoch = _int_or_none(record_of(trial).get("best_epoch"))
-    if best_epoch is None or not history:
-        return {}
-    return {k: v[best_epoch] for k, v in history.items() if 0 <= best_epoch < len(v)}
-
-
-def _epochs_run(trial: FrozenTrial, history: Mapping[str, list[float]]) -> int | None:
-    stored = _int_or_none(record_of(trial).get("epochs_run"))
-    if stored is not None:
-        return stored
-    if history:
-        return max(len(v) for v in history.values())
-    return None
-
-
-def _fail_reason(trial: FrozenTrial) -> str | None:
-    # Only a FAIL trial has a reason: Optuna's retry copies a failed trial's user attrs into
-    # the retried trial, so a later COMPLETE copy may still carry the old fail_reason.
-    if trial.state != TrialState.FAIL:
-        return None
-    reason = record_of(trial).get("fail_reason")
-    return None if reason is None else str(reason)
-
-
-def _duration(trial: FrozenTrial) -> float | None:
-    stored = _finite(record_of(trial).get("duration_s"))
-    if stored is not None:
-        return stored
+def _duration(trial: FrozenTrial, record: TrialRecord) -> float | None:
+    if record.duration_s is not None:
+        return record.duration_s
     if trial.datetime_start is not None and trial.datetime_complete is not None:
         return (trial.datetime_complete - trial.datetime_start).total_seconds()
     return None
@@ -219,10 +155,11 @@ def frame_from_loaded(loaded: LoadedStudy) -> pd.DataFrame:
     metric_names: set[str] = set()
     param_dists: dict[str, list[BaseDistribution]] = {}
     for trial in trials:
-        history = history_of(trial)
+        record = record_of(trial)
+        history = record.history
         if history:
             histories[trial.number] = history
-        best = _best_metrics(trial, history)
+        best = record.best_metrics
         metric_names.update(best)
         for name, dist in trial.distributions.items():
             param_dists.setdefault(name, []).append(dist)
@@ -232,19 +169,18 @@ def frame_from_loaded(loaded: LoadedStudy) -> pd.DataFrame:
             "state": trial.state.name,
             "value": trial.value,
             "best": best,
-            "epochs_run": _epochs_run(trial, history),
-            "fail_reason": _fail_reason(trial),
+            "epochs_run": record.epochs_run,
+            "fail_reason": record.fail_reason,
             "retry_of": _int_or_none(failed_trial),
-            "duration_s": _duration(trial),
+            "duration_s": _duration(trial, record),
             "params": trial.params,
             "datetime_start": trial.datetime_start,
             "datetime_complete": trial.datetime_complete,
+            "best_epoch": record.best_epoch,
+            "param_count": record.param_count,
+            "early_stopped": record.early_stopped,
+            "pruned": record.pruned,
         }
-        for key in ("best_epoch", "param_count"):
-            row[key] = _int_or_none(record_of(trial).get(key))
-        for key in _BOOL_ATTRS:
-            flag = record_of(trial).get(key)
-            row[key] = flag if isinstance(flag, bool) else None
         rows.append(row)
 
     ranks = rank_trials(((r["number"], r["state"], _finite(r["value"])) for r in rows), direction)

@@ -32,7 +32,17 @@ from reports._summary import StudySummary, summary_from_loaded
 LEADERBOARD_ROWS = 100
 """At most this many ranked trials are listed; the page says how many more there are."""
 
-_SEARCH_SETTINGS = ("sampler", "pruner", "epochs", "patience", "seed", "max_failures")
+_SEARCH_SETTINGS = (
+    "engine",
+    "sampler",
+    "pruner",
+    "algorithm",
+    "trials",
+    "epochs",
+    "patience",
+    "seed",
+    "max_failures",
+)
 _DATA_KEYS = (
     "source",
     "kind",
@@ -148,7 +158,10 @@ def _summary_rows(summary: StudySummary, generated_at: str) -> list[tuple[str, s
         ("study", summary.name),
         ("data", summary.data),
         ("task", summary.task),
-        ("engine", summary.engine),
+        (
+            "engine",
+            summary.engine + ("" if summary.algorithm == "?" else f" ({summary.algorithm})"),
+        ),
         ("objective", f"{summary.objective} ({summary.direction})"),
         ("trials", f"{summary.n_trials}" + (f": {counts}" if counts else "")),
     ]
@@ -164,7 +177,11 @@ def _summary_rows(summary: StudySummary, generated_at: str) -> list[tuple[str, s
 
 
 def _settings_rows(settings: Mapping[str, Any]) -> list[tuple[str, str]]:
-    rows = [(key, fmt(settings[key])) for key in _SEARCH_SETTINGS if key in settings]
+    rows = [
+        ("target trials" if key == "trials" else key, fmt(settings[key]))
+        for key in _SEARCH_SETTINGS
+        if settings.get(key) is not None
+    ]
     data = settings.get("data")
     if isinstance(data, Mapping):
         rows += [(f"data {key}", fmt(data[key])) for key in _DATA_KEYS if key in data]

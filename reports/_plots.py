@@ -20,7 +20,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from optuna.trial import FrozenTrial
 
-from reports._frame import history_of, leaderboard, rank_trials
+from reports._frame import leaderboard, rank_trials, record_of
 
 DPI = 90
 _PREFERRED_METRICS = ("accuracy", "mae")
@@ -136,21 +136,10 @@ def learning_curves_data(
     by_number = {t.number: t for t in trials}
     curves = []
     for number in sorted(ranks, key=ranks.__getitem__):
-        trial = by_number[number]
-        history = history_of(trial)
-        if not history:
+        record = record_of(by_number[number])
+        if not record.history:
             continue
-        best_epoch = trial.user_attrs.get("best_epoch")
-        curves.append(
-            _curve(
-                number,
-                ranks[number],
-                history,
-                best_epoch
-                if isinstance(best_epoch, int) and not isinstance(best_epoch, bool)
-                else None,
-            )
-        )
+        curves.append(_curve(number, ranks[number], record.history, record.best_epoch))
         if len(curves) == top:
             break
     return curves

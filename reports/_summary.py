@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +20,7 @@ from reports._study import (
     open_storage,
     settings_of,
 )
+from search.engines._registry import ENGINES
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,7 @@ class StudySummary:
 
     name: str
     engine: str
+    algorithm: str  # the engine's options, e.g. "tpe, median" (Optuna) or "hyperband"
     data: str
     task: str
     objective: str
@@ -75,9 +77,11 @@ def summarise(
     data = settings.get("data")
     data = data if isinstance(data, dict) else {}
     best_value = best.value if best is not None else None
+    engine = str(settings.get("engine") or "optuna")
     return StudySummary(
         name=name,
-        engine=str(settings.get("engine") or "optuna"),
+        engine=engine,
+        algorithm=engine_options(engine, settings),
         data=str(data.get("source") or "?"),
         task=str(data.get("task") or "?"),
         objective=str(settings.get("objective") or "value"),
@@ -90,6 +94,15 @@ def summarise(
         last_activity=max(times, default=None),
         settings=settings,
     )
+
+
+def engine_options(engine: str, settings: Mapping[str, Any]) -> str:
+    """The study's engine options as stored, e.g. ``tpe, median`` or ``bayesian``; "?" for
+    a study of no known engine."""
+    spec = ENGINES.get(engine)
+    if spec is None:
+        return "?"
+    return ", ".join(str(settings[key]) for key in spec.options if settings.get(key)) or "?"
 
 
 def summary_from_loaded(loaded: LoadedStudy) -> StudySummary:

@@ -109,8 +109,10 @@ def run(
     test_split: float | None = None,
     objective: str | None = None,
     direction: str | None = None,
+    engine: str | None = None,
     sampler: str | None = None,
     pruner: str | None = None,
+    algorithm: str | None = None,
     epochs: int | None = None,
     patience: int | None = None,
     seed: int | None = None,
@@ -130,6 +132,9 @@ def run(
     settings are used; anything given again must agree with them (``trials`` may grow).
     Arguments left as None take the stored value or the default.
 
+    ``engine`` ("optuna" or "kerastuner") proposes the points: Optuna with ``sampler`` and
+    ``pruner``, KerasTuner with ``algorithm`` ("hyperband", "bayesian", "random").
+
     The trials run in ``workers`` worker processes (``"auto"``: one per core), each of which
     is replaced by a fresh one after ``recycle_after`` trials or past ``max_worker_memory``
     MiB (0: never). Other processes and machines may work on the same study at the same time
@@ -146,8 +151,10 @@ def run(
     given: dict[str, Any] = {
         "objective": objective,
         "direction": direction,
+        "engine": engine,
         "sampler": sampler,
         "pruner": pruner,
+        "algorithm": algorithm,
         "epochs": epochs,
         "patience": patience,
         "seed": seed,

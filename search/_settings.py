@@ -12,11 +12,12 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from search._errors import ConfigError
-from search.engines import ENGINES
+from search.engines._registry import ENGINE_OPTIONS, ENGINES
 from spaces import Space
 
-SAMPLERS = ("tpe", "random", "gp", "qmc")
-PRUNERS = ("median", "hyperband", "successive-halving", "none")
+SAMPLERS = ENGINES["optuna"].options["sampler"]
+PRUNERS = ENGINES["optuna"].options["pruner"]
+ALGORITHMS = ENGINES["kerastuner"].options["algorithm"]
 Direction = Literal["minimize", "maximize"]
 # Metric names whose smaller values are better; any other metric is maximised.
 _MINIMISED = ("loss", "mae", "mse", "rmse", "error", "crossentropy", "hinge")
@@ -64,8 +65,11 @@ class StudySettings:
     trials: int = 30
     objective: str = "val_loss"
     direction: Direction = "minimize"
-    sampler: str = "tpe"
-    pruner: str = "median"
+    # The engine's options (search.engines._registry): None takes the engine's default, and
+    # an option of another engine is refused.
+    sampler: str | None = None
+    pruner: str | None = None
+    algorithm: str | None = None
     epochs: int = 50
     patience: int = 5
     seed: int = 0
@@ -79,12 +83,14 @@ class StudySettings:
 
         if not self.study or not self.study.strip():
             raise ConfigError("--study must be a non-empty name.")
-        if self.sampler not in SAMPLERS:
-            raise bad("--sampler", f"one of {', '.join(SAMPLERS)}", self.sampler)
-        if self.pruner not in PRUNERS:
-            raise bad("--pruner", f"one of {', '.join(PRUNERS)}", self.pruner)
         if self.engine not in ENGINES:
             raise bad("--engine", f"one of {', '.join(ENGINES)}", self.engine)
+        try:
+            options = ENGINES[self.engine].check({k: getattr(self, k) for k in ENGINE_OPTIONS})
+        except ValueError as exc:
+            raise ConfigError(f"study {self.study!r}: {exc}.") from None
+        for option, choice in options.items():
+            object.__setattr__(self, option, choice)
         if self.direction not in ("minimize", "maximize"):
             raise bad("--direction", "minimize or maximize", self.direction)
         if not self.objective.startswith("val_"):
@@ -110,6 +116,11 @@ class StudySettings:
                 f"expected one of {', '.join(available)}."
             )
 
+    def engine_summary(self) -> str:
+        """The engine and its options, e.g. ``optuna (sampler tpe, pruner median)``."""
+        options = ", ".join(f"{k} {getattr(self, k)}" for k in ENGINES[self.engine].options)
+        return f"{self.engine} ({options})"
+
     def replace(self, **changes: Any) -> StudySettings:
         return dataclasses.replace(self, **changes)
 
@@ -132,6 +143,7 @@ class StudySettings:
             "direction": self.direction,
             "sampler": self.sampler,
             "pruner": self.pruner,
+            "algorithm": self.algorithm,
             "epochs": self.epochs,
             "patience": self.patience,
             "seed": self.seed,
@@ -157,8 +169,9 @@ class StudySettings:
                 trials=int(attrs.get("trials", 30)),
                 objective=attrs["objective"],
                 direction=attrs["direction"],
-                sampler=attrs["sampler"],
-                pruner=attrs["pruner"],
+                sampler=attrs.get("sampler"),
+                pruner=attrs.get("pruner"),
+                algorithm=attrs.get("algorithm"),
                 epochs=int(attrs["epochs"]),
                 patience=int(attrs["patience"]),
                 seed=int(attrs["seed"]),

@@ -25,6 +25,7 @@ import numpy as np
 
 from search._data import Dataset
 from search._errors import TrialFailed
+from search._records import TrialRecord
 from search._settings import Direction
 
 EpochHook = Callable[[int, "TrialRecorder"], None]
@@ -53,30 +54,34 @@ _TENSORS: weakref.WeakKeyDictionary[Dataset, _Tensors] = weakref.WeakKeyDictiona
 
 @dataclass
 class TrialOutcome:
-    """What a trial stores besides params and value (see docs/architecture.md)."""
+    """How a trial's training went: its value and what its record stores."""
 
     value: float | None
     history: dict[str, list[float]]
     best_epoch: int | None
     best_metrics: dict[str, float]
     epochs_run: int
+    max_epochs: int
     early_stopped: bool
     pruned: bool
     param_count: int | None
     duration_s: float
 
-    def attrs(self) -> dict[str, Any]:
-        """The user attributes of the trial record."""
-        return {
-            "history": self.history,
-            "best_epoch": self.best_epoch,
-            "best_metrics": self.best_metrics,
-            "epochs_run": self.epochs_run,
-            "early_stopped": self.early_stopped,
-            "pruned": self.pruned,
-            "param_count": self.param_count,
-            "duration_s": round(self.duration_s, 3),
-        }
+    def record(self, **more: Any) -> TrialRecord:
+        """The trial record of this outcome, with ``more`` of its fields (engine, worker,
+        failure reason) set."""
+        return TrialRecord(
+            history=self.history,
+            best_epoch=self.best_epoch,
+            best_metrics=self.best_metrics,
+            epochs_run=self.epochs_run,
+            max_epochs=self.max_epochs,
+            early_stopped=self.early_stopped,
+            pruned=self.pruned,
+            param_count=self.param_count,
+            duration_s=self.duration_s,
+            **more,
+        )
 
 
 @dataclass
@@ -133,6 +138,7 @@ class TrialRecorder:
             best_epoch=best,
             best_metrics=best_metrics,
             epochs_run=ran,
+            max_epochs=self.max_epochs,
             early_stopped=not pruned and 0 < ran < self.max_epochs,
             pruned=pruned,
             param_count=self.param_count,

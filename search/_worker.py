@@ -89,7 +89,8 @@ def work(
 ) -> str:
     """Run the study's trials in this process; returns why it stopped (see the engine)."""
     from search._api import stored_settings, study_dataset
-    from search.engines import get_engine
+    from search.engines import get_proposer
+    from search.engines._lifecycle import Lifecycle
 
     with opened_storage(url, for_writing=True) as storage:
         settings, stored = stored_settings(storage, study, url)
@@ -103,12 +104,12 @@ def work(
         # worker: keep it out of the garbage collector's scans, which Keras forces after
         # every trial (clear_session) and which otherwise cost a tenth of a small trial.
         gc.freeze()
-        engine = get_engine(settings.engine)
+        lifecycle = Lifecycle(
+            get_proposer(settings), settings, dataset, storage, url=url, progress=progress
+        )
         check_stop()
         try:
-            return engine.optimize(
-                settings, dataset, storage, url=url, limits=limits, progress=progress
-            )
+            return lifecycle.run(limits)
         except StorageUnavailable as exc:
             raise StorageUnavailable(
                 f"{exc}. Its running trial is failed and retried when the search goes on: "

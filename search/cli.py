@@ -18,8 +18,9 @@ from typing import Any, TypeVar, cast
 import click
 
 from search._errors import DEBUG_ENV, debugging, describe_error
-from search._settings import PRUNERS, SAMPLERS
+from search._settings import ALGORITHMS, PRUNERS, SAMPLERS
 from search._storage import DEFAULT_STORAGE, STORAGE_ENV, redact
+from search.engines import ENGINES
 
 F = TypeVar("F", bound=Callable[..., Any])
 FORMATS = click.Choice(["table", "csv", "json"])
@@ -140,8 +141,24 @@ def main(debug: bool) -> None:
 )
 @click.option("--study", default=None, help="Study name [default: DATA-SPACE].")
 @_storage_option
-@click.option("--sampler", type=click.Choice(SAMPLERS), default=None, help="[default: tpe]")
-@click.option("--pruner", type=click.Choice(PRUNERS), default=None, help="[default: median]")
+@click.option(
+    "--engine",
+    type=click.Choice(sorted(ENGINES)),
+    default=None,
+    help="What proposes the points: Optuna or KerasTuner [optuna].",
+)
+@click.option(
+    "--sampler", type=click.Choice(SAMPLERS), default=None, help="Optuna's sampler [tpe]."
+)
+@click.option(
+    "--pruner", type=click.Choice(PRUNERS), default=None, help="Optuna's pruner [median]."
+)
+@click.option(
+    "--algorithm",
+    type=click.Choice(ALGORITHMS),
+    default=None,
+    help=f"KerasTuner's oracle [{ALGORITHMS[0]}].",
+)
 @click.option(
     "--epochs", type=click.IntRange(min=1), default=None, help="Max epochs per trial [50]."
 )
@@ -291,6 +308,7 @@ def studies(storage: str | None, fmt: str) -> None:
             {
                 "study": s.name,
                 "engine": s.engine,
+                "algorithm": s.algorithm,
                 "data": s.data,
                 "task": s.task,
                 "trials": s.n_trials,

@@ -2,10 +2,12 @@
 
 - A :class:`Space` (typed, validated parameters with conditions) comes from a YAML file or
   a shipped preset (:func:`load_space`), or from a study's stored ``Space.to_dict()``.
-- :func:`sample_optuna` draws a point of it through an ``optuna.Trial``.
+- :func:`sample_optuna` draws a point of it through an ``optuna.Trial``;
+  :func:`kerastuner_hyperparameters` declares it on KerasTuner ``HyperParameters`` and
+  :func:`params_from_values` reads a point KerasTuner chose.
 - :func:`build_model` turns a point into a compiled ``keras.Model`` for a :class:`DataSpec`.
 
-``import spaces`` does not import TensorFlow or Keras (nor Optuna); only
+``import spaces`` does not import TensorFlow or Keras (nor Optuna or KerasTuner); only
 :func:`build_model`, :func:`model_summary` and :func:`param_counts` import Keras, when called.
 Every invalid space or parameter set raises :class:`SpaceError` (a ``ValueError``, and
 hpsearch's ``ConfigError``: ``search._errors`` is the one root of hpsearch's errors).
@@ -20,6 +22,7 @@ from spaces._builder import (
     param_counts,
     resolve_params,
 )
+from spaces._kerastuner import kerastuner_hyperparameters, params_from_values
 from spaces._loader import list_presets, load_space, parse_space, preset_text, space_to_yaml
 from spaces._optuna import optuna_distributions, sample_optuna
 from spaces._schema import (
@@ -64,11 +67,13 @@ __all__ = [
     "SpaceError",
     "Task",
     "build_model",
+    "kerastuner_hyperparameters",
     "list_presets",
     "load_space",
     "model_summary",
     "optuna_distributions",
     "param_counts",
+    "params_from_values",
     "parse_space",
     "preset_text",
     "resolve_params",

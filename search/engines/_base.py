@@ -1,33 +1,36 @@
-"""The Engine contract: what every search engine guarantees, in one worker process.
+"""The engine contract: what every search engine guarantees, in one worker process.
 
 An engine drives the trials of one study that already exists in an Optuna RDB storage
 (``search.run`` creates it and stores its StudySettings). Any number of worker processes,
-on any number of machines, may run ``optimize`` on the same study at once. Whatever decides
-the next point (Optuna's samplers today, KerasTuner's oracles later), every engine:
+on any number of machines, may run the same study at once. The loop that does so is written
+once (``search.engines._lifecycle``); an engine supplies only a ``Proposer``: how the next
+point is proposed (Optuna's samplers and pruners, KerasTuner's oracles). Whatever the
+proposer, every trial:
 
-- claims each trial under the study's lock (``search._storage.exclusive``): counts the
-  finished and running trials against the stored target and creates a trial only when the
-  study still needs one, so the study ends with exactly its target however many workers;
-- draws each new point from a stream seeded by the study's seed and the trial's number
-  (distinct for concurrent workers, the same for a seeded single worker);
-- records the trial's heartbeat while it trains;
+- is claimed under the study's lock (``search._storage.exclusive``): the finished and running
+  trials are counted against the stored target and a trial is created only when the study
+  still needs one, so the study ends with exactly its target however many workers;
+- gets a point of its own (concurrent workers never draw the same point by accident; a seeded
+  single worker draws the same points every time, also across a resume);
+- records its heartbeat while it trains;
+- trains with ``search._training.fit_trial``, so early stopping, NaN checks and the per-epoch
+  history are the same for all engines;
+- is stored as the trial record (``search._records.TrialRecord``): params with their
+  distributions, the objective as value, the objective per epoch as intermediate values,
+  the record's user attributes (one row per epoch while it runs, the whole history at the
+  end), its engine and worker, and its failure reason;
+- treats the database as the only source of truth: the proposer learns every result from
+  the stored trials, trials whose worker died are failed
+  (``search._storage.fail_dead_trials``) and retried once, a finished trial is never
+  repeated;
 
-- trains each trial with ``search._training.fit_trial``, so early stopping, NaN checks and
-  the per-epoch history are the same for all engines;
-- stores every trial in the study as the trial record of docs/architecture.md: params with
-  their distributions, the objective as value, the objective per epoch as intermediate
-  values, and the user attributes (history after every epoch, best epoch, epochs run,
-  early-stopped/pruned, parameter count, duration, engine, worker, failure reason);
-- treats the database as the only source of truth: it resumes from the stored trials, fails
-  trials whose worker died (``search._storage.fail_dead_trials``) and retries them once,
-  and never repeats a finished trial;
-- returns when the study holds its target of finished (COMPLETE + PRUNED) trials
-  ("target"), or when ``limits`` say so ("timeout", or "recycle" so that a fresh process
-  continues); raises SearchAborted after ``max_failures`` of its trials failed in a row
-  (a failed trial alone never stops the search), StorageError when the database stays
-  lost, KeyboardInterrupt (after failing its trial as "interrupted") once
-  ``stop_requested`` is set (Ctrl-C/SIGTERM) or on a KeyboardInterrupt;
-- reports progress only through the ProgressSink it is given (nothing on stdout).
+and the loop returns when the study holds its target of finished (COMPLETE + PRUNED)
+trials ("target"), or when ``limits`` say so ("timeout", or "recycle" so that a fresh
+process continues); raises SearchAborted after ``max_failures`` of its trials failed in a
+row (a failed trial alone never stops the search), StorageError when the database stays
+lost, KeyboardInterrupt (after failing its trial as "interrupted") once ``stop_requested``
+is set (Ctrl-C/SIGTERM) or on a KeyboardInterrupt; and reports progress only through the
+ProgressSink it is given (nothing on stdout).
 """
 
 from __future__ import annotations
@@ -37,14 +40,12 @@ import os
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from optuna.storages import RDBStorage
+    import optuna
     from optuna.trial import FrozenTrial
 
-    from search._data import Dataset
-    from search._progress import ProgressSink
     from search._settings import StudySettings
 
 
@@ -124,21 +125,46 @@ def finished_count(counts: dict[str, int]) -> int:
     return counts.get("COMPLETE", 0) + counts.get("PRUNED", 0)
 
 
-class Engine(abc.ABC):
-    """A search engine; see the module docstring for the contract."""
+# A proposer's answer when no point can be proposed until a running trial ends (e.g. a
+# Hyperband round that waits for its trials): the worker looks again shortly.
+WAIT = "wait"
 
-    name: ClassVar[str]
+
+@dataclass(frozen=True)
+class Proposal:
+    """A point chosen by the proposer: the trial is created with these params (enqueued, so
+    the trial's distributions are the space's) and user attributes."""
+
+    params: dict[str, Any]
+    attrs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TrialPlan:
+    """How a claimed trial trains: its params, its epoch budget, the engine's own callbacks."""
+
+    params: dict[str, Any]
+    epochs: int
+    callbacks: tuple[Any, ...] = ()
+
+
+class Proposer(abc.ABC):
+    """What an engine supplies to the one lifecycle (the shape of Vizier's Designer:
+    suggest, and learn the results). The results are learnt from the database: every call
+    to ``suggest`` sees all stored trials, whichever worker ran them."""
+
+    def __init__(self, settings: StudySettings) -> None:
+        self.settings = settings
+
+    def open(self, study: optuna.Study) -> None:  # noqa: B027 - optional hook
+        """Once per worker, before the first claim (e.g. set the study's pruner)."""
 
     @abc.abstractmethod
-    def optimize(
-        self,
-        settings: StudySettings,
-        dataset: Dataset,
-        storage: RDBStorage,
-        *,
-        url: str,
-        limits: WorkerLimits,
-        progress: ProgressSink,
-    ) -> str:
-        """Run trials of ``settings.study`` in this process until the study holds its
-        target of finished trials or ``limits`` stop it; returns why it stopped."""
+    def suggest(self, study: optuna.Study, trials: list[FrozenTrial]) -> Proposal | str | None:
+        """Under the study's lock, before the trial numbered ``len(trials)`` is created:
+        a Proposal, WAIT, or None when ``study.ask()`` draws the point itself (a sampler
+        set on the study)."""
+
+    @abc.abstractmethod
+    def plan(self, trial: optuna.Trial) -> TrialPlan:
+        """The claimed trial's params (suggested through ``trial``), epochs and callbacks."""

@@ -19,6 +19,10 @@ from optuna.distributions import (
 )
 from optuna.trial import FrozenTrial, TrialState
 
+from search._records import TrialRecord
+from search._settings import DataRef, StudySettings
+from spaces import parse_space
+
 DISTRIBUTIONS: dict[str, BaseDistribution] = {
     "units": IntDistribution(8, 256, log=True),
     "learning_rate": FloatDistribution(1e-4, 1e-1, log=True),
@@ -39,38 +43,33 @@ SPACE = {
 
 
 def hp_settings(**overrides: Any) -> dict[str, Any]:
-    """The study user attr ``hpsearch`` as the architecture describes it."""
-    settings: dict[str, Any] = {
-        "version": "0.1.0",
-        "engine": "optuna",
-        "space": copy.deepcopy(SPACE),
-        "data": {
-            "source": "digits",
-            "kind": "builtin",
-            "target": None,
-            "task": "classification",
-            "classes": 10,
-            "input_shape": [64],
-            "val_split": 0.2,
-            "test_split": 0.2,
-            "n_train": 1149,
-            "n_val": 288,
-            "n_test": 360,
-            "fingerprint": "sha256:0123abcd",
-            "feature_names": None,
-        },
-        "objective": "val_loss",
-        "direction": "minimize",
-        "sampler": "tpe",
-        "pruner": "median",
-        "epochs": 20,
-        "patience": 3,
-        "seed": 42,
-        "max_failures": 5,
-        "created": "2025-01-02T03:04:05+00:00",
+    """The study user attr ``hpsearch`` as ``search`` writes it (``StudySettings.to_attrs``
+    with a data description as ``Dataset.describe`` gives it), with ``overrides``."""
+    settings = StudySettings(
+        study="fixture",
+        data=DataRef(source="digits", val_split=0.2, test_split=0.2),
+        space=parse_space(copy.deepcopy(SPACE), source="fixture"),
+        epochs=20,
+        patience=3,
+        seed=42,
+        created="2025-01-02T03:04:05+00:00",
+    )
+    description = {
+        "source": "digits",
+        "kind": "builtin",
+        "target": None,
+        "task": "multiclass",
+        "classes": 10,
+        "input_shape": [64],
+        "val_split": 0.2,
+        "test_split": 0.2,
+        "n_train": 1149,
+        "n_val": 288,
+        "n_test": 360,
+        "fingerprint": "sha256:0123abcd",
+        "feature_names": [f"pixel_{i}" for i in range(64)],
     }
-    settings.update(overrides)
-    return settings
+    return {**settings.to_attrs(description), **overrides}
 
 
 def curves(
@@ -104,20 +103,21 @@ def record(
     series = history[objective]
     pick = min if direction == "minimize" else max
     best_epoch = series.index(pick(v for v in series if not math.isnan(v)))
-    user_attrs: dict[str, Any] = {
-        "history": history,
-        "epochs_run": len(history["loss"]),
-        "best_epoch": best_epoch,
-        "best_metrics": {k: v[best_epoch] for k, v in history.items() if best_epoch < len(v)},
-        "early_stopped": early_stopped,
-        "pruned": state == TrialState.PRUNED,
-        "param_count": param_count,
-        "duration_s": duration_s,
-        "engine": "optuna",
-        "worker": {"host": "testhost", "pid": 4242, "started": "2025-01-02T03:04:05+00:00"},
-    }
-    if fail_reason is not None:
-        user_attrs["fail_reason"] = fail_reason
+    user_attrs = TrialRecord(
+        history=history,
+        epochs_run=len(history["loss"]),
+        max_epochs=20,
+        best_epoch=best_epoch,
+        best_metrics={k: v[best_epoch] for k, v in history.items() if best_epoch < len(v)},
+        early_stopped=early_stopped,
+        pruned=state == TrialState.PRUNED,
+        param_count=param_count,
+        duration_s=duration_s,
+        engine="optuna",
+        worker={"host": "testhost", "pid": 4242, "started": "2025-01-02T03:04:05+00:00"},
+        fail_reason=fail_reason,
+        rss_mib=900.0,
+    ).to_attrs()
     value: float | None = None
     if state == TrialState.COMPLETE:
         value = series[best_epoch]
@@ -198,7 +198,9 @@ def mixed_trials() -> list[FrozenTrial]:
             params={**ADAM, "units": 8},
             distributions={k: DISTRIBUTIONS[k] for k in ADAM},
             # Optuna's RetryFailedTrialCallback copies the failed trial's user attrs
-            user_attrs={"history": curves([2.0]), "epochs_run": 1, "fail_reason": "NaN"},
+            user_attrs=TrialRecord(
+                history=curves([2.0]), epochs_run=1, fail_reason="NaN"
+            ).to_attrs(),
             system_attrs={"failed_trial": 5, "retry_history": [5]},
         ),
     ]

@@ -15,7 +15,7 @@ def test_study_summary(mixed_study: tuple[str, str], kit) -> None:
     assert summary.name == "mixed"
     assert summary.engine == "optuna"
     assert summary.data == "digits"
-    assert summary.task == "classification"
+    assert summary.task == "multiclass"
     assert summary.objective == "val_loss"
     assert summary.direction == "minimize"
     assert summary.counts == {"COMPLETE": 4, "PRUNED": 1, "FAIL": 1, "RUNNING": 1, "WAITING": 1}

@@ -344,6 +344,22 @@ CASES: dict[str, Case] = {
     "--trials below what the study holds": Case(
         ("run", "--data", "digits", "--trials", "1"), 2, ("already holds 2", "--trials 3")
     ),
+    # engines: each engine's own options, and a study keeps its engine
+    "an Optuna option with the KerasTuner engine": Case(
+        ("run", "--data", "iris", "--study", "k", "--engine", "kerastuner", "--sampler", "tpe"),
+        2,
+        ("--sampler is an option of the optuna engine", "--engine kerastuner takes --algorithm"),
+    ),
+    "a KerasTuner option with the Optuna engine": Case(
+        ("run", "--data", "iris", "--study", "o", "--algorithm", "hyperband"),
+        2,
+        ("--algorithm is an option of the kerastuner engine",),
+    ),
+    "another engine for an existing study": Case(
+        ("run", "--data", "digits", "--engine", "kerastuner"),
+        2,
+        ("--engine 'kerastuner' (the study has 'optuna')", "--study digits-mlp-2"),
+    ),
     # describe
     "describe of a model too large for memory": Case(
         (
@@ -501,7 +517,7 @@ def test_a_full_disk_stops_the_search_with_one_line_and_keeps_the_trials(tmp_pat
     tiny = tmp_path / "tiny"
     tiny.mkdir()
     mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=1M", "tmpfs", str(tiny)], capture_output=True
+        ["mount", "-t", "tmpfs", "-o", "size=2M", "tmpfs", str(tiny)], capture_output=True
     )
     if mounted.returncode != 0:
         pytest.skip("cannot mount a small file system here (needs root)")

@@ -1,0 +1,186 @@
+"""The trial record: what hpsearch stores with every trial, defined once.
+
+A trial's params, value and intermediate values are Optuna's own fields; everything else is
+a ``TrialRecord`` kept in the trial's user attributes (``to_attrs``/``from_attrs``), written
+by the engine lifecycle and read by ``reports`` and the tests. While a trial runs, each epoch
+adds one small row (``epoch:K`` -> ``{"w": attempt, "m": {metric: value}}``, O(1) per
+epoch); the whole history is written once when the trial ends. ``RECORD_VERSION`` is stored
+in every record (``record``) and bumped when the layout changes; a reader takes older
+records as they are (a missing key is None).
+
+Nothing here imports TensorFlow or Optuna: ``reports`` reads records without them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from optuna.trial import FrozenTrial
+
+RECORD_VERSION = 1
+# The study user attribute holding the StudySettings (search._settings).
+SETTINGS_KEY = "hpsearch"
+
+
+def epoch_key(epoch: int) -> str:
+    """The user attribute holding one epoch's metrics while a trial runs."""
+    return f"epoch:{epoch}"
+
+
+def worker_token(worker: Mapping[str, Any]) -> str:
+    """The attempt an epoch row belongs to: a retry's copy keeps the dead attempt's rows."""
+    return f"{worker.get('host')}:{worker.get('pid')}:{worker.get('started')}"
+
+
+def epoch_row(worker: Mapping[str, Any], metrics: Mapping[str, float]) -> dict[str, Any]:
+    """The value of one ``epoch:K`` attribute."""
+    return {"w": worker_token(worker), "m": dict(metrics)}
+
+
+def _number(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return math.nan
+    return float(value)
+
+
+def _finite(value: Any) -> float | None:
+    number = _number(value)
+    return number if math.isfinite(number) else None
+
+
+def _int(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return None
+
+
+def _flag(value: Any) -> bool | None:
+    return value if isinstance(value, bool) else None
+
+
+def _history(raw: Any) -> dict[str, list[float]]:
+    if not isinstance(raw, Mapping):
+        return {}
+    return {
+        str(metric): [_number(v) for v in values]
+        for metric, values in raw.items()
+        if isinstance(values, list)
+    }
+
+
+def _epoch_rows(attrs: Mapping[str, Any]) -> dict[str, list[float]]:
+    """The history of a trial still running (or whose process died): its current attempt's
+    ``epoch:K`` rows."""
+    worker = attrs.get("worker")
+    if not isinstance(worker, Mapping):
+        return {}
+    attempt = worker_token(worker)
+    history: dict[str, list[float]] = {}
+    epoch = 0
+    while isinstance(row := attrs.get(epoch_key(epoch)), Mapping) and row.get("w") == attempt:
+        metrics = row.get("m")
+        if not isinstance(metrics, Mapping):
+            break
+        for metric, value in metrics.items():
+            history.setdefault(str(metric), []).append(_number(value))
+        epoch += 1
+    return history
+
+
+@dataclass
+class TrialRecord:
+    """The user attributes of one trial (see the module docstring)."""
+
+    history: dict[str, list[float]] = field(default_factory=dict)
+    best_epoch: int | None = None  # 0-based
+    best_metrics: dict[str, float] = field(default_factory=dict)
+    epochs_run: int | None = None
+    max_epochs: int | None = None  # the epochs the engine allowed it (a Hyperband round's)
+    early_stopped: bool | None = None
+    pruned: bool | None = None
+    param_count: int | None = None
+    duration_s: float | None = None
+    engine: str | None = None
+    worker: dict[str, Any] | None = None
+    fail_reason: str | None = None
+    rss_mib: float | None = None
+    record: int = RECORD_VERSION
+
+    def to_attrs(self) -> dict[str, Any]:
+        """The JSON-safe user attributes (keys with a None value are left out)."""
+        attrs = {f.name: getattr(self, f.name) for f in fields(self)}
+        if self.duration_s is not None:
+            attrs["duration_s"] = round(self.duration_s, 3)
+        return {k: v for k, v in attrs.items() if v is not None}
+
+    @staticmethod
+    def claimed(engine: str, worker: Mapping[str, Any], *, retry: bool) -> dict[str, Any]:
+        """The attributes a trial gets when a worker claims it; a retry (a copy of an attempt
+        whose worker died) also drops the copied failure reason."""
+        attrs: dict[str, Any] = {"engine": engine, "worker": dict(worker), "epochs_run": 0}
+        if retry:
+            attrs["fail_reason"] = None
+        return attrs
+
+    @staticmethod
+    def is_retry(attrs: Mapping[str, Any]) -> bool:
+        """Whether a trial just claimed is a retry: it carries its dead attempt's record."""
+        return "fail_reason" in attrs
+
+    @classmethod
+    def from_attrs(cls, attrs: Mapping[str, Any]) -> TrialRecord:
+        """The record of stored user attributes, whatever wrote them: a value of the wrong
+        type reads as missing, and a trial without a final history gets its epoch rows."""
+        history = _history(attrs.get("history")) if "history" in attrs else _epoch_rows(attrs)
+        best_epoch = _int(attrs.get("best_epoch"))
+        raw_best = attrs.get("best_metrics")
+        if isinstance(raw_best, Mapping):
+            best = {str(k): _number(v) for k, v in raw_best.items()}
+        elif best_epoch is not None:
+            best = {k: v[best_epoch] for k, v in history.items() if 0 <= best_epoch < len(v)}
+        else:
+            best = {}
+        epochs_run = _int(attrs.get("epochs_run"))
+        if epochs_run is None and history:
+            epochs_run = max(len(v) for v in history.values())
+        worker = attrs.get("worker")
+        reason = attrs.get("fail_reason")
+        engine = attrs.get("engine")
+        return cls(
+            history=history,
+            best_epoch=best_epoch,
+            best_metrics=best,
+            epochs_run=epochs_run,
+            max_epochs=_int(attrs.get("max_epochs")),
+            early_stopped=_flag(attrs.get("early_stopped")),
+            pruned=_flag(attrs.get("pruned")),
+            param_count=_int(attrs.get("param_count")),
+            duration_s=_finite(attrs.get("duration_s")),
+            engine=engine if isinstance(engine, str) else None,
+            worker=dict(worker) if isinstance(worker, Mapping) else None,
+            fail_reason=None if reason is None else str(reason),
+            rss_mib=_finite(attrs.get("rss_mib")),
+            record=_int(attrs.get("record")) or 0,
+        )
+
+    @classmethod
+    def of(cls, trial: FrozenTrial) -> TrialRecord:
+        """The record of a stored trial, as far as it is its own: a WAITING trial has none
+        (Optuna's retry copies a failed trial's attributes into the copy it enqueues), and
+        only a FAIL trial has a failure reason (a retry that finished may carry the old one).
+        """
+        name = trial.state.name
+        if name == "WAITING":
+            return cls(record=0)
+        record = cls.from_attrs(trial.user_attrs)
+        if name != "FAIL":
+            record.fail_reason = None
+        return record

@@ -1,0 +1,138 @@
+"""What only the KerasTuner engine does: its oracles' own behaviour (Hyperband's rounds),
+rebuilt from the database, through kill -9, with no KerasTuner directory anywhere."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from optuna.trial import FrozenTrial, TrialState
+
+import search
+from search._records import TrialRecord
+from search.engines._kerastuner import STATE_ATTR
+from search.testing import FINISHED, HPSEARCH, TINY, point, stored
+
+pytestmark = pytest.mark.slow
+
+
+def _budget(trial: FrozenTrial) -> int | None:
+    return TrialRecord.of(trial).max_epochs
+
+
+def _check_hyperband(trials: list[FrozenTrial]) -> None:
+    """Six finished trials of Hyperband with --epochs 3 (factor 3): bracket 1 trains three
+    points for 1 epoch and promotes the best of them to 3 epochs; bracket 0 trains two more
+    points for 3 epochs."""
+    finished = sorted((t for t in trials if t.state in FINISHED), key=lambda t: t.number)
+    assert len(finished) == 6, [t.state.name for t in trials]
+    assert [_budget(t) for t in finished] == [1, 1, 1, 3, 3, 3]
+    rounds = [
+        (v["tuner/bracket"], v["tuner/round"])
+        for v in (t.user_attrs[STATE_ATTR]["values"] for t in finished)
+    ]
+    assert rounds == [(1, 0), (1, 0), (1, 0), (1, 1), (0, 0), (0, 0)]
+    first_round = finished[:3]
+    best = min(first_round, key=lambda t: (t.value, t.number))
+    promoted = finished[3]
+    assert promoted.params == best.params, "Hyperband promotes the best point of the round"
+    assert (
+        promoted.user_attrs[STATE_ATTR]["values"]["tuner/trial_id"]
+        == (best.user_attrs[STATE_ATTR]["trial_id"])
+    )
+    for trial in finished:
+        record = TrialRecord.of(trial)
+        assert record.epochs_run is not None and record.max_epochs is not None
+        assert 1 <= record.epochs_run <= record.max_epochs
+        assert len(trial.intermediate_values) == record.epochs_run
+    assert len({point(t) for t in finished}) == 6
+
+
+def test_hyperband_trains_each_round_for_its_budget_and_promotes_the_best(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'hb.db'}"
+    result = search.run(
+        "iris", TINY, trials=6, epochs=3, patience=3, engine="kerastuner",
+        algorithm="hyperband", storage=url, write_report=False,
+    )  # fmt: skip
+    assert result.finished == 6
+    _check_hyperband(stored(result.study, url)[1])
+
+
+def test_random_and_bayesian_oracles_search_the_same_space(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'kt.db'}"
+    for algorithm in ("random", "bayesian"):
+        result = search.run(
+            "iris", TINY, trials=4, epochs=2, engine="kerastuner", algorithm=algorithm,
+            study=algorithm, storage=url, write_report=False,
+        )  # fmt: skip
+        attrs, trials = stored(algorithm, url)
+        assert result.finished == 4
+        assert (attrs["hpsearch"]["engine"], attrs["hpsearch"]["algorithm"]) == (
+            "kerastuner",
+            algorithm,
+        )
+        assert attrs["hpsearch"]["sampler"] is None and attrs["hpsearch"]["pruner"] is None
+        assert len({point(t) for t in trials}) == 4
+        for trial in trials:
+            assert _budget(trial) == 2
+            assert ("momentum" in trial.params) == (trial.params["optimizer"] == "sgd")
+
+
+def test_a_hyperband_search_killed_and_resumed_keeps_its_rounds_and_writes_no_directory(
+    tmp_path: Path,
+) -> None:
+    space = tmp_path / "tiny.yaml"
+    space.write_text(_yaml(TINY.to_dict()))
+    args = [HPSEARCH, "run", "--data", "iris", "--space", str(space), "--study", "hb",
+            "--trials", "6", "--epochs", "3", "--patience", "3", "--engine", "kerastuner",
+            "--algorithm", "hyperband", "--quiet"]  # fmt: skip
+    url = f"sqlite:///{tmp_path / 'hpsearch.db'}"
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONWARNINGS": "ignore"}
+    env.pop("HPSEARCH_STORAGE", None)
+    proc = subprocess.Popen(
+        args, cwd=tmp_path, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 480
+    before: dict[int, float | None] = {}
+    try:
+        while time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.1)
+            try:
+                trials = stored("hb", url)[1]
+            except Exception:  # not created yet
+                continue
+            if sum(t.state in FINISHED for t in trials) >= 2:
+                before = {t.number: t.value for t in trials if t.state in FINISHED}
+                break
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        _, err = proc.communicate(timeout=60)
+    assert len(before) >= 2, f"the search did not get going (exit {proc.returncode}): {err}"
+
+    again = subprocess.run(args, cwd=tmp_path, env=env, stdin=subprocess.DEVNULL,
+                           capture_output=True, text=True, timeout=900)  # fmt: skip
+    assert again.returncode == 0, again.stderr
+    trials = stored("hb", url)[1]
+    _check_hyperband(trials)
+    for number, value in before.items():
+        assert trials[number].value == value  # kept, not repeated
+    for trial in trials:
+        if trial.state == TrialState.FAIL:  # killed mid-trial: retried once, same point
+            assert "died" in (TrialRecord.of(trial).fail_reason or "")
+            retries = [t for t in trials if t.system_attrs.get("failed_trial") == trial.number]
+            assert len(retries) == 1 and retries[0].params == trial.params
+    # The database holds the oracle: nothing else was written here.
+    written = {p.name for p in tmp_path.iterdir()}
+    assert written <= {"tiny.yaml", "hpsearch.db", "hpsearch.db-wal", "hpsearch.db-shm",
+                       "hpsearch.db.lock", "hb-report.html"}, written  # fmt: skip
+
+
+def _yaml(data: object) -> str:
+    import yaml
+
+    return yaml.safe_dump(data, sort_keys=False)
