@@ -1,4 +1,5 @@
-"""Reading a study back from the database alone: table, ranking, plots, HTML.
+"""Reading studies back from the database alone: table, ranking, plots, HTML reports, and
+several studies compared.
 
 Never imports TensorFlow or Keras, so it works for any engine and while a search runs.
 
@@ -7,8 +8,9 @@ Exceptions belong to hpsearch's one hierarchy (``search._errors``, drawn in
 StudyNotFound (no such study; lists the studies there).
 """
 
+from reports._compare import Comparison, StudyBudget, compare
 from reports._frame import failures, history_of, leaderboard, trials_frame
-from reports._html import render_report, write_report
+from reports._html import render_comparison, render_report, write_comparison, write_report
 from reports._plots import (
     LearningCurve,
     OptimizationHistory,
@@ -22,12 +24,15 @@ from reports._summary import StudySummary, list_studies, study_summary
 from search._errors import StorageError, StudyNotFound
 
 __all__ = [
+    "Comparison",
     "LearningCurve",
     "OptimizationHistory",
     "ReportError",
     "StorageError",
+    "StudyBudget",
     "StudyNotFound",
     "StudySummary",
+    "compare",
     "failures",
     "history_of",
     "leaderboard",
@@ -36,8 +41,10 @@ __all__ = [
     "optimization_history_data",
     "plot_learning_curves",
     "plot_optimization_history",
+    "render_comparison",
     "render_report",
     "study_summary",
     "trials_frame",
+    "write_comparison",
     "write_report",
 ]

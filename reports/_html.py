@@ -12,13 +12,14 @@ import json
 import math
 import os
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import jinja2
 import pandas as pd
 
+from reports._compare import compare, plot_comparison
 from reports._frame import failures, frame_from_loaded, leaderboard, param_columns
 from reports._plots import (
     learning_curves_data,
@@ -233,7 +234,11 @@ def write_report(storage: StorageLike, study_name: str, path: str | Path, top: i
     """
     target = Path(path)
     check_writable(target)
-    html = render_report(storage, study_name, top=top)
+    return write_page(target, render_report(storage, study_name, top=top))
+
+
+def write_page(target: Path, html: str) -> Path:
+    """Write ``html`` to ``target`` atomically (see ``write_report``)."""
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         temp = target.with_name(f".{target.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
@@ -254,6 +259,37 @@ def write_report(storage: StorageLike, study_name: str, path: str | Path, top: i
         temp.unlink(missing_ok=True)
         raise
     return target
+
+
+def render_comparison(storage: StorageLike, names: Sequence[str]) -> str:
+    """Several studies of the same data side by side, as one self-contained HTML page."""
+    comparison = compare(storage, names)
+    table = comparison.table()
+    headers = [str(c) for c in table.columns]
+    rows = [[fmt(v) for v in row] for row in table.itertuples(index=False)]
+    winners = [
+        (s.study, ", ".join(f"{k}={fmt(v)}" for k, v in (s.best_params or {}).items()) or _DASH)
+        for s in comparison.studies
+    ]
+    generated_at = dt.datetime.now().astimezone().isoformat(sep=" ", timespec="seconds")
+    context = {
+        "title": f"hpsearch comparison: {', '.join(names)}",
+        "data": comparison.data,
+        "objective": f"{comparison.objective} ({comparison.direction})",
+        "generated": generated_at,
+        "headers": headers,
+        "rows": rows,
+        "winners": winners,
+        "plot_png": _png_uri(plot_comparison(comparison)),
+    }
+    return _environment().get_template("compare.html.j2").render(context)
+
+
+def write_comparison(storage: StorageLike, names: Sequence[str], path: str | Path) -> Path:
+    """Render the comparison and write it to ``path`` atomically; return the path."""
+    target = Path(path)
+    check_writable(target)
+    return write_page(target, render_comparison(storage, names))
 
 
 def check_writable(path: str | Path) -> None:

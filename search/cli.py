@@ -369,6 +369,43 @@ def report(study: str, storage: str | None, output: str | None) -> None:
     click.echo(str(Path(path).resolve()))
 
 
+@main.command()
+@click.argument("studies", nargs=-1, required=True)
+@_storage_option
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json"]),
+    default="table",
+    show_default=True,
+    help="What goes to stdout (without -o).",
+)
+@click.option(
+    "-o", "--output", type=click.Path(dir_okay=False), default=None, help="Write an HTML page."
+)
+@_handle_errors
+def compare(studies: tuple[str, ...], storage: str | None, fmt: str, output: str | None) -> None:
+    """Compare STUDIES of the same data side by side: best value, trials and epochs spent
+    and to reach it, trials by state; with -o an HTML page that also plots the best value
+    against trials and epochs and each study's best learning curve."""
+    from reports import compare as compare_studies
+    from reports import write_comparison
+    from search._storage import resolve_url
+
+    url = resolve_url(storage)
+    if output:
+        path = write_comparison(url, studies, Path(output))
+        click.echo(str(Path(path).resolve()))
+        return
+    comparison = compare_studies(url, studies)
+    if fmt == "json":
+        click.echo(json.dumps(comparison.to_json(), indent=2, default=str))
+    else:
+        click.echo(f"data: {comparison.data}; objective: {comparison.objective} "
+                   f"({comparison.direction})")  # fmt: skip
+        _emit(comparison.table(), "table", empty="no studies")
+
+
 def _emit(frame: Any, fmt: str, *, empty: str) -> None:
     if fmt == "csv":
         click.echo(frame.to_csv(index=False), nl=False)

@@ -15,12 +15,15 @@ from reports._study import describe_storage
 
 def test_exported_names() -> None:
     assert sorted(reports.__all__) == [
+        "Comparison",
         "LearningCurve",
         "OptimizationHistory",
         "ReportError",
         "StorageError",
+        "StudyBudget",
         "StudyNotFound",
         "StudySummary",
+        "compare",
         "failures",
         "history_of",
         "leaderboard",
@@ -29,9 +32,11 @@ def test_exported_names() -> None:
         "optimization_history_data",
         "plot_learning_curves",
         "plot_optimization_history",
+        "render_comparison",
         "render_report",
         "study_summary",
         "trials_frame",
+        "write_comparison",
         "write_report",
     ]
     for name in reports.__all__:

@@ -318,3 +318,38 @@ def test_a_search_killed_mid_trial_resumes_and_reaches_its_target(tmp_path: Path
     assert len(finished) == 4
     assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
     assert Path(out.stdout.strip()).is_file()
+
+
+def test_compare_puts_an_optuna_and_a_kerastuner_study_side_by_side(tmp_path: Path) -> None:
+    common = ["--data", "iris", "--space", "small", "--trials", "3", "--epochs", "2",
+              "--no-report", "--quiet"]  # fmt: skip
+    engines = {
+        "iris-tpe": ["--engine", "optuna"],
+        "iris-kt": ["--engine", "kerastuner", "--algorithm", "random"],
+    }
+    for study, engine in engines.items():
+        made = hp("run", *common, "--study", study, *engine, cwd=tmp_path)
+        assert made.returncode == 0, made.stderr
+
+    table = hp("compare", "iris-tpe", "iris-kt", cwd=tmp_path)
+    assert table.returncode == 0, table.stderr
+    lines = table.stdout.splitlines()
+    assert lines[0] == "data: iris; objective: val_loss (minimize)"
+    assert lines[1].split()[:4] == ["study", "engine", "algorithm", "best"]
+    assert lines[2].split()[:2] == ["iris-tpe", "optuna"]
+    assert lines[3].split()[:3] == ["iris-kt", "kerastuner", "random"]
+
+    as_json = hp("compare", "iris-tpe", "iris-kt", "--format", "json", cwd=tmp_path)
+    assert as_json.returncode == 0, as_json.stderr
+    data = json.loads(as_json.stdout)
+    assert [s["study"] for s in data["studies"]] == ["iris-tpe", "iris-kt"]
+    for study in data["studies"]:
+        assert study["trials_ended"] == 3 and study["epochs_spent"] >= 3
+        best = min(t.value for t in _trials(tmp_path / "hpsearch.db", study["study"]))
+        assert study["best_value"] == pytest.approx(best)
+
+    page = hp("compare", "iris-tpe", "iris-kt", "-o", "cmp.html", cwd=tmp_path)
+    assert page.returncode == 0, page.stderr
+    assert Path(page.stdout.strip()) == (tmp_path / "cmp.html").resolve()
+    html = (tmp_path / "cmp.html").read_text()
+    assert "iris-kt" in html and "kerastuner" in html and "data:image/png;base64," in html

@@ -136,6 +136,12 @@ def _edited_mlp(cwd: Path) -> None:
     (cwd / "my_space.yaml").write_text(edited)
 
 
+def _study_of_other_data(cwd: Path) -> None:
+    made = hp("run", "--data", "iris", "--space", "small", "--study", "iris-other", "--trials",
+              "1", "--epochs", "1", "--no-report", "--quiet", cwd=cwd)  # fmt: skip
+    assert made.returncode == 0, made.stderr
+
+
 @dataclass(frozen=True)
 class Case:
     args: tuple[str, ...]
@@ -359,6 +365,15 @@ CASES: dict[str, Case] = {
         ("run", "--data", "digits", "--engine", "kerastuner"),
         2,
         ("--engine 'kerastuner' (the study has 'optuna')", "--study digits-mlp-2"),
+    ),
+    "compare studies of other data": Case(
+        ("compare", "digits-mlp", "iris-other"),
+        2,
+        ("other data", "same data"),
+        setup=lambda cwd: _study_of_other_data(cwd),
+    ),
+    "compare a study that does not exist": Case(
+        ("compare", "digits-mlp", "nosuch"), 1, ("no study named 'nosuch'",)
     ),
     # describe
     "describe of a model too large for memory": Case(
