@@ -240,7 +240,11 @@ def open_storage(url: str | None = None, *, for_writing: bool = True) -> RDBStor
         }
     try:
         if not for_writing:
-            return RDBStorage(resolved, engine_kwargs=engine_kwargs, **kwargs)
+            # Opening a storage stamps Optuna's schema version when it is missing: a reader
+            # that opens a file while a writer creates its tables would race it (and make
+            # the writer fail on a duplicate row), so readers wait for the schema too.
+            with exclusive(resolved, "schema", patient=False):
+                return RDBStorage(resolved, engine_kwargs=engine_kwargs, **kwargs)
         with exclusive(resolved, "schema"):
             storage = RDBStorage(resolved, engine_kwargs=engine_kwargs, **kwargs)
             if path is not None:
@@ -286,17 +290,25 @@ def _use_wal(storage: RDBStorage) -> None:
 
 
 @contextlib.contextmanager
-def exclusive(url: str, name: str) -> Iterator[None]:
+def exclusive(url: str, name: str, *, patient: bool = True) -> Iterator[None]:
     """Hold the lock ``name`` of the storage at ``url`` against every other process.
 
     SQLite: ``flock`` on ``<database>.lock`` beside the file (SQLite serves one machine).
     PostgreSQL: a session advisory lock, on a connection of its own, so workers on any number
     of machines queue for it. Both are released if the process dies. Other databases get no
-    cross-process lock.
+    cross-process lock. Not ``patient`` (a reader): a server that cannot be reached is not
+    waited for, and a SQLite folder where no lock file can be made (read-only, so nobody
+    writes there) goes without the lock.
     """
     path = sqlite_path(url)
     if path is not None:
-        fd = os.open(path.with_name(path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fd = os.open(path.with_name(path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o666)
+        except OSError:
+            if patient:
+                raise
+            yield
+            return
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             _check_file(url, path)
@@ -322,7 +334,7 @@ def exclusive(url: str, name: str) -> Iterator[None]:
         return conn
 
     # A server restart drops the lock with its connection; taking it again waits it out.
-    with retrying(connect_and_lock, url)() as conn:
+    with (retrying(connect_and_lock, url) if patient else connect_and_lock)() as conn:
         try:
             yield
         finally:

@@ -146,6 +146,25 @@ def test_four_runs_started_at_once_on_a_new_sqlite_file_share_one_study(tmp_path
     assert len(workers) >= 2, "the trials were not shared between the processes"
 
 
+def test_readers_of_a_database_being_created_never_break_its_creation(tmp_path: Path) -> None:
+    """`hpsearch studies` or a report read at the instant a first run creates the tables:
+    opening a storage stamps Optuna's schema version, so a reader must not race the writer."""
+    space = _space(tmp_path)
+    for attempt in range(3):
+        url = f"sqlite:///{tmp_path / f'fresh{attempt}.db'}"
+        proc = _start(_run_args(space, "fresh", 1, 1, url), tmp_path)
+        reads = 0
+        while proc.poll() is None:
+            # No file yet, or no tables yet: a reader may fail; the writer must not.
+            with contextlib.suppress(Exception), opened_storage(url, for_writing=False) as store:
+                store.get_all_studies()
+                reads += 1
+        code, _, err = _finish(proc)
+        assert code == 0, err
+        assert reads > 0
+        assert len(_trials(url, "fresh")) == 1
+
+
 @pytest.mark.service
 def test_eight_workers_on_a_new_postgresql_database(postgres_url: str, tmp_path: Path) -> None:
     """Two pools of four started at the same instant on a new database: eight workers."""
