@@ -1,12 +1,14 @@
 """Importing Keras (and TensorFlow under it) without its start-up noise on stderr.
 
 TensorFlow's C++ runtime prints CUDA probing messages straight to file descriptor 2 while
-it is imported, before any logging setting applies; they would break ``--quiet`` and bury
-the progress output. Python-level errors of a failed import still surface as exceptions.
+it is imported, before any logging setting applies, and its Python logger warns about
+retracing as trials build their models; they would break ``--quiet`` and bury the progress
+output. Python-level errors of a failed import still surface as exceptions.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from types import ModuleType
@@ -27,6 +29,9 @@ def import_keras() -> ModuleType:
             os.dup2(saved, 2)
             os.close(saved)
             os.close(devnull)
+        # Every trial builds a new model, so TensorFlow traces new functions each trial and
+        # warns that it "triggered tf.function retracing": expected here, and noise on stderr.
+        logging.getLogger("tensorflow").setLevel(logging.ERROR)
     import keras
 
     return keras

@@ -11,8 +11,11 @@ study's lock) builds the oracle afresh from the stored trials:
   it is written in the same transaction that creates the trial, so the two never disagree;
 - the oracle gets one KerasTuner trial per id, whose status is that of its latest attempt
   (COMPLETE -> COMPLETED with the stored value as score, RUNNING or a queued retry ->
-  running, anything else -> FAILED), the values tried so far, and the Hyperband bookkeeping
-  of the newest trial;
+  running, anything else -> FAILED), the values tried so far (not those of a trial stopped
+  by Ctrl-C: it was never judged, so its point may come again), and the Hyperband
+  bookkeeping of the newest trial;
+- an oracle with no new point (a small space, all tried) makes the worker wait while other
+  trials run, and stops the search (SearchAborted, one line) once none does;
 - the oracle is seeded from the study's seed and the new trial's number, like Optuna's
   samplers: a seeded single worker proposes the same points on every run, concurrent
   workers different ones.
@@ -32,6 +35,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from search._errors import SearchAborted
+from search._records import TrialRecord
 from search.engines._base import WAIT, Proposal, Proposer, TrialPlan
 from spaces import kerastuner_hyperparameters, params_from_values
 
@@ -59,6 +63,10 @@ class KerasTunerProposer(Proposer):
             _forget(oracle)
         if proposed.status == "IDLE":
             return WAIT  # Hyperband: the round waits for its running trials
+        if proposed.status != "RUNNING" and any(
+            t.state in (TrialState.RUNNING, TrialState.WAITING) for t in trials
+        ):
+            return WAIT  # the running trials may still reach the target
         if proposed.status != "RUNNING":
             raise SearchAborted(
                 f"study {self.settings.study!r}: KerasTuner's {self.settings.algorithm} oracle "
@@ -135,7 +143,8 @@ class KerasTunerProposer(Proposer):
             restored.score = score
             oracle.trials[trial_id] = restored
             oracle.start_order.append(trial_id)
-            oracle._record_values(restored)
+            if not _interrupted(frozen):
+                oracle._record_values(restored)  # tried: not proposed again
             if status == "RUNNING":
                 ongoing[f"running-{trial_id}"] = restored
         finished = [
@@ -159,6 +168,12 @@ def _status(frozen: FrozenTrial) -> tuple[str, float | None]:
     if frozen.state in (TrialState.RUNNING, TrialState.WAITING):
         return "RUNNING", None
     return "FAILED", None
+
+
+def _interrupted(frozen: FrozenTrial) -> bool:
+    """A trial stopped by Ctrl-C or SIGTERM was never judged: its point may be proposed
+    again (a trial whose worker died is retried by the lifecycle instead)."""
+    return frozen.state == TrialState.FAIL and TrialRecord.of(frozen).fail_reason == "interrupted"
 
 
 def _plain(value: Any) -> Any:

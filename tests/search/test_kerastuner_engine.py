@@ -16,6 +16,7 @@ import search
 from search._records import TrialRecord
 from search.engines._kerastuner import STATE_ATTR
 from search.testing import FINISHED, HPSEARCH, TINY, point, stored
+from spaces import parse_space
 
 pytestmark = pytest.mark.slow
 
@@ -136,3 +137,33 @@ def _yaml(data: object) -> str:
     import yaml
 
     return yaml.safe_dump(data, sort_keys=False)
+
+
+TWO_POINTS = parse_space(
+    {
+        "name": "two",
+        "params": {
+            "optimizer": {"type": "categorical", "choices": ["adam", "sgd"]},
+            "units": 8,
+            "learning_rate": 0.01,
+            "batch_size": 32,
+        },
+    },
+    source="two",
+)
+
+
+@pytest.mark.parametrize("algorithm", ["random", "bayesian", "hyperband"])
+def test_an_exhausted_space_stops_once_every_point_has_run(tmp_path: Path, algorithm: str) -> None:
+    """Two workers, a space of two points and a target of ten: the worker with nothing to
+    propose waits for the other's trial instead of stopping the search under it."""
+    url = f"sqlite:///{tmp_path / 'two.db'}"
+    with pytest.raises(search.SearchAborted, match="no new point to propose") as info:
+        search.run(
+            "iris", TWO_POINTS, trials=10, epochs=1, engine="kerastuner", algorithm=algorithm,
+            study="two", storage=url, workers=2, write_report=False,
+        )  # fmt: skip
+    assert "Widen the space" in str(info.value)
+    trials = stored("two", url)[1]
+    assert [t.state for t in trials] == [TrialState.COMPLETE, TrialState.COMPLETE]
+    assert {t.params["optimizer"] for t in trials} == {"adam", "sgd"}
