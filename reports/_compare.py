@@ -231,6 +231,7 @@ def plot_comparison(comparison: Comparison) -> bytes:
         ax.grid(True, linewidth=0.4, alpha=0.5)
         if log:
             ax.set_yscale("log")
-    by_trials.legend(fontsize=7, frameon=False)
-    curves.legend(fontsize=7, frameon=False)
+    for ax in (by_trials, curves):
+        if ax.get_legend_handles_labels()[0]:  # a study with no completed trial draws none
+            ax.legend(fontsize=7, frameon=False)
     return _png(figure)

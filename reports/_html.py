@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import errno
 import json
 import math
 import os
@@ -311,7 +312,9 @@ def check_writable(path: str | Path) -> None:
         try:
             os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
         except OSError as exc:
-            raise type(exc)(exc.errno, exc.strerror, str(folder)) from None
+            # A folder that exists but takes no new files (/proc) answers "no such file".
+            reason = "no new files can be made there" if exc.errno == errno.ENOENT else None
+            raise type(exc)(exc.errno, reason or exc.strerror, str(folder)) from None
         probe.unlink(missing_ok=True)
         if len(target.name.encode()) > 255:
             raise OSError(36, "File name too long", target.name[:40] + "...")

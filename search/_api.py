@@ -43,6 +43,7 @@ from search._storage import (
 )
 from search.engines import SearchResult
 from search.engines._base import count_states, finished_count
+from search.engines._registry import ENGINE_OPTIONS, ENGINES
 from spaces import Space, load_space
 
 MAX_STUDY_NAME = 128
@@ -494,11 +495,20 @@ def _check_agrees(
     space: Space | None,
 ) -> None:
     """Anything given again for an existing study must match what it was created with."""
-    clashes = [
-        f"--{key.replace('_', '-')} {value!r} (the study has {getattr(settings, key)!r})"
-        for key, value in given.items()
-        if value is not None and value != getattr(settings, key)
-    ]
+    clashes = []
+    for key, value in given.items():
+        stored = getattr(settings, key)
+        if value is None or value == stored:
+            continue
+        flag = f"--{key.replace('_', '-')} {value!r}"
+        if key in ENGINE_OPTIONS and stored is None:  # another engine's option
+            owner = " or ".join(n for n, spec in ENGINES.items() if key in spec.options)
+            clashes.append(
+                f"{flag} is an option of the {owner} engine; the study runs "
+                f"{settings.engine_summary()}"
+            )
+        else:
+            clashes.append(f"{flag} (the study has {stored!r})")
     for key, value in data_given.items():
         stored = getattr(settings.data, key)
         if value is not None and value != stored:

@@ -273,7 +273,11 @@ def _progress(quiet: bool) -> Any:
 
 def _finish(result: Any, quiet: bool) -> None:
     if not quiet:
-        best = "-" if result.best_value is None else f"{result.best_value:.4g}"
+        best = (
+            "no completed trial yet"
+            if result.best_number is None
+            else f"best trial {result.best_number} ({result.best_value:.4g})"
+        )
         how = {
             "target": "reached its target",
             "timeout": "stopped at the timeout",
@@ -282,7 +286,7 @@ def _finish(result: Any, quiet: bool) -> None:
         where = f"; report: {result.report}" if result.report else ""
         click.echo(
             f"study {result.study} {how}: {result.finished}/{result.target} finished, "
-            f"best trial {result.best_number} ({best}){where}",
+            f"{best}{where}",
             err=True,
         )
     if result.report:

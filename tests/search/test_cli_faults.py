@@ -138,7 +138,8 @@ def _edited_mlp(cwd: Path) -> None:
 
 def _study_of_other_data(cwd: Path) -> None:
     made = hp("run", "--data", "iris", "--space", "small", "--study", "iris-other", "--trials",
-              "1", "--epochs", "1", "--no-report", "--quiet", cwd=cwd)  # fmt: skip
+              "1", "--epochs", "1", "--engine", "kerastuner", "--no-report", "--quiet",
+              cwd=cwd)  # fmt: skip
     assert made.returncode == 0, made.stderr
 
 
@@ -187,7 +188,11 @@ CASES: dict[str, Case] = {
         env={"HPSEARCH_STORAGE": f"postgresql://u:{SECRET}@{PG_DOWN}/x"},
     ),
     # files the report cannot be written to: the old report stays, nothing is trained
-    "report into /proc": Case(("report", "digits-mlp", "-o", "/proc/x.html"), 1, ("/proc/x.html",)),
+    "report into /proc": Case(
+        ("report", "digits-mlp", "-o", "/proc/x.html"),
+        1,
+        ("/proc/x.html", "no new files can be made there"),
+    ),
     "report below a file": Case(
         ("report", "digits-mlp", "-o", "hpsearch.db/r.html"), 1, ("Not a directory",)
     ),
@@ -360,6 +365,15 @@ CASES: dict[str, Case] = {
         ("run", "--data", "iris", "--study", "o", "--algorithm", "hyperband"),
         2,
         ("--algorithm is an option of the kerastuner engine",),
+    ),
+    "an Optuna option for an existing KerasTuner study": Case(
+        ("run", "--data", "iris", "--space", "small", "--study", "iris-other", "--pruner", "none"),
+        2,
+        (
+            "--pruner 'none' is an option of the optuna engine",
+            "study runs kerastuner (algorithm bayesian)",
+        ),
+        setup=lambda cwd: _study_of_other_data(cwd),
     ),
     "another engine for an existing study": Case(
         ("run", "--data", "digits", "--engine", "kerastuner"),
