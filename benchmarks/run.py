@@ -42,12 +42,29 @@
    with ``optuna.load_study`` and printed at trials 1, 1/4, 1/2, 3/4 and the last, with the
    maximum and the number of distinct worker processes.
 
+4. Time to a target (``--only target``): how fast each way of searching finds a good model.
+   The same space (``mlp``, the default), data (digits and breast_cancer), budget (trials,
+   epochs, patience) and seeds (0, 1, 2), each search one ``hpsearch run`` process pinned
+   to core 0, the contenders alternated within each seed: hpsearch's defaults (Optuna TPE
+   with the median pruner), Optuna TPE without pruning, TPE with Optuna's Hyperband pruner
+   (a candidate default), and KerasTuner's Hyperband,
+   RandomSearch and BayesianOptimization oracles (``--engine kerastuner``). All train
+   through the same code, so only the search differs. The target of a data set is within
+   5% of the best validation loss any of its runs found; a run's time to it is the time
+   from its first trial's start to the end of the trial whose result first reached it (its
+   epochs to it: the epochs all its trials trained until then). A run that never reaches it
+   counts with its whole time and is marked. Medians over the seeds. Goal: the default at
+   most 0.5x the time of unpruned TPE, and ahead of the KerasTuner oracles.
+
 The tables and the machine they ran on (CPU, cores, memory, library versions, date) go to
 docs/benchmarks.md (``--output``; not with ``--quick`` unless asked).
 
     make bench                                  # or: .venv/bin/python benchmarks/run.py
     .venv/bin/python benchmarks/run.py --quick --rss-trials 20 --recycle-after 5
     .venv/bin/python benchmarks/run.py --only anchors --rounds 5
+    .venv/bin/python benchmarks/run.py --only target --target-trials 20
+
+``--only`` rewrites the sections it runs in docs/benchmarks.md and keeps the others.
 """
 
 from __future__ import annotations
@@ -76,9 +93,25 @@ ROOT = Path(__file__).resolve().parent.parent
 SPACE = "benchmarks/fixed.yaml"  # relative to ROOT, where every command runs
 BIN = Path(sys.executable).parent
 PIN = ("taskset", "-c", "0")
-PARTS = ("anchors", "workers", "rss")
+PARTS = ("anchors", "workers", "rss", "target")
 GOAL_TIME = 0.5  # hpsearch / anchor, wall time: at most
 GOAL_WORKERS = 1.8  # throughput of --workers 2 / --workers 1: at least
+GOAL_TARGET = 0.5  # time to target, hpsearch's default / unpruned TPE: at most
+TARGET_DATA = ("digits", "breast_cancer")
+TARGET_SEEDS = (0, 1, 2)
+TARGET_SLACK = 1.05  # the target: within 5% of the best validation loss any run found
+# (key, label, options of `hpsearch run`): what differs between the contenders.
+CONTENDERS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("default", "hpsearch's defaults (Optuna TPE + median pruner)", ()),
+    ("tpe", "Optuna TPE, no pruning", ("--sampler", "tpe", "--pruner", "none")),
+    ("tpe-hyperband", "Optuna TPE + Hyperband pruner", ("--pruner", "hyperband")),
+    ("kt-hyperband", "KerasTuner Hyperband",
+     ("--engine", "kerastuner", "--algorithm", "hyperband")),
+    ("kt-random", "KerasTuner RandomSearch",
+     ("--engine", "kerastuner", "--algorithm", "random")),
+    ("kt-bayesian", "KerasTuner BayesianOptimization",
+     ("--engine", "kerastuner", "--algorithm", "bayesian")),
+)  # fmt: skip
 STUDY = "bench"
 FINISHED = ("COMPLETE", "PRUNED")
 
@@ -437,6 +470,112 @@ def compare_memory(args: argparse.Namespace) -> dict[str, Any]:
     return {"n": n, "e": e, "marks": marks, "runs": runs}
 
 
+# --- 4. time to a target ---------------------------------------------------------------
+
+
+@dataclass
+class TargetRun:
+    """One search of part 4: after each ended trial (in the order they ended), the time since
+    the first trial started, the epochs trained so far and the best value so far."""
+
+    contender: str
+    data: str
+    seed: int
+    steps: list[tuple[float, int, float]]
+
+    def best(self) -> float:
+        return self.steps[-1][2] if self.steps else float("inf")
+
+    def reach(self, target: float) -> tuple[float, int, bool]:
+        """(time, epochs) when the best value first reached ``target``, and whether it did;
+        the whole run's when it never did."""
+        for seconds, epochs, best in self.steps:
+            if best <= target:
+                return seconds, epochs, True
+        last = self.steps[-1] if self.steps else (float("nan"), 0, float("inf"))
+        return last[0], last[1], False
+
+
+def target_steps(trials: Sequence[Any]) -> list[tuple[float, int, float]]:
+    ended = sorted(
+        (t for t in trials if t.state.name in (*FINISHED, "FAIL") and t.datetime_complete),
+        key=lambda t: (t.datetime_complete, t.number),
+    )
+    starts = [t.datetime_start for t in trials if t.datetime_start]
+    if not ended or not starts:
+        return []
+    first = min(starts)
+    steps = []
+    best = float("inf")
+    epochs = 0
+    for trial in ended:
+        epochs += int(trial.user_attrs.get("epochs_run") or 0)
+        if trial.state.name == "COMPLETE" and trial.value is not None:
+            best = min(best, float(trial.value))
+        steps.append(((trial.datetime_complete - first).total_seconds(), epochs, best))
+    return steps
+
+
+def compare_time_to_target(args: argparse.Namespace) -> dict[str, Any]:
+    n, e, p = args.target_trials, args.target_epochs, args.patience
+    log(
+        f"\n4. time to a target: space mlp, {n} trials, up to {e} epochs, patience {p}, "
+        f"seeds {', '.join(map(str, TARGET_SEEDS))}, pinned to core 0"
+    )
+    runs: list[TargetRun] = []
+    for data in TARGET_DATA:
+        for seed in TARGET_SEEDS:
+            for key, _, options in CONTENDERS:
+                with tempfile.TemporaryDirectory(prefix="hpsearch-bench-") as name:
+                    db = Path(name) / "bench.db"
+                    cmd = [
+                        *PIN, str(BIN / "hpsearch"), "run",
+                        "--data", data, "--space", "mlp", "--trials", str(n),
+                        "--epochs", str(e), "--patience", str(p), "--seed", str(seed),
+                        "--storage", f"sqlite:///{db}", "--study", STUDY,
+                        "--quiet", "--no-report", *options,
+                    ]  # fmt: skip
+                    run = timed(cmd)
+                    trials = load_trials(db)
+                done = sum(t.state.name in FINISHED for t in trials)
+                if done < n:
+                    raise BenchError(f"{key} on {data} finished {done} trials, not {n}")
+                runs.append(TargetRun(key, data, seed, target_steps(trials)))
+                log(
+                    f"  {data:13} seed {seed} {key:12} best {runs[-1].best():.4f} after "
+                    f"{runs[-1].steps[-1][1]} epochs ({run.wall:.0f} s)"
+                )
+    tables: dict[str, Any] = {}
+    for data in TARGET_DATA:
+        mine = [r for r in runs if r.data == data]
+        target = min(r.best() for r in mine) * TARGET_SLACK
+        rows: dict[str, dict[str, Any]] = {}
+        for key, label, _ in CONTENDERS:
+            reached = [r.reach(target) for r in mine if r.contender == key]
+            rows[key] = {
+                "label": label,
+                "time": median([t for t, _, _ in reached]),
+                "epochs": median([float(ep) for _, ep, _ in reached]),
+                "missed": sum(not ok for _, _, ok in reached),
+                "best": median([r.best() for r in mine if r.contender == key]),
+                "times": [t for t, _, _ in reached],
+            }
+        ratio = rows["default"]["time"] / rows["tpe"]["time"]
+        ahead = all(rows["default"]["time"] < rows[k]["time"] for k in rows if k.startswith("kt-"))
+        tables[data] = {"target": target, "rows": rows, "ratio": ratio, "ahead": ahead}
+        log(f"  {data}: target val_loss <= {target:.4f}")
+        for key, row in rows.items():
+            log(
+                f"    {key:12} time {row['time']:6.1f} s  epochs {row['epochs']:5.0f}  "
+                f"missed {row['missed']}/{len(TARGET_SEEDS)}  best {row['best']:.4f}"
+            )
+        log(
+            f"    default / TPE without pruning: {ratio:.2f}   goal <= {GOAL_TARGET:.1f}: "
+            f"{verdict(ratio <= GOAL_TARGET)}; ahead of the KerasTuner oracles: {verdict(ahead)}"
+        )
+    return {"n": n, "e": e, "p": p, "tables": tables}
+
+
 def fmt_mib(value: Any) -> str:
     return f"{value:.0f}" if isinstance(value, int | float) else "-"
 
@@ -592,8 +731,79 @@ def write_report(
                 f"| {run['label']} | {cells} | {run['max']:.0f} | {run['pids']} "
                 f"| {run['wall']:.0f} s |"
             )
+    if "target" in results:
+        r = results["target"]
+        lines += [
+            "",
+            "## 4. Time to a target",
+            "",
+            f"Space `mlp` (the default), {r['n']} trials of up to {r['e']} epochs, patience "
+            f"{r['p']}, seeds {', '.join(map(str, TARGET_SEEDS))}; one `hpsearch run` per "
+            "search pinned to core 0, the contenders alternated; medians over the seeds. The "
+            f"target: within {100 * (TARGET_SLACK - 1):.0f}% of the best validation loss any "
+            "run found on the data set. Time: from the first trial's start to the end of the "
+            "trial that first reached it; epochs: all trials' epochs until then. A run that "
+            "missed it counts with its whole time.",
+        ]
+        for data, table in r["tables"].items():
+            lines += [
+                "",
+                f"**{data}** (target val_loss <= {table['target']:.4f})",
+                "",
+                "| contender | time to target | runs (s) | epochs to target | missed "
+                "| best val_loss |",
+                "| --- | ---: | --- | ---: | ---: | ---: |",
+            ]
+            for row in table["rows"].values():
+                runs = ", ".join(f"{t:.0f}" for t in row["times"])
+                lines.append(
+                    f"| {row['label']} | {row['time']:.1f} s | {runs} | {row['epochs']:.0f} "
+                    f"| {row['missed']}/{len(TARGET_SEEDS)} | {row['best']:.4f} |"
+                )
+            lines += [
+                "",
+                f"Default / TPE without pruning: **{table['ratio']:.2f}** (goal <= "
+                f"{GOAL_TARGET:.1f}: {verdict(table['ratio'] <= GOAL_TARGET)}); ahead of the "
+                f"KerasTuner oracles: {verdict(table['ahead'])}.",
+            ]
+    lines = _keep_sections(path, lines, results)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+SECTIONS = {"anchors": "## 1.", "workers": "## 2.", "rss": "## 3.", "target": "## 4."}
+
+
+def _keep_sections(path: Path, lines: list[str], results: dict[str, Any]) -> list[str]:
+    """The new report, with the sections of the parts not run this time taken from the old
+    one (``--only`` updates its own sections), in the parts' order."""
+    if not path.exists():
+        return lines
+
+    def split(text_lines: list[str]) -> tuple[list[str], dict[str, list[str]]]:
+        head: list[str] = []
+        sections: dict[str, list[str]] = {}
+        current: list[str] = head
+        for line in text_lines:
+            part = next((k for k, h in SECTIONS.items() if line.startswith(h)), None)
+            if part is not None:
+                current = sections.setdefault(part, [])
+            current.append(line)
+        return head, sections
+
+    head, new = split(lines)
+    _, old = split(path.read_text(encoding="utf-8").splitlines())
+    merged = list(head)
+    for part in PARTS:
+        section = new.get(part) if part in results else old.get(part)
+        if section:
+            if part not in results:
+                section = [*section[:1], "", "(From an earlier run: this run did not measure "
+                           "it.)", *section[1:]]  # fmt: skip
+            while merged and merged[-1] == "":
+                merged.pop()
+            merged += ["", *section]
+    return merged
 
 
 def main() -> None:
@@ -610,6 +820,10 @@ def main() -> None:
     parser.add_argument("--rss-trials", type=int, default=200, help="trials per search in 3. [200]")
     parser.add_argument("--rss-epochs", type=int, default=2, help="epochs per trial in 3. [2]")
     parser.add_argument("--recycle-after", type=int, default=50, help="recycling in 3. [50]")
+    parser.add_argument("--target-trials", type=int, help="trials per search in 4. [20; quick 4]")
+    parser.add_argument(
+        "--target-epochs", type=int, help="max epochs per trial in 4. [20; quick 3]"
+    )
     parser.add_argument("--quick", action="store_true", help="4 trials, 5 epochs, 1 round")
     parser.add_argument(
         "--only", default=",".join(PARTS), help=f"comma-separated parts to run [{','.join(PARTS)}]"
@@ -623,6 +837,8 @@ def main() -> None:
     args.epochs = args.epochs or (5 if quick else 15)
     args.rounds = args.rounds or (1 if quick else 3)
     args.workers_trials = args.workers_trials or (4 if quick else 32)
+    args.target_trials = args.target_trials or (4 if quick else 20)
+    args.target_epochs = args.target_epochs or (3 if quick else 20)
     if args.output is None and not quick:
         args.output = ROOT / "docs" / "benchmarks.md"
     parts = [p.strip() for p in args.only.split(",") if p.strip()]
@@ -631,8 +847,8 @@ def main() -> None:
         parser.error(
             f"--only: unknown part(s) {', '.join(sorted(unknown))}; expected {', '.join(PARTS)}"
         )
-    if "anchors" in parts and shutil.which("taskset") is None:
-        parser.error("taskset (util-linux) is needed to pin the processes of part 1")
+    if {"anchors", "target"} & set(parts) and shutil.which("taskset") is None:
+        parser.error("taskset (util-linux) is needed to pin the processes of parts 1 and 4")
 
     info = machine()
     code = code_fingerprint()
@@ -649,6 +865,8 @@ def main() -> None:
             results["workers"] = compare_workers(args)
         if "rss" in parts:
             results["rss"] = compare_memory(args)
+        if "target" in parts:
+            results["target"] = compare_time_to_target(args)
     except BenchError as exc:
         sys.exit(f"benchmark failed: {exc}")
     if code_fingerprint() != code:
