@@ -170,6 +170,7 @@ def frame_from_loaded(loaded: LoadedStudy) -> pd.DataFrame:
             "value": trial.value,
             "best": best,
             "epochs_run": record.epochs_run,
+            "max_epochs": record.max_epochs,
             "fail_reason": record.fail_reason,
             "retry_of": _int_or_none(failed_trial),
             "duration_s": _duration(trial, record),
@@ -197,6 +198,7 @@ def frame_from_loaded(loaded: LoadedStudy) -> pd.DataFrame:
         )
     columns["best_epoch"] = pd.Series([r["best_epoch"] for r in rows], dtype="Int64")
     columns["epochs_run"] = pd.Series([r["epochs_run"] for r in rows], dtype="Int64")
+    columns["max_epochs"] = pd.Series([r["max_epochs"] for r in rows], dtype="Int64")
     for key in _BOOL_ATTRS:
         columns[key] = pd.Series([r[key] for r in rows], dtype="boolean")
     columns["param_count"] = pd.Series([r["param_count"] for r in rows], dtype="Int64")
@@ -247,7 +249,8 @@ def trials_frame(storage: StorageLike, study_name: str) -> pd.DataFrame:
     Columns: ``number``, ``state``, ``rank`` (1..n among COMPLETE trials by value in the
     study's direction, ties by trial number; NA otherwise), ``value``, ``val_loss`` and the
     other ``val_*`` metrics at the best epoch, ``loss`` (train loss at the best epoch),
-    ``best_epoch`` (0-based), ``epochs_run``, ``early_stopped``, ``pruned``, ``param_count``,
+    ``best_epoch`` (0-based), ``epochs_run``, ``max_epochs`` (the epochs the engine allowed:
+    a Hyperband round's budget), ``early_stopped``, ``pruned``, ``param_count``,
     ``duration_s``, ``fail_reason`` (FAIL only), ``retry_of`` (the failed trial a retry
     copies), one ``param_<name>`` per parameter (NA where inactive), ``datetime_start``,
     ``datetime_complete``. A value the trial did not record is NA. (A parameter whose column

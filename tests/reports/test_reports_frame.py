@@ -51,6 +51,7 @@ def test_columns_and_attrs(mixed_study: tuple[str, str], kit) -> None:
     tail = [
         "best_epoch",
         "epochs_run",
+        "max_epochs",
         "early_stopped",
         "pruned",
         "param_count",
@@ -110,6 +111,7 @@ def test_row_values(mixed_study: tuple[str, str]) -> None:
     top = frame.loc[1]
     assert top["best_epoch"] == 2
     assert top["epochs_run"] == 5
+    assert top["max_epochs"] == 20
     assert top["val_loss"] == pytest.approx(0.3)
     assert top["loss"] == pytest.approx(0.25)
     assert top["val_accuracy"] == pytest.approx(1 - 0.3 / 4)
