@@ -22,7 +22,7 @@ from optuna.distributions import (
 from optuna.trial import FrozenTrial
 
 from reports._study import LoadedStudy, StorageLike, load
-from search._records import TrialRecord
+from search._records import TrialRecord, as_finite, as_int, as_number
 
 STATES = ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")
 
@@ -69,30 +69,6 @@ class Histories(Mapping[int, Mapping[str, list[float]]]):
 
     def __repr__(self) -> str:
         return f"Histories({len(self._data)} trials)"
-
-
-def _finite(value: Any) -> float | None:
-    """A float for a real number (not bool), None for anything else, NaN and inf included."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    number = float(value)
-    return number if math.isfinite(number) else None
-
-
-def _number_or_nan(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return math.nan
-    return float(value)
-
-
-def _int_or_none(value: Any) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return None
 
 
 def rank_trials(trials: Iterable[tuple[int, str, float | None]], direction: str) -> dict[int, int]:
@@ -172,7 +148,7 @@ def frame_from_loaded(loaded: LoadedStudy) -> pd.DataFrame:
             "epochs_run": record.epochs_run,
             "max_epochs": record.max_epochs,
             "fail_reason": record.fail_reason,
-            "retry_of": _int_or_none(failed_trial),
+            "retry_of": as_int(failed_trial),
             "duration_s": _duration(trial, record),
             "params": trial.params,
             "datetime_start": trial.datetime_start,
@@ -184,13 +160,13 @@ def frame_from_loaded(loaded: LoadedStudy) -> pd.DataFrame:
         }
         rows.append(row)
 
-    ranks = rank_trials(((r["number"], r["state"], _finite(r["value"])) for r in rows), direction)
+    ranks = rank_trials(((r["number"], r["state"], as_finite(r["value"])) for r in rows), direction)
     val_metrics = _val_metric_order(metric_names)
     columns: dict[str, pd.Series[Any]] = {
         "number": pd.Series([r["number"] for r in rows], dtype="int64"),
         "state": pd.Series([r["state"] for r in rows], dtype="str"),
         "rank": pd.Series([ranks.get(r["number"]) for r in rows], dtype="Int64"),
-        "value": pd.Series([_number_or_nan(r["value"]) for r in rows], dtype="float64"),
+        "value": pd.Series([as_number(r["value"]) for r in rows], dtype="float64"),
     }
     for metric in [*val_metrics, "loss"]:
         columns[metric] = pd.Series(

@@ -41,18 +41,21 @@ def epoch_row(worker: Mapping[str, Any], metrics: Mapping[str, float]) -> dict[s
     return {"w": worker_token(worker), "m": dict(metrics)}
 
 
-def _number(value: Any) -> float:
+def as_number(value: Any) -> float:
+    """A real number (not bool) as a float; NaN for anything else."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         return math.nan
     return float(value)
 
 
-def _finite(value: Any) -> float | None:
-    number = _number(value)
+def as_finite(value: Any) -> float | None:
+    """A finite real number as a float; None for anything else, NaN and inf included."""
+    number = as_number(value)
     return number if math.isfinite(number) else None
 
 
-def _int(value: Any) -> int | None:
+def as_int(value: Any) -> int | None:
+    """An integer (or a float holding one, as JSON may store it); None for anything else."""
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
@@ -70,7 +73,7 @@ def _history(raw: Any) -> dict[str, list[float]]:
     if not isinstance(raw, Mapping):
         return {}
     return {
-        str(metric): [_number(v) for v in values]
+        str(metric): [as_number(v) for v in values]
         for metric, values in raw.items()
         if isinstance(values, list)
     }
@@ -90,7 +93,7 @@ def _epoch_rows(attrs: Mapping[str, Any]) -> dict[str, list[float]]:
         if not isinstance(metrics, Mapping):
             break
         for metric, value in metrics.items():
-            history.setdefault(str(metric), []).append(_number(value))
+            history.setdefault(str(metric), []).append(as_number(value))
         epoch += 1
     return history
 
@@ -140,15 +143,15 @@ class TrialRecord:
         """The record of stored user attributes, whatever wrote them: a value of the wrong
         type reads as missing, and a trial without a final history gets its epoch rows."""
         history = _history(attrs.get("history")) if "history" in attrs else _epoch_rows(attrs)
-        best_epoch = _int(attrs.get("best_epoch"))
+        best_epoch = as_int(attrs.get("best_epoch"))
         raw_best = attrs.get("best_metrics")
         if isinstance(raw_best, Mapping):
-            best = {str(k): _number(v) for k, v in raw_best.items()}
+            best = {str(k): as_number(v) for k, v in raw_best.items()}
         elif best_epoch is not None:
             best = {k: v[best_epoch] for k, v in history.items() if 0 <= best_epoch < len(v)}
         else:
             best = {}
-        epochs_run = _int(attrs.get("epochs_run"))
+        epochs_run = as_int(attrs.get("epochs_run"))
         if epochs_run is None and history:
             epochs_run = max(len(v) for v in history.values())
         worker = attrs.get("worker")
@@ -159,16 +162,16 @@ class TrialRecord:
             best_epoch=best_epoch,
             best_metrics=best,
             epochs_run=epochs_run,
-            max_epochs=_int(attrs.get("max_epochs")),
+            max_epochs=as_int(attrs.get("max_epochs")),
             early_stopped=_flag(attrs.get("early_stopped")),
             pruned=_flag(attrs.get("pruned")),
-            param_count=_int(attrs.get("param_count")),
-            duration_s=_finite(attrs.get("duration_s")),
+            param_count=as_int(attrs.get("param_count")),
+            duration_s=as_finite(attrs.get("duration_s")),
             engine=engine if isinstance(engine, str) else None,
             worker=dict(worker) if isinstance(worker, Mapping) else None,
             fail_reason=None if reason is None else str(reason),
-            rss_mib=_finite(attrs.get("rss_mib")),
-            record=_int(attrs.get("record")) or 0,
+            rss_mib=as_finite(attrs.get("rss_mib")),
+            record=as_int(attrs.get("record")) or 0,
         )
 
     @classmethod

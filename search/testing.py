@@ -215,7 +215,7 @@ class EngineContract:
                 stdout=subprocess.DEVNULL, stderr=stderr,
             )  # fmt: skip
             try:
-                victim = _wait_for_second_trial(url, "k9", proc)
+                victim = wait_for_running_trial(url, "k9", proc, after_finished=1)
             finally:
                 ended = proc.poll()
                 proc.kill()  # SIGKILL: no cleanup of any kind
@@ -225,6 +225,13 @@ class EngineContract:
         assert victim is not None, f"no second trial in time (exit {ended}): {said}"
         assert proc.returncode == -signal.SIGKILL
         before = {t.number: t.value for t in stored("k9", url)[1] if t.state in FINISHED}
+        # The report reads a study whose last trial is still marked running.
+        early = subprocess.run(
+            [HPSEARCH, "report", "k9", "-o", "early.html"], cwd=tmp_path, env=_env(),
+            stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        assert early.returncode == 0, early.stderr
+        assert "RUNNING" in (tmp_path / "early.html").read_text().upper()
 
         again = subprocess.run(
             args, cwd=tmp_path, env=_env(), stdin=subprocess.DEVNULL, capture_output=True,
@@ -243,13 +250,15 @@ class EngineContract:
         assert sum(t.state in FINISHED for t in trials) == 3
         assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
         report = tmp_path / "k9-report.html"
-        assert report.is_file()
+        assert report.is_file() and Path(again.stdout.strip()) == report.resolve()
         assert engine["engine"] in report.read_text()
 
 
-def _wait_for_second_trial(url: str, study: str, proc: subprocess.Popen[Any]) -> FrozenTrial | None:
-    """Poll until a trial has run two epochs after a finished one; None if the search ended
-    first or took over eight minutes (CI machines may be busy)."""
+def wait_for_running_trial(
+    url: str, study: str, proc: subprocess.Popen[Any], *, after_finished: int = 0
+) -> FrozenTrial | None:
+    """Poll until a trial has run two epochs, once ``after_finished`` trials finished; None
+    if the search ended first or took over eight minutes (CI machines may be busy)."""
     deadline = time.monotonic() + 480
     while time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.2)
@@ -257,7 +266,7 @@ def _wait_for_second_trial(url: str, study: str, proc: subprocess.Popen[Any]) ->
             trials = stored(study, url)[1]
         except Exception:  # the database or the study does not exist yet
             continue
-        if not any(t.state in FINISHED for t in trials):
+        if sum(t.state in FINISHED for t in trials) < after_finished:
             continue
         for trial in trials:
             ran = len(TrialRecord.of(trial).history.get("loss", []))

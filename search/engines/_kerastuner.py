@@ -36,6 +36,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from search._errors import SearchAborted
 from search._records import TrialRecord
+from search._settings import StudySettings
 from search.engines._base import WAIT, Proposal, Proposer, TrialPlan
 from spaces import kerastuner_hyperparameters, params_from_values
 
@@ -54,6 +55,11 @@ def _seed(seed: int, number: int) -> int:
 class KerasTunerProposer(Proposer):
     """KerasTuner's ``hyperband``, ``bayesian`` or ``random`` oracle, rebuilt from the
     database for every proposal."""
+
+    def __init__(self, settings: StudySettings) -> None:
+        super().__init__(settings)
+        # The space declared once per worker; each oracle gets a copy of it.
+        self._hyperparameters = kerastuner_hyperparameters(settings.space)
 
     def suggest(self, study: optuna.Study, trials: list[FrozenTrial]) -> Proposal | str:
         oracle = self._oracle(trials, _seed(self.settings.seed, len(trials)))
@@ -101,7 +107,7 @@ class KerasTunerProposer(Proposer):
         from keras_tuner.src.engine import trial as kt_trial
 
         s = self.settings
-        hps = kerastuner_hyperparameters(s.space)
+        hps = self._hyperparameters.copy()
         way = "min" if s.direction == "minimize" else "max"
         objective = keras_tuner.Objective(s.objective, way)
         common: dict[str, Any] = {

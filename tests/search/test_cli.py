@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +17,8 @@ import pytest
 import yaml
 from optuna.trial import TrialState
 
-from reports import history_of
 from search._storage import opened_storage
+from search.testing import wait_for_running_trial
 from spaces import load_space
 
 pytestmark = pytest.mark.slow
@@ -225,33 +224,6 @@ def test_describe_builds_the_classic_architectures(tmp_path: Path) -> None:
     assert bad.returncode == 2 and "--params" in bad.stderr
 
 
-def _running_trial(
-    db: Path, study: str, proc: subprocess.Popen[Any], *, need_complete: bool
-) -> optuna.trial.FrozenTrial | None:
-    """Poll the database until a trial has run two epochs (after a finished one if asked).
-
-    None if the search ended first or took over eight minutes (CI machines may be busy).
-    """
-    deadline = time.monotonic() + 480
-    while time.monotonic() < deadline and proc.poll() is None:
-        time.sleep(0.2)
-        if not db.exists():
-            continue
-        try:
-            trials = _trials(db, study)
-        except Exception:  # the study is still being created
-            continue
-        done = [t for t in trials if t.state == TrialState.COMPLETE]
-        running = [
-            t
-            for t in trials
-            if t.state == TrialState.RUNNING and len(history_of(t).get("loss", [])) >= 2
-        ]
-        if running and (done or not need_complete):
-            return running[0]
-    return None
-
-
 def test_ctrl_c_stops_the_search_naming_the_study_to_resume(tmp_path: Path) -> None:
     args = ["run", "--data", "digits", "--space", "small", "--study", "cc", "--trials", "3",
             "--epochs", "300", "--patience", "300", "--pruner", "none", "--quiet"]  # fmt: skip
@@ -260,7 +232,7 @@ def test_ctrl_c_stops_the_search_naming_the_study_to_resume(tmp_path: Path) -> N
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
-        victim = _running_trial(tmp_path / "hpsearch.db", "cc", proc, need_complete=False)
+        victim = wait_for_running_trial(f"sqlite:///{tmp_path / 'hpsearch.db'}", "cc", proc)
         assert victim is not None, "no trial started in time"
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=120)
@@ -271,53 +243,6 @@ def test_ctrl_c_stops_the_search_naming_the_study_to_resume(tmp_path: Path) -> N
     stopped = _trials(tmp_path / "hpsearch.db", "cc")[victim.number]
     assert stopped.state == TrialState.FAIL
     assert stopped.user_attrs["fail_reason"] == "interrupted"
-
-
-def test_a_search_killed_mid_trial_resumes_and_reaches_its_target(tmp_path: Path) -> None:
-    db = tmp_path / "hpsearch.db"
-    args = ["run", "--data", "digits", "--space", "small", "--study", "k9", "--trials", "4",
-            "--epochs", "300", "--patience", "300", "--pruner", "none", "--quiet"]  # fmt: skip
-    with (tmp_path / "stderr.txt").open("w+") as stderr:
-        proc = subprocess.Popen(
-            [HPSEARCH, *args], cwd=tmp_path, env=_env(), stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL, stderr=stderr,
-        )  # fmt: skip
-        try:
-            victim = _running_trial(db, "k9", proc, need_complete=True)
-        finally:
-            ended = proc.poll()
-            proc.kill()  # SIGKILL: no cleanup of any kind
-            proc.wait()
-        stderr.seek(0)
-        said = stderr.read()
-    try:
-        states = [t.state.name for t in _trials(db, "k9")]
-    except Exception as exc:  # the search may have ended before creating its study
-        states = [repr(exc)]
-    assert victim is not None, f"no second trial in time (exit {ended}, trials {states}): {said}"
-    assert proc.returncode == -signal.SIGKILL
-    before = {t.number: t.value for t in _trials(db, "k9") if t.state == TrialState.COMPLETE}
-    # The report reads a study whose last trial is still marked running.
-    early = hp("report", "k9", "-o", "early.html", cwd=tmp_path)
-    assert early.returncode == 0, early.stderr
-    assert "RUNNING" in (tmp_path / "early.html").read_text().upper()
-
-    out = hp("resume", "k9", "--quiet", cwd=tmp_path)
-    assert out.returncode == 0, out.stderr
-    trials = _trials(db, "k9")
-    killed = trials[victim.number]
-    assert killed.state == TrialState.FAIL
-    assert "died" in killed.user_attrs["fail_reason"]
-    retries = [t for t in trials if t.system_attrs.get("failed_trial") == victim.number]
-    assert len(retries) == 1
-    assert retries[0].state == TrialState.COMPLETE
-    assert retries[0].params == victim.params
-    for number, value in before.items():
-        assert trials[number].value == value  # kept, not repeated
-    finished = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
-    assert len(finished) == 4
-    assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
-    assert Path(out.stdout.strip()).is_file()
 
 
 def test_compare_puts_an_optuna_and_a_kerastuner_study_side_by_side(tmp_path: Path) -> None:
