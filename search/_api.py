@@ -14,6 +14,7 @@ import optuna
 from optuna.trial import FrozenTrial
 
 from search._data import BUILTIN_DATASETS, Dataset
+from search._data_keras import DEFAULT_NUM_WORDS, KERAS_DATASETS
 from search._errors import (
     ConfigError,
     DataError,
@@ -108,6 +109,7 @@ def run(
     task: str | None = None,
     val_split: float | None = None,
     test_split: float | None = None,
+    num_words: int | None = None,
     objective: str | None = None,
     direction: str | None = None,
     engine: str | None = None,
@@ -167,6 +169,7 @@ def run(
         task=task,
         val_split=0.2 if val_split is None else val_split,
         test_split=0.0 if test_split is None else test_split,
+        num_words=DEFAULT_NUM_WORDS if num_words is None else num_words,
     )
     data_given = {
         "source": data,
@@ -174,14 +177,26 @@ def run(
         "task": task,
         "val_split": val_split,
         "test_split": test_split,
+        "num_words": num_words,
     }
     if data is not None:  # a study may be created: a bad name must not create a database
         check_study_name(study)
-    if target is not None and data is not None and data in BUILTIN_DATASETS:
+    if (
+        target is not None
+        and data is not None
+        and (data in BUILTIN_DATASETS or data in KERAS_DATASETS)
+    ):
         raise ConfigError(
             f"--target {target!r}: the built-in data set {data!r} has its own target; "
             "--target names the label column of a CSV file."
         )
+    if (
+        num_words is not None
+        and data is not None
+        and not (data in KERAS_DATASETS and KERAS_DATASETS[data].uses_num_words)
+    ):
+        users = ", ".join(n for n, e in KERAS_DATASETS.items() if e.uses_num_words)
+        raise ConfigError(f"--num-words applies to word data ({users}), not to {data!r}.")
     count, chosen = resolve_workers(workers)
     sink = progress or NullProgress()
     report_path = Path(report) if report is not None else default_report_path(study, url)
@@ -287,6 +302,7 @@ def study_dataset(settings: StudySettings, stored: dict[str, Any], fix: str) -> 
         val_split=settings.data.val_split,
         test_split=settings.data.test_split,
         seed=settings.seed,
+        num_words=settings.data.num_words,
     )
     stored_fp = stored.get("data", {}).get("fingerprint")
     if stored_fp and stored_fp != dataset.fingerprint:

@@ -1,4 +1,5 @@
-"""Data sets: the scikit-learn built-ins, CSV files and NPZ files, split and scaled.
+"""Data sets: the scikit-learn built-ins, the Keras tutorials' data sets (``keras.datasets``,
+read from the Keras cache: search/_data_keras.py), CSV files and NPZ files, split and scaled.
 
 A data set is loaded once per process (``load_dataset`` caches by source, file state and
 split settings); every trial of a search trains on the same arrays.
@@ -16,6 +17,14 @@ from typing import Any, Literal, cast
 
 import numpy as np
 
+from search._data_keras import (
+    DEFAULT_NUM_WORDS,
+    KERAS_DATASETS,
+    Scaling,
+    check_num_words,
+    keras_datasets_dir,
+    load_keras_arrays,
+)
 from search._errors import DataError
 from spaces import DataSpec
 
@@ -28,6 +37,36 @@ BUILTIN_DATASETS: dict[str, str] = {
     "iris": "load_iris",
     "diabetes": "load_diabetes",
 }
+BUILTIN_SUMMARIES: dict[str, tuple[Task, str]] = {
+    "digits": ("multiclass", "1,797 handwritten digits, 8x8 grey (10 classes)"),
+    "breast_cancer": ("binary", "569 tumours, 30 measurements (malignant or benign)"),
+    "wine": ("multiclass", "178 wines, 13 chemical measurements (3 cultivars)"),
+    "iris": ("multiclass", "150 irises, 4 measurements (3 species)"),
+    "diabetes": ("regression", "442 patients, 10 measurements (disease progression)"),
+}
+
+
+def list_datasets() -> list[dict[str, str]]:
+    """Every data set ``--data`` knows by name: where it comes from, its task, what it is,
+    and for Keras' whether it is in the cache (else it is downloaded on first use)."""
+    rows = [
+        {"name": name, "task": task, "source": "scikit-learn", "about": about}
+        for name, (task, about) in BUILTIN_SUMMARIES.items()
+    ]
+    root = keras_datasets_dir()
+    for name, entry in KERAS_DATASETS.items():
+        cached = all((root / f).is_file() for f in entry.files)
+        rows.append(
+            {
+                "name": name,
+                "task": entry.task,
+                "source": f"keras ({'cached' if cached else 'downloads on first use'})",
+                "about": entry.summary,
+            }
+        )
+    return rows
+
+
 # The largest feature magnitude accepted: models train in float32.
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 # Integer-valued targets with at most this many distinct values are taken as classes.
@@ -39,7 +78,7 @@ class Dataset:
     """Arrays ready to train on: features scaled on the training part only."""
 
     source: str
-    kind: Literal["builtin", "csv", "npz"]
+    kind: Literal["builtin", "keras", "csv", "npz"]
     task: Task
     x_train: np.ndarray
     y_train: np.ndarray
@@ -54,6 +93,8 @@ class Dataset:
     val_split: float = 0.2
     test_split: float = 0.0
     fingerprint: str = ""
+    scaling: Scaling = Scaling.STANDARD
+    num_words: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -80,6 +121,9 @@ class Dataset:
             "n_val": len(self.x_val),
             "n_test": 0 if self.x_test is None else len(self.x_test),
             "fingerprint": self.fingerprint,
+            "scaling": self.scaling.value,
+            "num_words": self.num_words,
+            "class_names": list(self.class_names[:1000]),
             "feature_names": list(self.feature_names[:200]),
         }
 
@@ -92,13 +136,16 @@ def load_dataset(
     val_split: float = 0.2,
     test_split: float = 0.0,
     seed: int = 0,
+    num_words: int = DEFAULT_NUM_WORDS,
 ) -> Dataset:
     """Load, split and scale a data set.
 
-    ``source`` is a built-in name (digits, breast_cancer, wine, iris, diabetes), a ``.csv``
-    file (``target`` names the label column) or a ``.npz`` file with ``x_train``,
-    ``y_train`` and optionally ``x_val``/``y_val`` and ``x_test``/``y_test``. The task is
-    inferred from the target unless ``task`` is given. Results are cached per process.
+    ``source`` is a built-in name (digits, breast_cancer, wine, iris, diabetes), a Keras
+    data set (mnist, fashion_mnist, cifar10, imdb, reuters, boston_housing; IMDB and Reuters
+    multi-hot over ``num_words`` words), a ``.csv`` file (``target`` names the label
+    column) or a ``.npz`` file with ``x_train``, ``y_train`` and optionally
+    ``x_val``/``y_val`` and ``x_test``/``y_test``. The task is inferred from the target
+    unless ``task`` is given. Results are cached per process.
     """
     if task is not None and task not in TASKS:
         raise DataError(f"--task must be one of {', '.join(TASKS)}; got {task!r}.")
@@ -110,34 +157,57 @@ def load_dataset(
             f"(val_split + test_split < 1); got test_split={test_split!r}, "
             f"val_split={val_split!r}."
         )
+    if source in KERAS_DATASETS:
+        if test_split:
+            raise DataError(
+                f"--test-split: {source} has its own test set (Keras'); leave --test-split out."
+            )
+        num_words = check_num_words(num_words) if KERAS_DATASETS[source].uses_num_words else 0
+    else:
+        num_words = 0
     state = _file_state(source)
-    return _load_cached(source, state, target, task, float(val_split), float(test_split), seed)
+    return _load_cached(
+        source, state, target, task, float(val_split), float(test_split), seed, num_words
+    )
 
 
-def _file_state(source: str) -> tuple[float, int] | None:
-    """Modification time and size of a data file, so an edited file is loaded again."""
+def _file_state(source: str) -> tuple[object, ...] | None:
+    """Where and how recent a data file is (modification time and size), so an edited
+    file, or another Keras cache (KERAS_HOME), is loaded again."""
     if source in BUILTIN_DATASETS:
         return None
-    try:
-        st = os.stat(source)
-    except OSError:
-        return None
-    return (st.st_mtime, st.st_size)
+    if source in KERAS_DATASETS:
+        root = keras_datasets_dir()
+        paths = [root / name for name in KERAS_DATASETS[source].files]
+    else:
+        paths = [Path(source)]
+    state: list[object] = []
+    for path in paths:
+        try:
+            st = os.stat(path)
+        except OSError:
+            state.append(str(path))
+            continue
+        state.append((str(path), st.st_mtime, st.st_size))
+    return tuple(state)
 
 
 @functools.lru_cache(maxsize=8)
 def _load_cached(
     source: str,
-    _state: tuple[float, int] | None,
+    _state: tuple[object, ...] | None,
     target: str | None,
     task: str | None,
     val_split: float,
     test_split: float,
     seed: int,
+    num_words: int,
 ) -> Dataset:
     if source in BUILTIN_DATASETS:
         x, y, names = _load_builtin(source)
         raw = _Raw(x=x, y=y, feature_names=names, kind="builtin", target="target")
+    elif source in KERAS_DATASETS:
+        raw = _load_keras(source, num_words)
     else:
         path = Path(source)
         suffix = path.suffix.lower()
@@ -146,7 +216,7 @@ def _load_cached(
         elif suffix == ".npz":
             raw = _load_npz(path)
         elif not path.exists() and not suffix:
-            known = ", ".join(BUILTIN_DATASETS)
+            known = ", ".join([*BUILTIN_DATASETS, *KERAS_DATASETS])
             raise DataError(
                 f"--data: unknown data set {source!r}; expected one of {known}, "
                 "or a path to a .csv or .npz file."
@@ -154,7 +224,8 @@ def _load_cached(
         else:
             raise DataError(
                 f"{source}: expected a .csv or .npz file or a built-in data set "
-                f"({', '.join(BUILTIN_DATASETS)}); got a file ending in {suffix or '(nothing)'!r}."
+                f"({', '.join([*BUILTIN_DATASETS, *KERAS_DATASETS])}); "
+                f"got a file ending in {suffix or '(nothing)'!r}."
             )
     return _prepare(source, raw, task, val_split, test_split, seed)
 
@@ -164,12 +235,40 @@ class _Raw:
     x: np.ndarray
     y: np.ndarray
     feature_names: tuple[str, ...]
-    kind: Literal["builtin", "csv", "npz"]
+    kind: Literal["builtin", "keras", "csv", "npz"]
     target: str | None
     x_val: np.ndarray | None = None
     y_val: np.ndarray | None = None
     x_test: np.ndarray | None = None
     y_test: np.ndarray | None = None
+    scaling: Scaling = Scaling.STANDARD
+    # A data set whose labels are class indices: their count and names (Keras' sets).
+    classes: int | None = None
+    class_names: tuple[str, ...] = ()
+    digest: str | None = None  # stands for the arrays in the fingerprint
+    num_words: int | None = None
+    task: Task | None = None  # a data set whose task is known (Keras')
+
+
+def _load_keras(source: str, num_words: int) -> _Raw:
+    entry = KERAS_DATASETS[source]
+    arrays = load_keras_arrays(source, num_words)
+    n_features = int(np.prod(arrays.x_train.shape[1:]))
+    return _Raw(
+        x=arrays.x_train,
+        y=arrays.y_train.reshape(-1),
+        feature_names=tuple(f"x{i}" for i in range(min(n_features, 200))),
+        kind="keras",
+        target=None,
+        x_test=arrays.x_test,
+        y_test=arrays.y_test.reshape(-1),
+        scaling=arrays.scaling,
+        classes=entry.classes,
+        class_names=entry.class_names,
+        digest=arrays.digest,
+        num_words=num_words or None,
+        task=entry.task,
+    )
 
 
 def _load_builtin(name: str) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
@@ -324,6 +423,8 @@ def _check_features(source: str, name: str, x: np.ndarray, feature_names: tuple[
             f"{source}: {name} must be numbers; got values of type {x.dtype} "
             "(encode text features as numbers first)."
         )
+    if x.dtype.kind in "biu":
+        return  # integers are finite and within float32's range
     flat = x.reshape(len(x), -1)
     finite = np.isfinite(flat)
     if finite.all() and x.dtype.kind == "f":
@@ -357,8 +458,6 @@ def infer_task(y: np.ndarray) -> Task:
 def _prepare(
     source: str, raw: _Raw, task: str | None, val_split: float, test_split: float, seed: int
 ) -> Dataset:
-    from sklearn.preprocessing import StandardScaler
-
     if len(raw.x) < 4:
         raise DataError(f"{source}: only {len(raw.x)} rows; too few to split and train.")
     for name, x_part in (("features", raw.x), ("x_val", raw.x_val), ("x_test", raw.x_test)):
@@ -375,60 +474,31 @@ def _prepare(
             f"{source}: the target has a single value ({y_all[0]!r}); there is nothing to "
             "learn. Check --target."
         )
-    chosen = cast(Task, task) if task else infer_task(y_all)
-    class_names: tuple[str, ...] = ()
-    classes: int | None = None
-    encode: Callable[[np.ndarray], np.ndarray]
-    if chosen == "regression":
-        if raw.y.dtype.kind in "OUS":
-            raise DataError(f"{source}: --task regression needs a numeric target.")
-
-        def encode(v: np.ndarray) -> np.ndarray:
-            return v.astype(np.float32)
+    if raw.task is not None and task is not None and task != raw.task:
+        raise DataError(f"--task {task}: {source} is a {raw.task} data set; leave --task out.")
+    chosen = cast(Task, task) if task else (raw.task or infer_task(y_all))
+    if raw.classes is not None:
+        classes, class_names, encode = _class_indices(source, raw)
     else:
-        labels = np.unique(y_all)
-        if chosen == "binary" and len(labels) != 2:
-            raise DataError(
-                f"{source}: --task binary needs exactly 2 classes in the target; "
-                f"found {len(labels)}."
-            )
-        if len(labels) < 2:
-            raise DataError(f"{source}: the target has a single class; nothing to learn.")
-        classes = len(labels) if chosen == "multiclass" else None
-        class_names = tuple(str(v) for v in labels)
-        seen = set(np.unique(raw.y).tolist())
-        for name, y_part in (("y_val", raw.y_val), ("y_test", raw.y_test)):
-            unseen = [] if y_part is None else sorted(set(np.unique(y_part).tolist()) - seen)
-            if unseen:
-                raise DataError(
-                    f"{source}: {name} has label(s) {', '.join(map(repr, unseen[:5]))} that "
-                    "y_train never has; a model cannot learn a class it never sees."
-                )
+        classes, class_names, encode = _encoding(source, raw, chosen, y_all)
 
-        def encode(v: np.ndarray) -> np.ndarray:
-            return np.searchsorted(labels, v).astype(np.float32 if chosen == "binary" else np.int64)
-
-    x = raw.x.astype(np.float64)
     y = encode(raw.y)
     stratify = chosen != "regression"
+    # Standardised features are computed in float64; the others keep their stored type
+    # until each part is scaled, so a large image set is never held in float64.
+    x = raw.x.astype(np.float64) if raw.scaling is Scaling.STANDARD else raw.x
     x_test = y_test = None
     if raw.x_test is not None and raw.y_test is not None:
-        x_test, y_test = raw.x_test.astype(np.float64), encode(raw.y_test)
+        x_test, y_test = raw.x_test, encode(raw.y_test)
     elif test_split > 0:
         x, x_test, y, y_test = _split(x, y, test_split, seed, stratify, source)
     if raw.x_val is not None and raw.y_val is not None:
         x_train, y_train = x, y
-        x_val, y_val = raw.x_val.astype(np.float64), encode(raw.y_val)
+        x_val, y_val = raw.x_val, encode(raw.y_val)
     else:
         x_train, x_val, y_train, y_val = _split(x, y, val_split, seed, stratify, source)
-
-    shape = x_train.shape[1:]
-    scaler = StandardScaler().fit(x_train.reshape(len(x_train), -1))
-
-    def scale(a: np.ndarray) -> np.ndarray:
-        return scaler.transform(a.reshape(len(a), -1)).reshape((len(a), *shape)).astype(np.float32)
-
-    fingerprint = _fingerprint(raw, chosen, val_split, test_split, seed)
+    del x
+    scale = _scaler(raw.scaling, x_train)
     return Dataset(
         source=source,
         kind=raw.kind,
@@ -442,11 +512,88 @@ def _prepare(
         classes=classes,
         target=raw.target,
         feature_names=raw.feature_names,
-        class_names=class_names,
+        class_names=raw.class_names or class_names,
         val_split=val_split,
         test_split=test_split,
-        fingerprint=fingerprint,
+        fingerprint=_fingerprint(raw, chosen, val_split, test_split, seed),
+        scaling=raw.scaling,
+        num_words=raw.num_words,
     )
+
+
+Encoder = Callable[[np.ndarray], np.ndarray]
+
+
+def _encoding(
+    source: str, raw: _Raw, chosen: Task, y_all: np.ndarray
+) -> tuple[int | None, tuple[str, ...], Encoder]:
+    """The labels as the model's targets: regression values as float32, classes as their
+    index among the sorted distinct labels (the names kept, for text labels)."""
+    if chosen == "regression":
+        if raw.y.dtype.kind in "OUS":
+            raise DataError(f"{source}: --task regression needs a numeric target.")
+        return None, (), lambda v: v.astype(np.float32)
+    labels = np.unique(y_all)
+    if chosen == "binary" and len(labels) != 2:
+        raise DataError(
+            f"{source}: --task binary needs exactly 2 classes in the target; found {len(labels)}."
+        )
+    if len(labels) < 2:
+        raise DataError(f"{source}: the target has a single class; nothing to learn.")
+    seen = set(np.unique(raw.y).tolist())
+    for name, y_part in (("y_val", raw.y_val), ("y_test", raw.y_test)):
+        unseen = [] if y_part is None else sorted(set(np.unique(y_part).tolist()) - seen)
+        if unseen:
+            raise DataError(
+                f"{source}: {name} has label(s) {', '.join(map(repr, unseen[:5]))} that "
+                "y_train never has; a model cannot learn a class it never sees."
+            )
+    dtype = np.float32 if chosen == "binary" else np.int64
+
+    def encode(v: np.ndarray) -> np.ndarray:
+        return np.searchsorted(labels, v).astype(dtype)
+
+    classes = len(labels) if chosen == "multiclass" else None
+    return classes, tuple(str(v) for v in labels), encode
+
+
+def _class_indices(source: str, raw: _Raw) -> tuple[int | None, tuple[str, ...], Encoder]:
+    """Labels that are already class indices 0..classes-1 (Keras' data sets): checked,
+    kept as they are."""
+    count = int(raw.classes or 0)
+    for name, part in (("y_train", raw.y), ("y_test", raw.y_test)):
+        if part is None:
+            continue
+        if part.dtype.kind not in "iu":
+            raise DataError(f"{source}: {name} must hold class indices; got {part.dtype} values.")
+        outside = part[(part < 0) | (part >= count)]
+        if outside.size:
+            raise DataError(
+                f"{source}: {name} has {outside.size} label(s) outside the class range 0 to "
+                f"{count - 1}, the first {int(outside[0])}; the cached file is damaged: "
+                "delete it to download it again."
+            )
+    dtype = np.float32 if count == 2 else np.int64
+    names = tuple(str(i) for i in range(count))
+    return (None if count == 2 else count), names, lambda v: v.astype(dtype)
+
+
+def _scaler(scaling: Scaling, x_train: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+    """How each part's features are scaled: statistics from the training part only."""
+    if scaling is Scaling.PIXELS:
+        return lambda a: np.divide(a, np.float32(255), dtype=np.float32)
+    if scaling is Scaling.MULTI_HOT:
+        return lambda a: a.astype(np.uint8, copy=False)
+    from sklearn.preprocessing import StandardScaler
+
+    shape = x_train.shape[1:]
+    scaler = StandardScaler().fit(x_train.reshape(len(x_train), -1))
+
+    def scale(a: np.ndarray) -> np.ndarray:
+        flat = a.reshape(len(a), -1).astype(np.float64)
+        return scaler.transform(flat).reshape((len(a), *shape)).astype(np.float32)
+
+    return scale
 
 
 def _split(
@@ -474,7 +621,18 @@ def _split(
 
 def _fingerprint(raw: _Raw, task: str, val_split: float, test_split: float, seed: int) -> str:
     digest = hashlib.sha256()
-    for part in (raw.x, raw.y, raw.x_val, raw.y_val, raw.x_test, raw.y_test):
+    parts: tuple[np.ndarray | None, ...] = (
+        raw.x,
+        raw.y,
+        raw.x_val,
+        raw.y_val,
+        raw.x_test,
+        raw.y_test,
+    )
+    if raw.digest is not None:  # the files the arrays were read from
+        digest.update(raw.digest.encode())
+        parts = ()
+    for part in parts:
         if part is None:
             digest.update(b"-")
             continue

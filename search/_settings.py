@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from search._data_keras import DEFAULT_NUM_WORDS
 from search._errors import ConfigError
 from search.engines._registry import ENGINE_OPTIONS, ENGINES
 from spaces import Space
@@ -53,6 +54,7 @@ class DataRef:
     task: str | None = None
     val_split: float = 0.2
     test_split: float = 0.0
+    num_words: int = DEFAULT_NUM_WORDS  # IMDB's and Reuters' vocabulary
 
 
 @dataclass(frozen=True)
@@ -137,6 +139,7 @@ class StudySettings:
                 "task_given": self.data.task,
                 "val_split": self.data.val_split,
                 "test_split": self.data.test_split,
+                "num_words": self.data.num_words,
             },
             "trials": self.trials,
             "objective": self.objective,
@@ -164,6 +167,7 @@ class StudySettings:
                     task=data.get("task_given"),
                     val_split=float(data.get("val_split", 0.2)),
                     test_split=float(data.get("test_split", 0.0)),
+                    num_words=int(data.get("num_words") or DEFAULT_NUM_WORDS),
                 ),
                 space=Space.from_dict(attrs["space"]),
                 trials=int(attrs.get("trials", 30)),

@@ -246,16 +246,24 @@ def _pipelines(dataset: Dataset, batch_size: int, seed: int) -> tuple[Any, Any]:
     samples = int(t.x_train.shape[0])
     # Shuffles indices, not rows (the buffer holds one int64 per sample), then gathers
     # each batch's rows at once.
+    # Features stored as integers (multi-hot words) become floats a batch at a time.
+    from search._keras import import_keras
+
+    floatx = t.x_train.dtype if t.x_train.dtype.is_floating else import_keras().backend.floatx()
     x_train, y_train = t.x_train, t.y_train
     train = (
         tf.data.Dataset.range(samples)
         .shuffle(samples, seed=seed, reshuffle_each_iteration=True)
         .batch(batch_size)
-        .map(lambda i: (tf.gather(x_train, i), tf.gather(y_train, i)))
+        .map(lambda i: (tf.cast(tf.gather(x_train, i), floatx), tf.gather(y_train, i)))
         .prefetch(1)
         .with_options(_pipeline_options())
     )
-    val = tf.data.Dataset.from_tensor_slices((t.x_val, t.y_val)).batch(VALIDATION_BATCH)
+    val = (
+        tf.data.Dataset.from_tensor_slices((t.x_val, t.y_val))
+        .batch(VALIDATION_BATCH)
+        .map(lambda x, y: (tf.cast(x, floatx), y))
+    )
     return train, val
 
 

@@ -134,7 +134,10 @@ def main(debug: bool) -> None:
 
 
 @main.command()
-@click.option("--data", help="digits, breast_cancer, wine, iris, diabetes, or a .csv/.npz file.")
+@click.option(
+    "--data",
+    help="A built-in data set (`hpsearch datasets`: digits, mnist, imdb, ...) or a .csv/.npz file.",
+)
 @click.option("--space", default=None, help="Preset (`hpsearch spaces`) or YAML file [mlp].")
 @click.option(
     "--trials", type=click.IntRange(min=1), default=None, help="Finished trials to reach [30]."
@@ -189,7 +192,16 @@ def main(debug: bool) -> None:
     help="[0.2]",
 )
 @click.option(
-    "--test-split", type=click.FloatRange(0, 1, max_open=True), default=None, help="[0.0]"
+    "--test-split",
+    type=click.FloatRange(0, 1, max_open=True),
+    default=None,
+    help="Hold out this part to score the winner on [0.0; Keras' data sets have their own].",
+)
+@click.option(
+    "--num-words",
+    type=click.IntRange(min=4),
+    default=None,
+    help="imdb/reuters: multi-hot over the most frequent N words [10000].",
 )
 @click.option(
     "--max-failures",
@@ -419,6 +431,19 @@ def _emit(frame: Any, fmt: str, *, empty: str) -> None:
         click.echo(empty, err=True)
     else:
         click.echo(frame.to_string(index=False, na_rep="-", float_format=lambda v: f"{v:.4g}"))
+
+
+@main.command()
+@_handle_errors
+def datasets() -> None:
+    """List the data sets --data knows by name (and whether Keras' are cached)."""
+    from search._data import list_datasets
+
+    for row in list_datasets():
+        click.echo("\t".join((row["name"], row["task"], row["source"], row["about"])))
+    from search._data_keras import keras_datasets_dir
+
+    click.echo(f"Keras' cache: {keras_datasets_dir()} (KERAS_HOME sets it)", err=True)
 
 
 @main.group(invoke_without_command=True)
