@@ -8,6 +8,7 @@ Exceptions belong to hpsearch's one hierarchy (``search._errors``, drawn in
 StudyNotFound (no such study; lists the studies there).
 """
 
+from reports._best import best_summary
 from reports._compare import Comparison, StudyBudget, compare
 from reports._frame import failures, history_of, leaderboard, trials_frame
 from reports._html import render_comparison, render_report, write_comparison, write_report
@@ -32,6 +33,7 @@ __all__ = [
     "StudyBudget",
     "StudyNotFound",
     "StudySummary",
+    "best_summary",
     "compare",
     "failures",
     "history_of",

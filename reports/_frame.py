@@ -172,6 +172,12 @@ def frame_from_loaded(loaded: LoadedStudy) -> pd.DataFrame:
         columns[metric] = pd.Series(
             [r["best"].get(metric, math.nan) for r in rows], dtype="float64"
         )
+    tested = loaded.winner.get("test_metrics", {})
+    for metric in tested:  # the winner's scores on the test split, on its row
+        columns[metric] = pd.Series(
+            [tested[metric] if r["number"] == loaded.winner["trial"] else math.nan for r in rows],
+            dtype="float64",
+        )
     columns["best_epoch"] = pd.Series([r["best_epoch"] for r in rows], dtype="Int64")
     columns["epochs_run"] = pd.Series([r["epochs_run"] for r in rows], dtype="Int64")
     columns["max_epochs"] = pd.Series([r["max_epochs"] for r in rows], dtype="Int64")
@@ -208,6 +214,7 @@ def frame_from_loaded(loaded: LoadedStudy) -> pd.DataFrame:
             "objective": loaded.objective,
             "histories": Histories(histories),
             "param_columns": param_columns,
+            "winner": loaded.winner,
         }
     )
     return frame

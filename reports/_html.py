@@ -12,6 +12,7 @@ import errno
 import json
 import math
 import os
+import shlex
 import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -154,7 +155,9 @@ def _failures_table(frame: pd.DataFrame) -> list[list[str]]:
     return rows
 
 
-def _summary_rows(summary: StudySummary, generated_at: str) -> list[tuple[str, str]]:
+def _summary_rows(
+    summary: StudySummary, generated_at: str, winner: Mapping[str, Any] | None = None
+) -> list[tuple[str, str]]:
     counts = ", ".join(f"{n} {state.lower()}" for state, n in summary.counts.items() if n)
     rows = [
         ("study", summary.name),
@@ -173,6 +176,18 @@ def _summary_rows(summary: StudySummary, generated_at: str) -> list[tuple[str, s
         rows.append(("best trial", f"trial {summary.best_number}: {fmt(summary.best_value)}"))
         params = summary.best_params or {}
         rows.append(("best params", ", ".join(f"{k}={fmt(v)}" for k, v in params.items()) or _DASH))
+        if winner and winner.get("trial") == summary.best_number:
+            scores = ", ".join(
+                f"{k.removeprefix('test_')} {fmt(v)}" for k, v in winner["test_metrics"].items()
+            )
+            rows.append(
+                (
+                    "test set",
+                    f"{scores} (trial {summary.best_number}, "
+                    f"{winner.get('n_test')} held-out samples)",
+                )
+            )
+        rows.append(("export it", f"hpsearch export {shlex.quote(summary.name)} -o best.keras"))
     rows.append(("last activity", fmt(summary.last_activity)))
     rows.append(("generated", generated_at))
     return rows
@@ -213,7 +228,7 @@ def render_report(storage: StorageLike, study_name: str, top: int = 5) -> str:
     space = loaded.settings.get("space")
     context = {
         "title": f"hpsearch report: {summary.name}",
-        "summary_rows": _summary_rows(summary, generated_at),
+        "summary_rows": _summary_rows(summary, generated_at, loaded.winner),
         "settings_rows": _settings_rows(loaded.settings),
         "space_json": json.dumps(space, indent=2, default=str) if space else None,
         "n_complete": summary.counts.get("COMPLETE", 0),

@@ -26,6 +26,7 @@ from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial
 
 from search._errors import HpsearchError, StorageError
+from search._records import as_int, as_number
 from search._storage import (
     mask_url,
     missing_study,
@@ -82,6 +83,9 @@ class LoadedStudy:
     directions: tuple[str, ...]
     settings: dict[str, Any]
     trials: list[FrozenTrial] = field(repr=False)
+    # The best trial scored on the test split: {"trial", "test_metrics", "model", "n_test"}
+    # (search._winner), {} before that.
+    winner: dict[str, Any] = field(default_factory=dict)
 
     @property
     def direction(self) -> str:
@@ -105,6 +109,21 @@ def settings_of(user_attrs: dict[str, Any]) -> dict[str, Any]:
     return dict(settings) if isinstance(settings, dict) else {}
 
 
+def winner_of(user_attrs: dict[str, Any]) -> dict[str, Any]:
+    """The study user attr ``winner`` when well formed ({} otherwise)."""
+    winner = user_attrs.get("winner")
+    if not isinstance(winner, dict) or as_int(winner.get("trial")) is None:
+        return {}
+    metrics = winner.get("test_metrics")
+    if not isinstance(metrics, dict):
+        return {}
+    return {
+        **winner,
+        "trial": as_int(winner.get("trial")),
+        "test_metrics": {str(k): as_number(v) for k, v in metrics.items()},
+    }
+
+
 def direction_names(directions: list[optuna.study.StudyDirection]) -> tuple[str, ...]:
     return tuple(d.name.lower() for d in directions)
 
@@ -119,4 +138,5 @@ def load(storage: StorageLike, study_name: str) -> LoadedStudy:
             directions=direction_names(study.directions),
             settings=settings_of(study.user_attrs),
             trials=list(trials),
+            winner=winner_of(study.user_attrs),
         )

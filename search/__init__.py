@@ -15,7 +15,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from search._api import default_study_name, load_settings, resume, run, work
+    from search._api import Exported, default_study_name, export, load_settings, resume, run, work
     from search._data import BUILTIN_DATASETS, Dataset, load_dataset
     from search._errors import (
         ConfigError,
@@ -33,7 +33,15 @@ if TYPE_CHECKING:
     from search.engines import SearchResult
 
 _WHERE = {
-    "search._api": ("default_study_name", "load_settings", "resume", "run", "work"),
+    "search._api": (
+        "Exported",
+        "default_study_name",
+        "export",
+        "load_settings",
+        "resume",
+        "run",
+        "work",
+    ),
     "search._data": ("BUILTIN_DATASETS", "Dataset", "load_dataset"),
     "search._errors": (
         "ConfigError",
@@ -59,6 +67,7 @@ __all__ = [
     "ConfigError",
     "DataError",
     "Dataset",
+    "Exported",
     "HpsearchError",
     "SearchAborted",
     "SearchInterrupted",
@@ -69,6 +78,7 @@ __all__ = [
     "StudySettings",
     "TrialFailed",
     "default_study_name",
+    "export",
     "load_dataset",
     "load_settings",
     "resume",

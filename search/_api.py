@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import math
+import os
 import re
 import time
 from pathlib import Path
@@ -120,6 +121,7 @@ def run(
     patience: int | None = None,
     seed: int | None = None,
     max_failures: int | None = None,
+    keep_top: int | None = None,
     timeout: float | None = None,
     report: str | Path | None = None,
     write_report: bool = True,
@@ -162,6 +164,7 @@ def run(
         "patience": patience,
         "seed": seed,
         "max_failures": max_failures,
+        "keep_top": keep_top,
     }
     data_ref = DataRef(
         source=data or "",
@@ -552,3 +555,80 @@ def _space_clash(given: Space, stored: Space) -> str:
     parts += [f"{', '.join(dropped)} removed"] if dropped else []
     detail = "; ".join(parts) or "other name or description"
     return f"--space {given.name!r} is not the study's space {stored.name!r} ({detail})"
+
+
+@dataclasses.dataclass(frozen=True)
+class Exported:
+    """What ``export`` wrote: the file, the trial, and whether the model is the trial's
+    checkpoint or was trained again (``how``)."""
+
+    path: Path
+    study: str
+    trial: int
+    how: str
+    test_metrics: dict[str, float] | None = None
+
+
+def export(
+    study: str,
+    output: str | Path,
+    *,
+    trial: int | None = None,
+    storage: str | None = None,
+) -> Exported:
+    """Write the trained model of the study's best trial (or trial number ``trial``) to
+    ``output`` in Keras' native format (``.keras``): its checkpoint when this machine has
+    it (``--keep-top``), else the trial trained again with its params and seed on the study's
+    data. Loading it with ``keras.models.load_model`` gives a compiled model; with a test
+    split, its ``evaluate`` on the test data gives the stored test scores."""
+    from search._winner import WINNER_KEY, checkpoint_path, trained_model
+
+    out = Path(output)
+    if out.suffix != ".keras":
+        raise ConfigError(
+            f"-o {str(output)!r}: Keras saves a model to a file ending in .keras; "
+            f"give e.g. -o {out.with_suffix('.keras').name}."
+        )
+    if out.exists() and out.is_dir():
+        raise ConfigError(f"-o {str(output)!r} is a folder; give a file path ending in .keras.")
+    url = resolve_url(storage)
+    with reading(url, study) as store:
+        stored = _stored_attrs(store, study)
+        settings = StudySettings.from_attrs(study, stored)
+        loaded = optuna.load_study(study_name=study, storage=store)
+        trials = loaded.get_trials(deepcopy=False)
+        winner = loaded.user_attrs.get(WINNER_KEY)
+    complete = {t.number: t for t in trials if t.state.name == "COMPLETE"}
+    if not complete:
+        raise ConfigError(f"study {study!r} has no completed trial yet; nothing to export.")
+    if trial is None:
+        sign = 1.0 if settings.direction == "minimize" else -1.0
+        chosen = min(complete.values(), key=lambda t: (sign * float(t.value or 0), t.number))
+    elif trial in complete:
+        chosen = complete[trial]
+    else:
+        states = {t.number: t.state.name for t in trials}
+        what = f"is {states[trial]}" if trial in states else "does not exist"
+        raise ConfigError(
+            f"--trial {trial}: trial {trial} of study {study!r} {what}; export takes a "
+            f"COMPLETE trial, e.g. the best: leave --trial out (`hpsearch trials {study}`)."
+        )
+    from search._keras import import_keras
+
+    keras = import_keras()
+    dataset = None
+    if not checkpoint_path(url, study, chosen.number).is_file():  # it is trained again
+        dataset = study_dataset(settings, stored, "export where the study's data is")
+    model, how = trained_model(settings, dataset, chosen, url)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = out.with_name(f".{out.name}.{os.getpid()}.keras")
+    try:
+        model.save(partial)
+        os.replace(partial, out)
+    finally:
+        partial.unlink(missing_ok=True)
+        keras.backend.clear_session()
+    metrics = None
+    if isinstance(winner, dict) and winner.get("trial") == chosen.number:
+        metrics = winner.get("test_metrics")
+    return Exported(out, study, chosen.number, how, metrics)

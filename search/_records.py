@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from optuna.trial import FrozenTrial
 
-RECORD_VERSION = 1
+RECORD_VERSION = 2  # 2: params, seed, versions
 # The study user attribute holding the StudySettings (search._settings).
 SETTINGS_KEY = "hpsearch"
 
@@ -115,6 +115,11 @@ class TrialRecord:
     worker: dict[str, Any] | None = None
     fail_reason: str | None = None
     rss_mib: float | None = None
+    # Reproducibility: the point the model was built from (the space's fixed values with
+    # the sampled ones), the seed it trained with and the libraries that trained it.
+    params: dict[str, Any] | None = None
+    seed: int | None = None
+    versions: dict[str, str] | None = None
     record: int = RECORD_VERSION
 
     def to_attrs(self) -> dict[str, Any]:
@@ -157,6 +162,8 @@ class TrialRecord:
         worker = attrs.get("worker")
         reason = attrs.get("fail_reason")
         engine = attrs.get("engine")
+        versions = attrs.get("versions")
+        params = attrs.get("params")
         return cls(
             history=history,
             best_epoch=best_epoch,
@@ -171,6 +178,13 @@ class TrialRecord:
             worker=dict(worker) if isinstance(worker, Mapping) else None,
             fail_reason=None if reason is None else str(reason),
             rss_mib=as_finite(attrs.get("rss_mib")),
+            params=dict(params) if isinstance(params, Mapping) else None,
+            seed=as_int(attrs.get("seed")),
+            versions=(
+                {str(k): str(v) for k, v in versions.items()}
+                if isinstance(versions, Mapping)
+                else None
+            ),
             record=as_int(attrs.get("record")) or 0,
         )
 

@@ -77,6 +77,8 @@ class StudySettings:
     seed: int = 0
     max_failures: int = 5
     engine: str = "optuna"
+    # Checkpoints of the best trials kept on disk (search._winner); 0 keeps none.
+    keep_top: int = 3
     created: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
 
     def __post_init__(self) -> None:
@@ -102,6 +104,7 @@ class StudySettings:
             ("--epochs", self.epochs, 1),
             ("--patience", self.patience, 0),
             ("--max-failures", self.max_failures, 1),
+            ("--keep-top", self.keep_top, 0),
         ):
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise bad(key, f"an integer >= {low}", value)
@@ -151,6 +154,7 @@ class StudySettings:
             "patience": self.patience,
             "seed": self.seed,
             "max_failures": self.max_failures,
+            "keep_top": self.keep_top,
             "created": self.created,
         }
 
@@ -180,6 +184,7 @@ class StudySettings:
                 patience=int(attrs["patience"]),
                 seed=int(attrs["seed"]),
                 max_failures=int(attrs.get("max_failures", 5)),
+                keep_top=int(attrs.get("keep_top", 3)),
                 engine=attrs.get("engine", "optuna"),
                 created=attrs.get("created", ""),
             )

@@ -66,6 +66,8 @@ class TrialOutcome:
     pruned: bool
     param_count: int | None
     duration_s: float
+    # The trained model (best-epoch weights) of a fit that ran to its end; not stored.
+    model: Any = field(default=None, repr=False, compare=False)
 
     def record(self, **more: Any) -> TrialRecord:
         """The trial record of this outcome, with ``more`` of its fields (engine, worker,
@@ -204,7 +206,9 @@ def fit_trial(
         if type(exc).__module__.startswith(("tensorflow", "keras")):
             raise TrialFailed(f"training failed: {type(exc).__name__}: {exc}") from exc
         raise
-    return recorder.outcome()
+    outcome = recorder.outcome()
+    outcome.model = model
+    return outcome
 
 
 def _tensors(dataset: Dataset) -> _Tensors:

@@ -209,6 +209,12 @@ def main(debug: bool) -> None:
     default=None,
     help="Failed trials in a row that stop the search [5].",
 )
+@click.option(
+    "--keep-top",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Checkpoints of the best trials kept on disk, for `export` [3; 0: none].",
+)
 @click.option("--no-report", is_flag=True, help="Do not write the report at the end.")
 @_worker_options
 @click.option("--quiet", "-q", is_flag=True, help="No progress output.")
@@ -364,6 +370,74 @@ def trials(study: str, storage: str | None, fmt: str, top: int | None, all_trial
         table = table[["rank", *[c for c in table.columns if c != "rank"]]]
     table = table.drop(columns=["datetime_start", "datetime_complete"], errors="ignore")
     _emit(table, fmt, empty=f"study {study!r} has no finished trials yet")
+
+
+@main.command()
+@click.argument("study")
+@_storage_option
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "yaml"]), default="table")
+@_handle_errors
+def best(study: str, storage: str | None, fmt: str) -> None:
+    """Print STUDY's best trial: params, value, metrics, and its test-set scores."""
+    from reports import best_summary
+    from search._storage import resolve_url
+
+    summary = best_summary(resolve_url(storage), study)
+    if fmt == "json":
+        click.echo(json.dumps(summary, indent=2, default=str))
+        return
+    import yaml
+
+    if fmt == "yaml":
+        click.echo(yaml.safe_dump(summary, sort_keys=False), nl=False)
+        return
+    width = max(len(k) for k in summary)
+    for key, value in summary.items():
+        if isinstance(value, dict):
+            value = ", ".join(f"{k}={_short(v)}" for k, v in value.items()) or "-"
+        elif value is None:
+            value = "-" if key != "test_metrics" else _untested(summary)
+        click.echo(f"{key:<{width}}  {_short(value)}")
+
+
+def _short(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def _untested(summary: dict[str, Any]) -> str:
+    return (
+        "- (scored when the search reaches its target, if the data has a test split: "
+        "--test-split or a Keras data set)"
+    )
+
+
+@main.command()
+@click.argument("study")
+@_storage_option
+@click.option("-o", "--output", type=click.Path(dir_okay=False), required=True,
+              help="The model file to write, ending in .keras.")  # fmt: skip
+@click.option("--trial", type=click.IntRange(min=0), default=None, help="[the best trial]")
+@_handle_errors
+def export(study: str, storage: str | None, output: str, trial: int | None) -> None:
+    """Write the trained model of STUDY's best trial (or --trial N) as a .keras file.
+
+    Its checkpoint when this machine kept it (`run --keep-top`), else the trial trained
+    again with its params and seed. Prints the file's path on stdout.
+    """
+    _quiet_logs()
+    import search
+
+    done = search.export(study, output, trial=trial, storage=storage)
+    how = (
+        "its checkpoint"
+        if done.how.startswith("checkpoint")
+        else "trained again with its params and seed (no checkpoint on this machine)"
+    )
+    click.echo(f"trial {done.trial} of {study!r}: {how}", err=True)
+    if done.test_metrics:
+        scores = ", ".join(f"{k} {v:.4g}" for k, v in done.test_metrics.items())
+        click.echo(f"stored test scores: {scores}", err=True)
+    click.echo(str(done.path.resolve()))
 
 
 @main.command()

@@ -41,6 +41,9 @@ RECORD_KEYS = {
     "engine",
     "worker",
     "rss_mib",
+    "params",
+    "seed",
+    "versions",
     "record",
 }
 TINY: Space = parse_space(

@@ -12,6 +12,7 @@ progress.
 from __future__ import annotations
 
 import contextlib
+import functools
 import threading
 import warnings
 from typing import Any
@@ -33,6 +34,7 @@ from search._storage import (
     worker_identity,
 )
 from search._training import TrialOutcome, TrialRecorder, fit_trial
+from search._winner import keep_checkpoint, score_winner
 from search.engines._base import (
     WAIT,
     Proposal,
@@ -138,6 +140,7 @@ class Lifecycle:
             check_stop()
             claimed = self._claim()
             if claimed == "target":
+                score_winner(self.study, self.settings, self.dataset, self.url)
                 return "target"
             if claimed is None:
                 stop_requested.wait(POLL_S)
@@ -240,21 +243,35 @@ class Lifecycle:
             on_epoch=on_epoch,
         )
 
+        seed = settings.seed + trial.number
+        point: dict[str, Any] = {}
+
         def ended(outcome: TrialOutcome, reason: str | None = None) -> TrialRecord:
             # Its engine and worker were stored when it was claimed: one write less each.
-            return outcome.record(fail_reason=reason)
+            return outcome.record(
+                fail_reason=reason, params=point or None, seed=seed, versions=library_versions()
+            )
 
         try:
             plan = self.proposer.plan(trial)
+            point.update(plan.params)
             recorder.max_epochs = plan.epochs
             outcome = fit_trial(
                 plan.params,
                 self.dataset,
                 recorder,
                 patience=settings.patience,
-                seed=settings.seed + trial.number,
+                seed=seed,
                 callbacks=[*plan.callbacks, _stop_callback(keras)],
             )
+            if outcome.value is not None:
+                # A checkpoint that cannot be written (a full disk) costs a retraining at
+                # export, not the trial.
+                with contextlib.suppress(OSError):
+                    keep_checkpoint(
+                        outcome.model, self.study, settings, self.url, trial.number, outcome.value
+                    )
+            outcome.model = None
         except optuna.TrialPruned:
             self._store(trial, ended(recorder.outcome(pruned=True)))
             return TrialState.PRUNED, None, ""
@@ -290,6 +307,29 @@ class Lifecycle:
         record.rss_mib = rss_mib()
         for key, value in record.to_attrs().items():
             trial.set_user_attr(key, value)
+
+
+@functools.cache
+def library_versions() -> dict[str, str]:
+    """The versions that train in this process (part of each trial's record)."""
+    import platform
+
+    import numpy
+
+    from search._keras import import_keras
+    from search._settings import package_version
+
+    keras = import_keras()
+    import tensorflow as tf
+
+    return {
+        "hpsearch": package_version(),
+        "python": platform.python_version(),
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "optuna": optuna.__version__,
+        "numpy": numpy.__version__,
+    }
 
 
 def _stop_callback(keras: Any) -> Any:

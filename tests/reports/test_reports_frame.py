@@ -23,6 +23,7 @@ def test_exported_names() -> None:
         "StudyBudget",
         "StudyNotFound",
         "StudySummary",
+        "best_summary",
         "compare",
         "failures",
         "history_of",
