@@ -14,7 +14,15 @@ The network is a stack of dense blocks on the (flattened) input::
     each block then Dropout(dropout) when dropout > 0
 
 With ``batch_norm="none"`` and no dropout, a block is exactly the hand-written tutorial layer
-``Dense(units, activation=..., kernel_initializer=...)``.
+``Dense(units, activation=..., kernel_initializer=...)``. The hidden layers' widths are
+``units`` each, a list of widths, or a funnel: with ``width_shrink`` < 1 each layer is that
+fraction of the one before. Every hidden Dense takes the kernel regularizer
+(``regularizer``, ``reg_strength``; the output layer too), the activity regularizer
+(``activity_regularizer``, ``activity_strength``) and a MaxNorm kernel constraint when
+``max_norm`` > 0. The optimizer takes ``momentum`` (sgd), ``beta_1`` (the Adam family) and
+``rho`` (rmsprop), and its learning rate follows ``lr_schedule``: constant, exponential
+(times ``lr_decay_rate`` every ``lr_decay_steps`` batches) or cosine_restarts (cosine
+decay restarted after ``lr_decay_steps`` batches, then cycles twice as long).
 """
 
 from __future__ import annotations
@@ -27,7 +35,12 @@ from typing import TYPE_CHECKING, Any, Final, Literal, cast, get_args
 
 from search._machine import physical_memory
 from spaces._schema import PARAM_NAMES, SpaceError, check_value
-from spaces._vocabulary import REGULARIZER_CLASSES
+from spaces._vocabulary import (
+    BETA_1_OPTIMIZERS,
+    LR_SCHEDULE_CLASSES,
+    REGULARIZER_CLASSES,
+    RHO_OPTIMIZERS,
+)
 
 if TYPE_CHECKING:
     import keras
@@ -88,22 +101,42 @@ BUILDER_DEFAULTS: Final[Mapping[str, Any]] = types.MappingProxyType(
     {
         "units": 64,
         "depth": 1,
+        "width_shrink": 1.0,
         "dropout": 0.0,
         "activation": "relu",
         "initializer": "glorot_uniform",
         "batch_norm": "none",
         "regularizer": "none",
         "reg_strength": 0.01,
+        "activity_regularizer": "none",
+        "activity_strength": 0.01,
+        "max_norm": 0.0,
         "optimizer": "adam",
         "momentum": 0.0,
+        "beta_1": 0.9,
+        "rho": 0.9,
         "learning_rate": 1e-3,
+        "lr_schedule": "constant",
+        "lr_decay_rate": 0.9,
+        "lr_decay_steps": 1000,
         "batch_size": 32,
     }
 )
 """The value of every builder parameter a space leaves out (or that is inactive)."""
 
 _FLOAT_PARAMS: Final[frozenset[str]] = frozenset(
-    {"dropout", "reg_strength", "momentum", "learning_rate"}
+    {
+        "width_shrink",
+        "dropout",
+        "reg_strength",
+        "activity_strength",
+        "max_norm",
+        "momentum",
+        "beta_1",
+        "rho",
+        "learning_rate",
+        "lr_decay_rate",
+    }
 )
 
 
@@ -144,10 +177,18 @@ def resolve_params(params: Mapping[str, Any]) -> dict[str, Any]:
                 f"but got (depth={params['depth']!r}, units={list(units)!r}).",
                 param="depth",
             )
+        if "width_shrink" in params and params["width_shrink"] != 1:
+            raise SpaceError(
+                "`width_shrink` shapes a funnel from one width; with a list of widths leave "
+                f"it out, but got (width_shrink={params['width_shrink']!r}, units={units!r}).",
+                param="width_shrink",
+            )
         resolved["units"] = list(units)
         resolved["depth"] = len(units)
     else:
-        resolved["units"] = [units] * resolved["depth"]
+        shrink = resolved["width_shrink"]
+        resolved["units"] = [max(1, round(units * shrink**i)) for i in range(resolved["depth"])]
+        resolved["width_shrink"] = 1.0  # the widths carry it now: resolving again is a no-op
     return resolved
 
 
@@ -168,10 +209,16 @@ def build_model(params: Mapping[str, Any], spec: DataSpec) -> keras.Model:
     if len(spec.input_shape) > 1:
         layers.append(keras.layers.Flatten())
     for width in p["units"]:
-        dense = {
+        dense: dict[str, Any] = {
             "kernel_initializer": p["initializer"],
             "kernel_regularizer": regularizer,
         }
+        if p["activity_regularizer"] != "none":
+            dense["activity_regularizer"] = _regularizer(
+                p["activity_regularizer"], p["activity_strength"]
+            )
+        if p["max_norm"] > 0:
+            dense["kernel_constraint"] = keras.constraints.MaxNorm(p["max_norm"])
         if p["batch_norm"] == "before_activation":
             layers += [
                 keras.layers.Dense(width, use_bias=False, **dense),
@@ -199,7 +246,7 @@ def build_model(params: Mapping[str, Any], spec: DataSpec) -> keras.Model:
     model = keras.Sequential(layers)
     # Keywords only: Keras 3's third positional argument is `loss_weights`.
     model.compile(
-        optimizer=_optimizer(p["optimizer"], p["learning_rate"], p["momentum"]),
+        optimizer=_optimizer(p),
         loss=loss,
         metrics=metrics,
     )
@@ -249,13 +296,34 @@ def _regularizer(name: str, strength: float) -> Any:
     )
 
 
-def _optimizer(name: str, learning_rate: float, momentum: float) -> Any:
+def _optimizer(p: Mapping[str, Any]) -> Any:
     import keras
 
-    config: dict[str, float] = {"learning_rate": learning_rate}
+    name = p["optimizer"]
+    config: dict[str, Any] = {"learning_rate": _learning_rate(p)}
     if name == "sgd":
-        config["momentum"] = momentum
+        config["momentum"] = p["momentum"]
+    if name in BETA_1_OPTIMIZERS:
+        config["beta_1"] = p["beta_1"]
+    if name in RHO_OPTIMIZERS:
+        config["rho"] = p["rho"]
     return keras.optimizers.get({"class_name": name, "config": config})
+
+
+def _learning_rate(p: Mapping[str, Any]) -> Any:
+    """The learning rate: a number, or a ``keras.optimizers.schedules`` object."""
+    import keras
+
+    rate, schedule = p["learning_rate"], p["lr_schedule"]
+    if schedule == "constant":
+        return rate
+    config: dict[str, Any] = {"initial_learning_rate": rate}
+    if schedule == "exponential":
+        config.update(decay_steps=p["lr_decay_steps"], decay_rate=p["lr_decay_rate"])
+    else:
+        config.update(first_decay_steps=p["lr_decay_steps"])
+    class_name = LR_SCHEDULE_CLASSES[schedule]
+    return keras.optimizers.schedules.deserialize({"class_name": class_name, "config": config})
 
 
 def model_summary(model: keras.Model) -> str:

@@ -71,12 +71,15 @@ class _Rule:
 
     kind: Literal["int", "float", "name"]
     minimum: float | None = None
-    maximum: float | None = None  # exclusive
+    maximum: float | None = None  # exclusive, unless closed
     minimum_exclusive: bool = False
+    closed: bool = False  # the maximum is allowed
 
     def describe(self) -> str:
         if self.maximum is not None:
-            return f"in [{_fmt(self.minimum)}, {_fmt(self.maximum)})"
+            left = "(" if self.minimum_exclusive else "["
+            right = "]" if self.closed else ")"
+            return f"in {left}{_fmt(self.minimum)}, {_fmt(self.maximum)}{right}"
         op = ">" if self.minimum_exclusive else ">="
         return f"{op} {_fmt(self.minimum)}"
 
@@ -86,7 +89,9 @@ class _Rule:
                 return False
             if not self.minimum_exclusive and not value >= self.minimum:
                 return False
-        return not (self.maximum is not None and not value < self.maximum)
+        if self.maximum is None:
+            return True
+        return value <= self.maximum if self.closed else value < self.maximum
 
 
 def _fmt(value: float | None) -> str:
@@ -100,15 +105,24 @@ MAX_SPACE_NAME: Final = 64
 PARAM_RULES: Final[dict[str, _Rule]] = {
     "units": _Rule("int", minimum=1, maximum=2**20),
     "depth": _Rule("int", minimum=1, maximum=1000),
+    "width_shrink": _Rule("float", minimum=0.0, maximum=1.0, minimum_exclusive=True, closed=True),
     "dropout": _Rule("float", minimum=0.0, maximum=1.0),
     "activation": _Rule("name"),
     "initializer": _Rule("name"),
     "batch_norm": _Rule("name"),
     "regularizer": _Rule("name"),
     "reg_strength": _Rule("float", minimum=0.0),
+    "activity_regularizer": _Rule("name"),
+    "activity_strength": _Rule("float", minimum=0.0),
+    "max_norm": _Rule("float", minimum=0.0),
     "optimizer": _Rule("name"),
     "momentum": _Rule("float", minimum=0.0, maximum=1.0),
+    "beta_1": _Rule("float", minimum=0.0, maximum=1.0),
+    "rho": _Rule("float", minimum=0.0, maximum=1.0),
     "learning_rate": _Rule("float", minimum=0.0, minimum_exclusive=True),
+    "lr_schedule": _Rule("name"),
+    "lr_decay_rate": _Rule("float", minimum=0.0, maximum=1.0, minimum_exclusive=True, closed=True),
+    "lr_decay_steps": _Rule("int", minimum=1),
     "batch_size": _Rule("int", minimum=1),
 }
 """The parameter names a space may use (the builder's), in the builder's order."""

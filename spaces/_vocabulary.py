@@ -5,9 +5,11 @@ Keras resolves these names itself when a model is built (``keras.activations.get
 be checked early, before TensorFlow is imported. ``tests/spaces`` resolves every name
 through Keras so the lists cannot drift from what Keras accepts.
 
-Two vocabularies are ours rather than Keras': ``REGULARIZERS`` (``"l1_l2"`` does not resolve
-as a Keras string, so the builder maps these names to Keras class names through
-``REGULARIZER_CLASSES``) and ``BATCH_NORM`` (where a BatchNormalization layer goes).
+Three vocabularies are ours rather than Keras': ``REGULARIZERS`` (``"l1_l2"`` does not
+resolve as a Keras string, so the builder maps these names to Keras class names through
+``REGULARIZER_CLASSES``; kernel and activity regularizers take the same names),
+``BATCH_NORM`` (where a BatchNormalization layer goes) and ``LR_SCHEDULES`` (mapped to
+``keras.optimizers.schedules`` classes through ``LR_SCHEDULE_CLASSES``).
 """
 
 from __future__ import annotations
@@ -70,11 +72,23 @@ REGULARIZER_CLASSES: Final[dict[str, tuple[str, tuple[str, ...]]]] = {
 
 BATCH_NORM: Final[tuple[str, ...]] = ("none", "before_activation", "after_activation")
 
+# Learning-rate schedules -> Keras class names (None: the rate stays constant).
+LR_SCHEDULES: Final[tuple[str, ...]] = ("constant", "exponential", "cosine_restarts")
+LR_SCHEDULE_CLASSES: Final[dict[str, str]] = {
+    "exponential": "ExponentialDecay",
+    "cosine_restarts": "CosineDecayRestarts",
+}
+# The optimizers that take beta_1 (Adam's family) and rho (RMSprop).
+BETA_1_OPTIMIZERS: Final[tuple[str, ...]] = ("adam", "adamw", "adamax", "nadam", "lion")
+RHO_OPTIMIZERS: Final[tuple[str, ...]] = ("rmsprop",)
+
 # Parameter name -> the names it accepts.
 VOCABULARIES: Final[dict[str, tuple[str, ...]]] = {
     "activation": ACTIVATIONS,
     "initializer": INITIALIZERS,
     "optimizer": OPTIMIZERS,
     "regularizer": REGULARIZERS,
+    "activity_regularizer": REGULARIZERS,
     "batch_norm": BATCH_NORM,
+    "lr_schedule": LR_SCHEDULES,
 }

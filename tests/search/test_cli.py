@@ -219,6 +219,18 @@ def test_describe_builds_the_classic_architectures(tmp_path: Path) -> None:
                  "10", "--params", '{"units": [300, 100]}', cwd=tmp_path)  # fmt: skip
     assert fashion.returncode == 0, fashion.stderr
     assert "266,610" in fashion.stdout  # Géron's Fashion-MNIST MLP
+    # The tutorials' models: IMDB at 128 units, MNIST 512-64-10, batch norm's statistics.
+    for args, count in (
+        (["--input-dim", "10000", "--task", "binary", "--params", '{"units": 128, "depth": 2}'],
+         "Total params: 1,296,769"),
+        (["--input-shape", "28,28", "--task", "multiclass", "--classes", "10", "--params",
+          '{"units": [512, 64]}'], "Total params: 435,402"),
+        (["--input-dim", "784", "--task", "multiclass", "--classes", "10", "--params",
+          '{"units": 32, "batch_norm": "before_activation"}'], "Non-trainable params: 64 "),
+    ):  # fmt: skip
+        built = hp("describe", *args, cwd=tmp_path)
+        assert built.returncode == 0, built.stderr
+        assert count in built.stdout
     bad = hp("describe", "--input-dim", "4", "--task", "binary", "--params", "{units: 3}",
              cwd=tmp_path)  # fmt: skip
     assert bad.returncode == 2 and "--params" in bad.stderr

@@ -79,6 +79,8 @@ def test_the_vocabulary_is_the_one_keras_resolves() -> None:
     # our own and must not be passed to Keras as strings.
     with pytest.raises(ValueError):
         keras.regularizers.get("l1_l2")
+    for class_name in spaces.LR_SCHEDULE_CLASSES.values():
+        assert hasattr(keras.optimizers.schedules, class_name)
     assert spaces.VOCABULARIES["batch_norm"] == (
         "none",
         "before_activation",
@@ -203,6 +205,96 @@ def test_a_tiny_real_fit_lowers_the_loss() -> None:
     assert np.isfinite(losses).all()
 
 
+# --------------------------------------------------------------------------- the tutorials' knobs
+
+
+def test_a_funnel_shrinks_each_layer_from_the_first_width() -> None:
+    assert resolve_params({"units": 512, "depth": 4, "width_shrink": 0.5})["units"] == [
+        512, 256, 128, 64
+    ]  # fmt: skip
+    assert resolve_params({"units": 3, "depth": 4, "width_shrink": 0.1})["units"] == [3, 1, 1, 1]
+    again = resolve_params(resolve_params({"units": 100, "depth": 2, "width_shrink": 0.7}))
+    assert again["units"] == [100, 70]  # resolving twice changes nothing
+    with pytest.raises(SpaceError, match="with a list of widths leave it out"):
+        resolve_params({"units": [8, 4], "width_shrink": 0.5})
+    model = build_model({"units": 64, "depth": 3, "width_shrink": 0.5}, BINARY)
+    assert [layer.units for layer in model.layers] == [64, 32, 16, 1]
+
+
+def test_max_norm_and_activity_regularizer_on_every_hidden_layer() -> None:
+    model = build_model(
+        {"units": 8, "depth": 2, "max_norm": 3.0, "activity_regularizer": "l1_l2",
+         "activity_strength": 0.001},
+        BINARY,
+    )  # fmt: skip
+    hidden, output = model.layers[:-1], model.layers[-1]
+    for layer in hidden:
+        assert isinstance(layer.kernel_constraint, keras.constraints.MaxNorm)
+        assert layer.kernel_constraint.max_value == 3.0
+        regularizer = layer.activity_regularizer
+        assert isinstance(regularizer, keras.regularizers.L1L2)
+        assert regularizer.l1 == pytest.approx(0.001) and regularizer.l2 == pytest.approx(0.001)
+    assert output.kernel_constraint is None and output.activity_regularizer is None
+    plain = build_model({"units": 8}, BINARY).layers[0]
+    assert plain.kernel_constraint is None and plain.activity_regularizer is None
+
+
+@pytest.mark.parametrize(
+    ("params", "expected"),
+    [
+        ({"optimizer": "adam", "beta_1": 0.8}, {"beta_1": 0.8}),
+        ({"optimizer": "nadam", "beta_1": 0.7}, {"beta_1": 0.7}),
+        ({"optimizer": "rmsprop", "rho": 0.5}, {"rho": 0.5}),
+        ({"optimizer": "sgd", "momentum": 0.9}, {"momentum": 0.9}),
+        ({"optimizer": "adagrad"}, {}),
+    ],
+)
+def test_each_optimizer_takes_its_own_parameters(
+    params: dict[str, Any], expected: dict[str, float]
+) -> None:
+    optimizer = build_model({"units": 4, **params}, BINARY).optimizer
+    assert type(optimizer).__name__.lower() == params["optimizer"]
+    for key, value in expected.items():
+        assert getattr(optimizer, key) == pytest.approx(value)
+
+
+def test_learning_rate_schedules() -> None:
+    exponential = build_model(
+        {"units": 4, "learning_rate": 0.1, "lr_schedule": "exponential",
+         "lr_decay_rate": 0.5, "lr_decay_steps": 10},
+        BINARY,
+    ).optimizer  # fmt: skip
+    schedule = exponential._learning_rate
+    assert isinstance(schedule, keras.optimizers.schedules.ExponentialDecay)
+    assert float(schedule(10)) == pytest.approx(0.05)
+    cosine = build_model(
+        {"units": 4, "learning_rate": 0.1, "lr_schedule": "cosine_restarts", "lr_decay_steps": 5},
+        BINARY,
+    ).optimizer._learning_rate
+    assert isinstance(cosine, keras.optimizers.schedules.CosineDecayRestarts)
+    assert float(cosine(0)) == pytest.approx(0.1) and float(cosine(5)) == pytest.approx(0.1)
+    assert float(cosine(3)) < 0.1  # decays within the first cycle, restarts after it
+    constant = build_model({"units": 4, "learning_rate": 0.1}, BINARY).optimizer
+    assert float(constant.learning_rate) == pytest.approx(0.1)
+
+
+def test_a_tiny_fit_with_every_new_knob() -> None:
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, 3)).astype("float32")
+    y = (x[:, 0] > 0).astype("float32")
+    model = build_model(
+        {"units": 16, "depth": 2, "width_shrink": 0.5, "max_norm": 2.0,
+         "activity_regularizer": "l2", "optimizer": "rmsprop", "rho": 0.8,
+         "lr_schedule": "exponential", "lr_decay_steps": 2},
+        BINARY,
+    )  # fmt: skip
+    history = model.fit(x, y, epochs=3, verbose=0)
+    assert all(np.isfinite(history.history["loss"]))
+    for layer in model.layers[:-1]:
+        norms = np.sqrt((np.asarray(layer.kernel) ** 2).sum(axis=0))
+        assert norms.max() <= 2.0 + 1e-5
+
+
 # --------------------------------------------------------------------------- resolve_params
 
 
@@ -236,6 +328,14 @@ def test_resolve_params_with_a_list_of_widths() -> None:
         ({"optimizer": "Adam"}, "unknown optimizer 'Adam'"),
         ({"depth": 2.0}, "parameter 'depth': value must be an integer"),
         ({"batch_norm": True}, "must be a name"),
+        ({"width_shrink": 0.0}, "parameter 'width_shrink': value must be in (0, 1]"),
+        ({"beta_1": 1.0}, "parameter 'beta_1': value must be in [0, 1)"),
+        ({"rho": -0.1}, "parameter 'rho': value must be in [0, 1)"),
+        ({"lr_schedule": "cosine"}, "unknown lr_schedule 'cosine'; expected one of: constant"),
+        ({"lr_decay_rate": 1.5}, "parameter 'lr_decay_rate': value must be in (0, 1]"),
+        ({"lr_decay_steps": 0}, "parameter 'lr_decay_steps': value must be >= 1"),
+        ({"max_norm": -1.0}, "parameter 'max_norm': value must be >= 0"),
+        ({"activity_regularizer": "l3"}, "unknown activity_regularizer 'l3'"),
     ],
 )
 def test_resolve_params_rejects_what_the_builder_cannot_use(
@@ -275,3 +375,17 @@ def test_dataspec_rejects_invalid_specs(args: tuple[Any, ...], fragment: str) ->
     with pytest.raises(ValueError) as caught:
         DataSpec(*args)
     assert fragment in str(caught.value)
+
+
+@pytest.mark.parametrize("preset", spaces.list_presets())
+def test_every_point_of_every_preset_builds(preset: str) -> None:
+    import optuna
+
+    space = spaces.load_space(preset)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=3))
+    for _ in range(6):
+        trial = study.ask()
+        model = build_model(spaces.sample_optuna(space, trial), DataSpec((20,), "binary"))
+        assert model.layers[-1].units == 1
+        study.tell(trial, 0.0)
+        keras.backend.clear_session()

@@ -122,7 +122,8 @@ def test_yaml_syntax_error_names_line_and_column(tmp_path: Path) -> None:
 
 
 def test_unknown_preset_lists_the_presets() -> None:
-    with pytest.raises(SpaceError, match=r"unknown space 'mlpp'.*expected one of: mlp, small"):
+    expected = r"unknown space 'mlpp'.*expected one of: capacity, init, mlp, optimizers"
+    with pytest.raises(SpaceError, match=expected):
         load_space("mlpp")
 
 
@@ -135,7 +136,7 @@ def test_missing_file_is_reported_as_a_file(tmp_path: Path) -> None:
 
 
 def test_presets_are_listed_and_readable() -> None:
-    assert list_presets() == ["mlp", "small"]
+    assert list_presets() == ["capacity", "init", "mlp", "optimizers", "regularize", "small"]
     assert preset_text("small").startswith("name: small")
     with pytest.raises(SpaceError, match="unknown preset 'large'"):
         preset_text("large")
@@ -183,7 +184,7 @@ def test_small_preset_has_the_documented_parameters() -> None:
     assert space.get("batch_size") == FixedParam("batch_size", 64)
 
 
-@pytest.mark.parametrize("preset", ["mlp", "small"])
+@pytest.mark.parametrize("preset", list_presets())
 def test_space_to_yaml_round_trips(preset: str, tmp_path: Path) -> None:
     space = load_space(preset)
     text = space_to_yaml(space)

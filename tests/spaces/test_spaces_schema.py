@@ -15,6 +15,7 @@ from spaces import (
     IntParam,
     Space,
     SpaceError,
+    list_presets,
     load_space,
 )
 
@@ -172,7 +173,7 @@ def test_names_and_get() -> None:
         space.get("activation")
 
 
-@pytest.mark.parametrize("preset", ["mlp", "small"])
+@pytest.mark.parametrize("preset", list_presets())
 def test_to_dict_is_json_safe_and_round_trips_exactly(preset: str) -> None:
     space = load_space(preset)
     stored = json.loads(json.dumps(space.to_dict()))
