@@ -46,7 +46,7 @@ from search._storage import (
 from search.engines import SearchResult
 from search.engines._base import count_states, finished_count
 from search.engines._registry import ENGINE_OPTIONS, ENGINES
-from spaces import Space, load_space
+from spaces import DENSE, Space, load_space, parse_space
 
 MAX_STUDY_NAME = 128
 
@@ -122,6 +122,7 @@ def run(
     seed: int | None = None,
     max_failures: int | None = None,
     keep_top: int | None = None,
+    model: str | None = None,
     timeout: float | None = None,
     report: str | Path | None = None,
     write_report: bool = True,
@@ -147,7 +148,14 @@ def run(
     """
     url = resolve_url(storage)
     _check_timeout(timeout)
-    space_obj = load_space(space) if isinstance(space, str) else space
+    if model is not None and model != DENSE.name and space is None and data is not None:
+        raise ConfigError(
+            f"--model {model}: give --space too, a space file of your builder's parameters "
+            "(the presets are the built-in Dense builder's)."
+        )
+    space_obj = load_space(space, model) if isinstance(space, str) else space
+    if isinstance(space_obj, Space) and model is not None:
+        space_obj = parse_space(space_obj.to_dict(), f"space {space_obj.name!r}", model)
     if study is None:
         if data is None:
             raise ConfigError("--data is required to start a new study (or give --study).")
@@ -165,6 +173,7 @@ def run(
         "seed": seed,
         "max_failures": max_failures,
         "keep_top": keep_top,
+        "model": model,
     }
     data_ref = DataRef(
         source=data or "",

@@ -14,7 +14,8 @@ from typing import Any, Literal
 from search._data_keras import DEFAULT_NUM_WORDS
 from search._errors import ConfigError
 from search.engines._registry import ENGINE_OPTIONS, ENGINES
-from spaces import Space
+from spaces import DENSE, Space
+from spaces._builders import MODEL_REF
 
 SAMPLERS = ENGINES["optuna"].options["sampler"]
 PRUNERS = ENGINES["optuna"].options["pruner"]
@@ -79,6 +80,8 @@ class StudySettings:
     engine: str = "optuna"
     # Checkpoints of the best trials kept on disk (search._winner); 0 keeps none.
     keep_top: int = 3
+    # The model builder: "dense" (the built-in one) or "package.module:function".
+    model: str = "dense"
     created: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
 
     def __post_init__(self) -> None:
@@ -111,9 +114,16 @@ class StudySettings:
         seed = self.seed
         if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
             raise bad("--seed", f"an integer from 0 to {2**32 - 1}", seed)
+        if self.model == DENSE.name:
+            DENSE.check_space(self.space)
+        elif not isinstance(self.model, str) or not MODEL_REF.fullmatch(self.model):
+            raise bad("--model", "package.module:function", self.model)
 
     def check_objective(self, task: str) -> None:
-        """The objective must be a metric the model for this task reports."""
+        """The objective must be a metric the model for this task reports (known for the
+        Dense builder; a user's builder compiles its own metrics, checked as trials run)."""
+        if self.model != DENSE.name:
+            return
         available = [f"val_{m}" for m in TASK_METRICS[task]]
         if self.objective not in available:
             raise ConfigError(
@@ -155,6 +165,7 @@ class StudySettings:
             "seed": self.seed,
             "max_failures": self.max_failures,
             "keep_top": self.keep_top,
+            "model": self.model,
             "created": self.created,
         }
 
@@ -185,6 +196,7 @@ class StudySettings:
                 seed=int(attrs["seed"]),
                 max_failures=int(attrs.get("max_failures", 5)),
                 keep_top=int(attrs.get("keep_top", 3)),
+                model=str(attrs.get("model", DENSE.name)),
                 engine=attrs.get("engine", "optuna"),
                 created=attrs.get("created", ""),
             )

@@ -27,6 +27,7 @@ from search._data import Dataset
 from search._errors import TrialFailed
 from search._records import TrialRecord
 from search._settings import Direction
+from spaces import Builder
 
 EpochHook = Callable[[int, "TrialRecorder"], None]
 
@@ -156,21 +157,24 @@ def fit_trial(
     patience: int,
     seed: int,
     callbacks: Sequence[Any] = (),
+    builder: Builder | None = None,
 ) -> TrialOutcome:
-    """Build the model for ``params`` and fit it with early stopping on the objective.
+    """Build the model for ``params`` with ``builder`` (default: the Dense builder) and fit
+    it with early stopping on the objective.
 
     Raises TrialFailed for a model that cannot be built, a NaN/inf loss or an error while
     training; other exceptions raised by ``callbacks`` (a pruning signal) pass through.
     """
     from search._keras import import_keras
-    from spaces import build_model, resolve_params
+    from spaces import DENSE
 
     keras = import_keras()
+    builder = builder or DENSE
 
     keras.utils.set_random_seed(seed)
     try:
-        resolved = resolve_params(params)
-        model = build_model(resolved, dataset.spec)
+        batch_size = builder.batch_size(params)
+        model = builder.build(params, dataset.spec)
     except Exception as exc:
         raise TrialFailed(f"building the model failed: {type(exc).__name__}: {exc}") from exc
     recorder.param_count = int(model.count_params())
@@ -186,7 +190,7 @@ def fit_trial(
         monitor=recorder.objective, mode=mode, patience=patience, restore_best_weights=True
     )
     try:
-        train, val = _pipelines(dataset, int(resolved["batch_size"]), seed)
+        train, val = _pipelines(dataset, batch_size, seed)
         # Read when fit builds its train and test functions (compile() set it to 1).
         model.steps_per_execution = STEPS_PER_EXECUTION
         _build_training_state(model, train.element_spec)

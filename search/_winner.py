@@ -126,6 +126,7 @@ def trained_model(
     if dataset is None:
         raise ConfigError(f"trial {trial.number}: no checkpoint at {path} to load.")
     from search._training import TrialRecorder, fit_trial
+    from spaces import get_builder
 
     record = TrialRecord.of(trial)
     recorder = TrialRecorder(
@@ -135,7 +136,14 @@ def trained_model(
     )
     seed = record.seed if record.seed is not None else settings.seed + trial.number
     params = record.params if record.params is not None else fixed_and_sampled(settings, trial)
-    outcome = fit_trial(params, dataset, recorder, patience=settings.patience, seed=seed)
+    outcome = fit_trial(
+        params,
+        dataset,
+        recorder,
+        patience=settings.patience,
+        seed=seed,
+        builder=get_builder(settings.model),
+    )
     return outcome.model, "retrained"
 
 
@@ -175,12 +183,12 @@ def test_metrics(model: Any, dataset: Dataset) -> dict[str, float]:
             test_r2=float(skm.r2_score(truth, guess)),
         )
         return scores
-    if dataset.task == "binary":
-        labels, guess = y.astype(np.int64), (predicted.reshape(-1) > 0.5).astype(np.int64)
-        average = "binary"
-    else:
-        labels, guess = y.astype(np.int64), predicted.argmax(axis=1)
-        average = "macro"
+    labels = y.astype(np.int64)
+    if predicted.ndim == 2 and predicted.shape[1] > 1:  # a probability per class
+        guess = predicted.argmax(axis=1)
+    else:  # one sigmoid output
+        guess = (predicted.reshape(-1) > 0.5).astype(np.int64)
+    average = "binary" if dataset.task == "binary" else "macro"
     scores.update(
         test_accuracy=float(skm.accuracy_score(labels, guess)),
         test_precision=float(skm.precision_score(labels, guess, average=average, zero_division=0)),

@@ -210,6 +210,13 @@ def main(debug: bool) -> None:
     help="Failed trials in a row that stop the search [5].",
 )
 @click.option(
+    "--model",
+    default=None,
+    metavar="MODULE:FUNCTION",
+    help="Your own model builder: called with (params, data_spec), returns a compiled "
+    "keras.Model [the built-in Dense builder].",
+)
+@click.option(
     "--keep-top",
     type=click.IntRange(min=0),
     default=None,

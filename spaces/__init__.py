@@ -5,7 +5,10 @@
 - :func:`sample_optuna` draws a point of it through an ``optuna.Trial``;
   :func:`kerastuner_hyperparameters` declares it on KerasTuner ``HyperParameters`` and
   :func:`params_from_values` reads a point KerasTuner chose.
-- :func:`build_model` turns a point into a compiled ``keras.Model`` for a :class:`DataSpec`.
+- A :class:`Builder` turns a point into a compiled ``keras.Model`` for a :class:`DataSpec`:
+  the built-in Dense builder (``DENSE``, :func:`build_model`), whose :class:`Vocabulary`
+  (``DENSE_VOCABULARY``) a space is checked against, or a function of the user's own
+  (:func:`get_builder` of ``"package.module:function"``), which takes any names.
 
 ``import spaces`` does not import TensorFlow or Keras (nor Optuna or KerasTuner); only
 :func:`build_model`, :func:`model_summary` and :func:`param_counts` import Keras, when called.
@@ -15,18 +18,22 @@ hpsearch's ``ConfigError``: ``search._errors`` is the one root of hpsearch's err
 
 from spaces._builder import (
     BUILDER_DEFAULTS,
+    DENSE,
+    DENSE_VOCABULARY,
+    PARAM_NAMES,
     DataSpec,
     Task,
     build_model,
+    get_builder,
     model_summary,
     param_counts,
     resolve_params,
 )
+from spaces._builders import Builder, Rule, Vocabulary, check_model_ref
 from spaces._kerastuner import kerastuner_hyperparameters, params_from_values
 from spaces._loader import list_presets, load_space, parse_space, preset_text, space_to_yaml
 from spaces._optuna import optuna_distributions, sample_optuna
 from spaces._schema import (
-    PARAM_NAMES,
     CategoricalParam,
     Choice,
     Condition,
@@ -52,6 +59,8 @@ __all__ = [
     "ACTIVATIONS",
     "BATCH_NORM",
     "BUILDER_DEFAULTS",
+    "DENSE",
+    "DENSE_VOCABULARY",
     "INITIALIZERS",
     "LR_SCHEDULES",
     "LR_SCHEDULE_CLASSES",
@@ -59,6 +68,7 @@ __all__ = [
     "PARAM_NAMES",
     "REGULARIZERS",
     "VOCABULARIES",
+    "Builder",
     "CategoricalParam",
     "Choice",
     "Condition",
@@ -67,10 +77,14 @@ __all__ = [
     "FloatParam",
     "IntParam",
     "Param",
+    "Rule",
     "Space",
     "SpaceError",
     "Task",
+    "Vocabulary",
     "build_model",
+    "check_model_ref",
+    "get_builder",
     "kerastuner_hyperparameters",
     "list_presets",
     "load_space",

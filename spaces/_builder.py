@@ -34,11 +34,18 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Literal, cast, get_args
 
 from search._machine import physical_memory
-from spaces._schema import PARAM_NAMES, SpaceError, check_value
+from spaces._builders import DENSE_NAME, Builder, Rule, Vocabulary, user_builder
+from spaces._schema import SpaceError
 from spaces._vocabulary import (
+    ACTIVATIONS,
+    BATCH_NORM,
     BETA_1_OPTIMIZERS,
+    INITIALIZERS,
     LR_SCHEDULE_CLASSES,
+    LR_SCHEDULES,
+    OPTIMIZERS,
     REGULARIZER_CLASSES,
+    REGULARIZERS,
     RHO_OPTIMIZERS,
 )
 
@@ -95,6 +102,47 @@ class DataSpec:
             raise ValueError(
                 f"DataSpec: task 'regression' takes classes=None, but got classes={classes!r}."
             )
+
+
+DENSE_VOCABULARY: Final = Vocabulary(
+    types.MappingProxyType(
+        {
+            "units": Rule("int", minimum=1, maximum=2**20),
+            "depth": Rule("int", minimum=1, maximum=1000),
+            "width_shrink": Rule(
+                "float", minimum=0.0, maximum=1.0, minimum_exclusive=True, closed=True
+            ),
+            "dropout": Rule("float", minimum=0.0, maximum=1.0),
+            "activation": Rule("name", names=ACTIVATIONS),
+            "initializer": Rule("name", names=INITIALIZERS),
+            "batch_norm": Rule("name", names=BATCH_NORM),
+            "regularizer": Rule("name", names=REGULARIZERS),
+            "reg_strength": Rule("float", minimum=0.0),
+            "activity_regularizer": Rule("name", names=REGULARIZERS),
+            "activity_strength": Rule("float", minimum=0.0),
+            "max_norm": Rule("float", minimum=0.0),
+            "optimizer": Rule("name", names=OPTIMIZERS),
+            "momentum": Rule("float", minimum=0.0, maximum=1.0),
+            "beta_1": Rule("float", minimum=0.0, maximum=1.0),
+            "rho": Rule("float", minimum=0.0, maximum=1.0),
+            "learning_rate": Rule("float", minimum=0.0, minimum_exclusive=True),
+            "lr_schedule": Rule("name", names=LR_SCHEDULES),
+            "lr_decay_rate": Rule(
+                "float", minimum=0.0, maximum=1.0, minimum_exclusive=True, closed=True
+            ),
+            "lr_decay_steps": Rule("int", minimum=1),
+            "batch_size": Rule("int", minimum=1),
+        }
+    )
+)
+"""The parameters the Dense builder takes, in its order, and what each accepts."""
+
+PARAM_NAMES: Final[tuple[str, ...]] = DENSE_VOCABULARY.names
+
+
+def check_value(name: str, value: object, what: str = "value") -> str | None:
+    """The problem with ``value`` for Dense builder parameter ``name``, or None."""
+    return DENSE_VOCABULARY.check_value(name, value, what)
 
 
 BUILDER_DEFAULTS: Final[Mapping[str, Any]] = types.MappingProxyType(
@@ -346,3 +394,15 @@ def param_counts(model: keras.Model) -> dict[str, int]:
         "trainable": int(trainable),
         "non_trainable": int(non_trainable),
     }
+
+
+DENSE: Final = Builder(DENSE_NAME, build_model, DENSE_VOCABULARY)
+"""The built-in Dense builder, with its vocabulary."""
+
+
+def get_builder(ref: str | None = None) -> Builder:
+    """The builder a study names: ``dense`` (or None), else ``package.module:function``
+    imported now."""
+    if ref is None or ref == DENSE_NAME:
+        return DENSE
+    return user_builder(ref)

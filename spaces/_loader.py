@@ -25,6 +25,7 @@ from typing import Any
 
 import yaml
 
+from spaces._builders import Builder, Vocabulary, check_model_ref
 from spaces._schema import Space, SpaceError
 
 _SUFFIXES = (".yaml", ".yml")
@@ -109,11 +110,32 @@ def _read_yaml(text: str, source: str) -> Any:
         raise SpaceError(f"invalid YAML: {error}.", source=source) from None
 
 
-def parse_space(mapping: object, source: str) -> Space:
-    """Validate a parsed space file (``{name, description, params}``) into a :class:`Space`.
+def parse_space(mapping: object, source: str, builder: Builder | str | None = None) -> Space:
+    """Validate a parsed space file (``{name, description, params}``) into a :class:`Space`
+    for ``builder``: the Dense builder by default, whose vocabulary it must fit; a builder
+    of the user's own (or its ``package.module:function``) takes any names.
 
     ``source`` (a file path or preset name) prefixes every error message.
     """
+    space = _parse(mapping, source)
+    vocabulary = _vocabulary_of(builder)
+    return space if vocabulary is None else vocabulary.check_space(space, source)
+
+
+def _vocabulary_of(builder: Builder | str | None) -> Vocabulary | None:
+    from spaces._builder import DENSE
+
+    if builder is None:
+        return DENSE.vocabulary
+    if isinstance(builder, str):
+        if builder == DENSE.name:
+            return DENSE.vocabulary
+        check_model_ref(builder)  # imported where it trains, not here
+        return None
+    return builder.vocabulary
+
+
+def _parse(mapping: object, source: str) -> Space:
     if mapping is None:
         raise SpaceError("the file is empty; expected a mapping with `params`.", source=source)
     if not isinstance(mapping, Mapping):
@@ -125,8 +147,11 @@ def parse_space(mapping: object, source: str) -> Space:
     return Space.from_dict(mapping, source=source)
 
 
-def load_space(path_or_preset: str | os.PathLike[str]) -> Space:
-    """Load a space from a YAML file, or a shipped preset when no such file exists.
+def load_space(
+    path_or_preset: str | os.PathLike[str], builder: Builder | str | None = None
+) -> Space:
+    """Load a space from a YAML file, or a shipped preset when no such file exists, checked
+    against ``builder`` (default: the Dense builder; the presets are its spaces).
 
     A file without a ``name`` is named after its stem. Raises :class:`SpaceError` for an
     invalid file, a missing file, or an unknown preset (listing the presets).
@@ -147,10 +172,11 @@ def load_space(path_or_preset: str | os.PathLike[str]) -> Space:
         data = _read_yaml(text, source)
         if isinstance(data, dict) and "name" not in data:
             data = {"name": path.stem, **data}
-        return parse_space(data, source)
+        return parse_space(data, source, builder)
     name = str(path_or_preset)
     if name in list_presets():
-        return parse_space(_read_yaml(preset_text(name), f"preset {name!r}"), f"preset {name!r}")
+        where = f"preset {name!r}"
+        return parse_space(_read_yaml(preset_text(name), where), where, builder)
     if isinstance(path_or_preset, os.PathLike) or name.endswith(_SUFFIXES) or os.sep in name:
         raise SpaceError(f"no such file (presets are: {', '.join(list_presets())}).", source=name)
     raise SpaceError(

@@ -10,23 +10,25 @@ and may carry a condition (``when``): the parameter exists only when every paren
 active and holds one of the allowed values. Parents are categorical or fixed parameters
 declared earlier in the space.
 
-Parameter names are the model builder's (``units``, ``dropout``, ...), and their values are
-checked against what the builder accepts when the parameter is constructed. Every problem
-raises :class:`SpaceError`, whose message names the source (file or preset), the parameter,
-what was expected and what came. Nothing here imports TensorFlow or Optuna.
+A space is generic: its names are any identifiers, and what they mean (and which values
+are allowed) belongs to the model builder it is used with (``spaces._builders``: the Dense
+builder's vocabulary checks a space before any trial runs; a builder of the user's own
+takes any names). Every problem raises :class:`SpaceError`, whose message names the source
+(file or preset), the parameter, what was expected and what came. Nothing here imports
+TensorFlow or Optuna.
 """
 
 from __future__ import annotations
 
 import decimal
 import math
+import re
 import types
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final, Literal, TypeAlias, TypeGuard
+from typing import Any, Final, TypeAlias, TypeGuard
 
 from search._errors import ConfigError
-from spaces._vocabulary import VOCABULARIES
 
 Choice: TypeAlias = str | int | float | bool
 """A value a categorical or fixed parameter can take."""
@@ -62,111 +64,26 @@ class SpaceError(ConfigError):
         return SpaceError(self.message, source=source, param=self.param)
 
 
-# --------------------------------------------------------------------------- per-name rules
-
-
-@dataclass(frozen=True)
-class _Rule:
-    """What the builder accepts for one parameter name."""
-
-    kind: Literal["int", "float", "name"]
-    minimum: float | None = None
-    maximum: float | None = None  # exclusive, unless closed
-    minimum_exclusive: bool = False
-    closed: bool = False  # the maximum is allowed
-
-    def describe(self) -> str:
-        if self.maximum is not None:
-            left = "(" if self.minimum_exclusive else "["
-            right = "]" if self.closed else ")"
-            return f"in {left}{_fmt(self.minimum)}, {_fmt(self.maximum)}{right}"
-        op = ">" if self.minimum_exclusive else ">="
-        return f"{op} {_fmt(self.minimum)}"
-
-    def holds(self, value: float) -> bool:
-        if self.minimum is not None:
-            if self.minimum_exclusive and not value > self.minimum:
-                return False
-            if not self.minimum_exclusive and not value >= self.minimum:
-                return False
-        if self.maximum is None:
-            return True
-        return value <= self.maximum if self.closed else value < self.maximum
-
-
-def _fmt(value: float | None) -> str:
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
-
+# --------------------------------------------------------------------------- helpers
 
 MAX_SPACE_NAME: Final = 64
-
-PARAM_RULES: Final[dict[str, _Rule]] = {
-    "units": _Rule("int", minimum=1, maximum=2**20),
-    "depth": _Rule("int", minimum=1, maximum=1000),
-    "width_shrink": _Rule("float", minimum=0.0, maximum=1.0, minimum_exclusive=True, closed=True),
-    "dropout": _Rule("float", minimum=0.0, maximum=1.0),
-    "activation": _Rule("name"),
-    "initializer": _Rule("name"),
-    "batch_norm": _Rule("name"),
-    "regularizer": _Rule("name"),
-    "reg_strength": _Rule("float", minimum=0.0),
-    "activity_regularizer": _Rule("name"),
-    "activity_strength": _Rule("float", minimum=0.0),
-    "max_norm": _Rule("float", minimum=0.0),
-    "optimizer": _Rule("name"),
-    "momentum": _Rule("float", minimum=0.0, maximum=1.0),
-    "beta_1": _Rule("float", minimum=0.0, maximum=1.0),
-    "rho": _Rule("float", minimum=0.0, maximum=1.0),
-    "learning_rate": _Rule("float", minimum=0.0, minimum_exclusive=True),
-    "lr_schedule": _Rule("name"),
-    "lr_decay_rate": _Rule("float", minimum=0.0, maximum=1.0, minimum_exclusive=True, closed=True),
-    "lr_decay_steps": _Rule("int", minimum=1),
-    "batch_size": _Rule("int", minimum=1),
-}
-"""The parameter names a space may use (the builder's), in the builder's order."""
-
-PARAM_NAMES: Final[tuple[str, ...]] = tuple(PARAM_RULES)
+MAX_PARAM_NAME: Final = 64
+_PARAM_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
-def _is_int(value: object) -> TypeGuard[int]:
+def is_int(value: object) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _is_number(value: object) -> TypeGuard[int | float]:
+def is_number(value: object) -> TypeGuard[int | float]:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-def _describe(value: object) -> str:
+def describe_value(value: object) -> str:
     return f"{value!r} ({type(value).__name__})"
 
 
-def check_value(name: str, value: object, what: str = "value") -> str | None:
-    """The problem with ``value`` for builder parameter ``name``, or None if it is fine.
-
-    ``what`` names the value in the message (``"low"``, ``"choice"``, ...).
-    """
-    rule = PARAM_RULES[name]
-    if rule.kind == "name":
-        vocabulary = VOCABULARIES[name]
-        if not isinstance(value, str):
-            return f"{what} must be a name (str), but got {_describe(value)}."
-        if value not in vocabulary:
-            return f"unknown {name} {value!r}; expected one of: {', '.join(vocabulary)}."
-        return None
-    if rule.kind == "int" and not _is_int(value):
-        return f"{what} must be an integer, but got {_describe(value)}."
-    if not _is_number(value):
-        return f"{what} must be a number, but got {_describe(value)}{_yaml_hint(value)}."
-    if not math.isfinite(value):
-        return f"{what} must be finite, but got {value!r}."
-    if not rule.holds(value):
-        return f"{what} must be {rule.describe()}, but got {what}={value!r}."
-    return None
-
-
-def _yaml_hint(value: object) -> str:
+def yaml_hint(value: object) -> str:
     """A hint for YAML 1.1's reading of ``1e-6`` (no dot) as a string."""
     if isinstance(value, str):
         try:
@@ -177,26 +94,18 @@ def _yaml_hint(value: object) -> str:
     return ""
 
 
+_is_int, _is_number, _describe, _yaml_hint = is_int, is_number, describe_value, yaml_hint
+
+
 def _check_name(name: object) -> str:
     if not isinstance(name, str):
         raise SpaceError(f"a parameter name must be a string, but got {_describe(name)}.")
-    if name not in PARAM_RULES:
-        raise SpaceError(f"unknown parameter {name!r}; expected one of: {', '.join(PARAM_NAMES)}.")
-    return name
-
-
-def _check_kind(name: str, kind: str, allowed: Iterable[str]) -> None:
-    allowed = tuple(allowed)
-    if kind not in allowed:
+    if len(name) > MAX_PARAM_NAME or not _PARAM_NAME.fullmatch(name):
         raise SpaceError(
-            f"type {kind!r} does not fit this parameter; expected one of: {', '.join(allowed)}.",
-            param=name,
+            f"a parameter name is a Python identifier of at most {MAX_PARAM_NAME} characters "
+            f"(letters, digits, _), but got {name[:40]!r}."
         )
-
-
-def _raise_if(problem: str | None, name: str) -> None:
-    if problem is not None:
-        raise SpaceError(problem, param=name)
+    return name
 
 
 def _normalise_when(name: str, when: object) -> Condition | None:
@@ -240,8 +149,6 @@ def _check_range(name: str, low: float, high: float, log: bool) -> None:
         raise SpaceError(
             f"`low > 0` must hold for `log=True`, but got (low={low!r}, high={high!r}).", param=name
         )
-    for what, value in (("low", low), ("high", high)):
-        _raise_if(check_value(name, value, what), name)
 
 
 def _check_divisible(name: str, low: float, high: float, step: float) -> None:
@@ -275,7 +182,6 @@ class IntParam:
 
     def __post_init__(self) -> None:
         _check_name(self.name)
-        _check_kind(self.name, "int", _kinds_for(self.name))
         for what in ("low", "high", "step"):
             value = getattr(self, what)
             if not _is_int(value):
@@ -323,7 +229,6 @@ class FloatParam:
 
     def __post_init__(self) -> None:
         _check_name(self.name)
-        _check_kind(self.name, "float", _kinds_for(self.name))
         for what in ("low", "high", "step"):
             value = getattr(self, what)
             if what == "step" and value is None:
@@ -369,7 +274,6 @@ class CategoricalParam:
 
     def __post_init__(self) -> None:
         _check_name(self.name)
-        _check_kind(self.name, "categorical", _kinds_for(self.name))
         if not isinstance(self.choices, list | tuple) or not self.choices:
             raise SpaceError(
                 f"`choices` must be a non-empty list, but got {_describe(self.choices)}.",
@@ -387,7 +291,6 @@ class CategoricalParam:
                     f"choices must be distinct, but got {choice!r} twice in {list(choices)!r}.",
                     param=self.name,
                 )
-            _raise_if(check_value(self.name, choice, "choice"), self.name)
         object.__setattr__(self, "choices", choices)
         object.__setattr__(self, "when", _normalise_when(self.name, self.when))
 
@@ -406,13 +309,11 @@ class FixedParam:
 
     def __post_init__(self) -> None:
         _check_name(self.name)
-        _check_kind(self.name, "fixed", _kinds_for(self.name))
         if not isinstance(self.value, Choice):
             raise SpaceError(
                 f"a fixed value must be str, int, float or bool, but got {_describe(self.value)}.",
                 param=self.name,
             )
-        _raise_if(check_value(self.name, self.value), self.name)
         object.__setattr__(self, "when", _normalise_when(self.name, self.when))
 
     def to_dict(self) -> dict[str, Any]:
@@ -437,13 +338,6 @@ _KEYS: Final[dict[str, tuple[tuple[str, ...], tuple[str, ...]]]] = {
     "categorical": (("choices",), ("when",)),
     "fixed": (("value",), ("when",)),
 }
-
-
-def _kinds_for(name: str) -> tuple[str, ...]:
-    kind = PARAM_RULES[name].kind
-    if kind == "name":
-        return ("categorical", "fixed")
-    return (kind, "categorical", "fixed")
 
 
 def _check_bool(name: str, what: str, value: object) -> None:

@@ -46,6 +46,7 @@ from search.engines._base import (
     rss_mib,
     stop_requested,
 )
+from spaces import DENSE, get_builder
 
 # A worker with nothing to claim (the other workers' trials would reach the target) looks
 # again after this many seconds: one of them may fail, or die and be retried.
@@ -126,6 +127,8 @@ class Lifecycle:
         self.proposer, self.settings, self.dataset = proposer, settings, dataset
         self.url, self.progress = url, progress
         self.study = optuna.load_study(study_name=settings.study, storage=storage)
+        # The study's model builder, imported once per worker (a user's module here).
+        self.builder = get_builder(settings.model)
 
     def run(self, limits: WorkerLimits) -> str:
         """Claim and train trials until the study holds its target or ``limits`` stop this
@@ -263,6 +266,7 @@ class Lifecycle:
                 patience=settings.patience,
                 seed=seed,
                 callbacks=[*plan.callbacks, _stop_callback(keras)],
+                builder=self.builder,
             )
             if outcome.value is not None:
                 # A checkpoint that cannot be written (a full disk) costs a retraining at
@@ -351,8 +355,13 @@ def aborted_message(settings: StudySettings, in_a_row: int, reason: str, url: st
     be built, a loss that diverges) the way on is a new study with a fixed space."""
     head = (
         f"study {settings.study!r}: stopped after {in_a_row} failed trials in a row; the last "
-        f"failed because {reason}. The finished trials are kept"
+        f"failed because {reason.rstrip('.')}. The finished trials are kept"
     )
+    if reason.startswith("building the model failed") and settings.model != DENSE.name:
+        return (
+            f"{head}. The model builder fails: fix {settings.model} (it is imported afresh) "
+            f"and run `{resume_command(settings.study, url)}`."
+        )
     if reason.startswith("building the model failed") or " became " in reason:
         return (
             f"{head}. The space's points fail, and `hpsearch resume` would sample the same "

@@ -8,6 +8,8 @@ from typing import Any
 import pytest
 
 from spaces import (
+    DENSE,
+    DENSE_VOCABULARY,
     PARAM_NAMES,
     CategoricalParam,
     FixedParam,
@@ -43,18 +45,9 @@ def _space(*params: Any) -> Space:
         (lambda: CategoricalParam("activation", ()), ["non-empty"]),
         (lambda: CategoricalParam("activation", ("relu", "relu")), ["distinct", "'relu' twice"]),
         (lambda: CategoricalParam("batch_size", (32, None)), ["str, int, float or bool", "None"]),  # type: ignore[arg-type]
-        (
-            lambda: CategoricalParam("initializer", ("he_normal", "he_foo")),
-            ["unknown initializer 'he_foo'", "expected one of: he_normal, he_uniform"],
-        ),
-        (lambda: CategoricalParam("activation", (1, 2)), ["must be a name (str)"]),
         (lambda: FixedParam("units", [1, 2]), ["fixed value must be str, int, float or bool"]),  # type: ignore[arg-type]
-        (lambda: FixedParam("optimizer", "adamm"), ["unknown optimizer 'adamm'"]),
-        (lambda: FloatParam("activation", 0.0, 1.0), ["type 'float' does not fit"]),
-        (lambda: FloatParam("units", 1.0, 8.0), ["type 'float' does not fit"]),
-        (lambda: IntParam("dropout", 0, 0), ["type 'int' does not fit"]),
-        (lambda: IntParam("lr", 1, 2), ["unknown parameter 'lr'", ", ".join(PARAM_NAMES)]),
-        (lambda: FloatParam("momentum", 0.0, 1.0), ["high must be in [0, 1)", "high=1.0"]),
+        (lambda: IntParam("2x", 1, 2), ["a Python identifier", "'2x'"]),
+        (lambda: IntParam("a-b", 1, 2), ["a Python identifier"]),
         (lambda: FixedParam("momentum", 0.5, when={"optimizer": ()}), ["at least one value"]),
         (lambda: FixedParam("momentum", 0.5, when={}), ["non-empty mapping"]),
         (lambda: FixedParam("momentum", 0.5, when={"optimizer": (None,)}), ["`when` values"]),  # type: ignore[dict-item]
@@ -67,6 +60,37 @@ def test_invalid_params_say_what_was_expected_and_what_came(
         make()
     for fragment in fragments:
         assert fragment in str(caught.value)
+
+
+def test_a_space_takes_any_names_the_builder_decides() -> None:
+    # Generic: a builder of the user's own may call its parameters anything.
+    space = _space(IntParam("filters", 8, 64, log=True), CategoricalParam("pool", ("max", "avg")))
+    assert space.names == ("filters", "pool")
+
+
+@pytest.mark.parametrize(
+    ("param", "fragments"),
+    [
+        (
+            CategoricalParam("initializer", ("he_normal", "he_foo")),
+            ["unknown initializer 'he_foo'", "expected one of: he_normal, he_uniform"],
+        ),
+        (CategoricalParam("activation", (1, 2)), ["must be a name (str)"]),
+        (FixedParam("optimizer", "adamm"), ["unknown optimizer 'adamm'"]),
+        (FloatParam("activation", 0.0, 1.0), ["type 'float' does not fit"]),
+        (FloatParam("units", 1.0, 8.0), ["type 'float' does not fit"]),
+        (IntParam("dropout", 0, 0), ["type 'int' does not fit"]),
+        (IntParam("lr", 1, 2), ["unknown parameter 'lr'", ", ".join(PARAM_NAMES)]),
+        (FloatParam("momentum", 0.0, 1.0), ["high must be in [0, 1)", "high=1.0"]),
+    ],
+)
+def test_the_dense_builder_checks_its_vocabulary(param: Any, fragments: list[str]) -> None:
+    with pytest.raises(SpaceError) as caught:
+        DENSE.check_space(_space(param), "my.yaml")
+    assert str(caught.value).startswith(f"my.yaml: parameter '{param.name}': ")
+    for fragment in fragments:
+        assert fragment in str(caught.value)
+    assert DENSE_VOCABULARY.check_value("units", 8) is None
 
 
 @pytest.mark.parametrize(
@@ -85,10 +109,10 @@ def test_invalid_params_say_what_was_expected_and_what_came(
 def test_value_bounds_per_name(name: str, bad: float, good: float) -> None:
     # Fixed values and categorical choices are held to the same bounds as ranges.
     with pytest.raises(SpaceError, match=f"parameter '{name}'"):
-        FixedParam(name, bad)
+        DENSE_VOCABULARY.check_param(FixedParam(name, bad))
     with pytest.raises(SpaceError, match=f"parameter '{name}'"):
-        CategoricalParam(name, (good, bad))
-    assert FixedParam(name, good).value == good
+        DENSE_VOCABULARY.check_param(CategoricalParam(name, (good, bad)))
+    DENSE_VOCABULARY.check_param(FixedParam(name, good))
 
 
 def test_float_param_converts_ints_and_keeps_step() -> None:
