@@ -56,6 +56,13 @@
    counts with its whole time and is marked. Medians over the seeds. Goal: the default at
    most 0.5x the time of unpruned TPE, and ahead of the KerasTuner oracles.
 
+5. Memory of a large data set (``--only data``): peak resident memory of loading cifar10
+   (``search.load_dataset``, split and scaled: what every worker holds) from a full-size
+   Keras cache the benchmark writes (50,000 + 10,000 random images, the real file layout),
+   next to the bytes of the arrays it keeps (float32 in [0, 1]) and a process that only
+   imports the same modules. Goal: the arrays held once, with no float64 copy: the peak
+   above the imports at most 2x the arrays kept.
+
 The tables and the machine they ran on (CPU, cores, memory, library versions, date) go to
 docs/benchmarks.md (``--output``; not with ``--quick`` unless asked).
 
@@ -94,7 +101,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SPACE = "benchmarks/fixed.yaml"  # relative to ROOT, where every command runs
 BIN = Path(sys.executable).parent
 PIN = ("taskset", "-c", "0")
-PARTS = ("anchors", "workers", "rss", "target")
+PARTS = ("anchors", "workers", "rss", "target", "data")
 GOAL_TIME = 0.5  # hpsearch / anchor, wall time: at most
 GOAL_WORKERS = 1.8  # throughput of --workers 2 / --workers 1: at least
 GOAL_TARGET = 0.5  # time to target, hpsearch's default / unpruned TPE: at most
@@ -453,7 +460,7 @@ def compare_memory(args: argparse.Namespace) -> dict[str, Any]:
             raise BenchError(f"{label}: no trial stores `rss_mib`")
         workers = {worker_key(t) for t in trials}
         slots = {(t.user_attrs.get("worker") or {}).get("slot") for t in trials}
-        entry = {
+        entry: dict[str, Any] = {
             "label": label,
             "at": {k: rss.get(k) for k in marks},
             "max": max(known),
@@ -469,6 +476,55 @@ def compare_memory(args: argparse.Namespace) -> dict[str, Any]:
             f"  slots {entry['slots'] or 'not stored'}  ({run.wall:.0f} s)"
         )
     return {"n": n, "e": e, "marks": marks, "runs": runs}
+
+
+# --- 5. memory of a large data set ------------------------------------------------------
+
+GOAL_DATA = 2.0  # peak RSS above the imports, per byte of the arrays kept: at most
+_PEAK = """
+import json, resource, sys
+import numpy, sklearn.model_selection, sklearn.preprocessing
+import search._data
+held = 0
+if sys.argv[1] == "load":
+    data = search._data.load_dataset("cifar10")
+    held = sum(a.nbytes for a in (data.x_train, data.x_val, data.x_test))
+print(json.dumps({"peak": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                  "held": held / 2**20}))
+"""
+
+
+def measure_data_memory(args: argparse.Namespace) -> dict[str, Any]:
+    import pickle
+
+    import numpy as np
+
+    log("\n5. memory of loading cifar10 (full size, 60,000 images) from the Keras cache")
+    with tempfile.TemporaryDirectory(prefix="hpsearch-bench-") as home:
+        folder = Path(home) / "datasets" / "cifar-10-batches-py-target" / "cifar-10-batches-py"
+        folder.mkdir(parents=True)
+        rng = np.random.default_rng(0)
+        for name in (*(f"data_batch_{i}" for i in range(1, 6)), "test_batch"):
+            batch = {
+                b"data": rng.integers(0, 256, size=(10_000, 3072), dtype=np.uint8),
+                b"labels": (np.arange(10_000) % 10).tolist(),
+            }
+            (folder / name).write_bytes(pickle.dumps(batch, protocol=4))
+        env = {**os.environ, "KERAS_HOME": home}
+        out = {}
+        for what in ("base", "load"):
+            proc = subprocess.run(
+                [sys.executable, "-c", _PEAK, what], cwd=ROOT, env=env, capture_output=True,
+                text=True, check=False,
+            )  # fmt: skip
+            if proc.returncode != 0:
+                raise BenchError(f"loading cifar10 failed: {proc.stderr.strip()[-300:]}")
+            out[what] = json.loads(proc.stdout)
+    held, peak, base = out["load"]["held"], out["load"]["peak"], out["base"]["peak"]
+    ratio = (peak - base) / held
+    log(f"  arrays kept {held:.0f} MiB; peak {peak:.0f} MiB (imports only {base:.0f}); "
+        f"{ratio:.2f}x")  # fmt: skip
+    return {"held": held, "peak": peak, "base": base, "ratio": ratio}
 
 
 # --- 4. time to a target ---------------------------------------------------------------
@@ -792,12 +848,37 @@ def write_report(
                 f"{GOAL_TARGET:.1f}: {_target_verdict(table['ratio'])}); ahead of the "
                 f"KerasTuner oracles: {verdict(table['ahead'])}.",
             ]
+    if "data" in results:
+        r = results["data"]
+        lines += [
+            "",
+            "## 5. Memory of a large data set",
+            "",
+            "`search.load_dataset('cifar10')` from a full-size Keras cache (50,000 training and "
+            "10,000 test images, 32x32x3), in its own process; peak resident memory (the "
+            "kernel's maximum RSS), next to a process that only imports the same modules.",
+            "",
+            "| | MiB |",
+            "| --- | ---: |",
+            f"| arrays kept (train, validation, test; float32) | {r['held']:.0f} |",
+            f"| peak RSS, loading | {r['peak']:.0f} |",
+            f"| peak RSS, imports only | {r['base']:.0f} |",
+            f"| peak above the imports / arrays kept | {r['ratio']:.2f}x |",
+            "",
+            f"Goal: at most {GOAL_DATA:.1f}x: {verdict(r['ratio'] <= GOAL_DATA)}.",
+        ]
     lines = _keep_sections(path, lines, results)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
-SECTIONS = {"anchors": "## 1.", "workers": "## 2.", "rss": "## 3.", "target": "## 4."}
+SECTIONS = {
+    "anchors": "## 1.",
+    "workers": "## 2.",
+    "rss": "## 3.",
+    "target": "## 4.",
+    "data": "## 5.",
+}
 
 
 def _keep_sections(path: Path, lines: list[str], results: dict[str, Any]) -> list[str]:
@@ -823,9 +904,9 @@ def _keep_sections(path: Path, lines: list[str], results: dict[str, Any]) -> lis
     for part in PARTS:
         section = new.get(part) if part in results else old.get(part)
         if section:
-            if part not in results:
-                section = [*section[:1], "", "(From an earlier run: this run did not measure "
-                           "it.)", *section[1:]]  # fmt: skip
+            note = "(From an earlier run: this run did not measure it.)"
+            if part not in results and note not in section:
+                section = [*section[:1], "", note, *section[1:]]
             while merged and merged[-1] == "":
                 merged.pop()
             merged += ["", *section]
@@ -893,6 +974,8 @@ def main() -> None:
             results["rss"] = compare_memory(args)
         if "target" in parts:
             results["target"] = compare_time_to_target(args)
+        if "data" in parts:
+            results["data"] = measure_data_memory(args)
     except BenchError as exc:
         sys.exit(f"benchmark failed: {exc}")
     if code_fingerprint() != code:
