@@ -58,6 +58,8 @@ _DATA_KEYS = (
     "n_train",
     "n_val",
     "n_test",
+    "num_words",
+    "scaling",
     "fingerprint",
 )
 _DASH = "–"
@@ -202,6 +204,11 @@ def _settings_rows(settings: Mapping[str, Any]) -> list[tuple[str, str]]:
     data = settings.get("data")
     if isinstance(data, Mapping):
         rows += [(f"data {key}", fmt(data[key])) for key in _DATA_KEYS if key in data]
+        names = data.get("class_names")
+        if isinstance(names, list) and names and data.get("task") != "regression":
+            # The model's output k is the k-th class (text labels are encoded in this order).
+            mapping = ", ".join(f"{k}={name}" for k, name in enumerate(names[:50]))
+            rows.append(("data class outputs", mapping + (" ..." if len(names) > 50 else "")))
     for key in ("version", "created"):
         if key in settings:
             rows.append((f"hpsearch {key}" if key == "version" else key, fmt(settings[key])))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import math
 import os
 import re
@@ -576,6 +577,7 @@ class Exported:
     trial: int
     how: str
     test_metrics: dict[str, float] | None = None
+    card: Path | None = None  # the JSON beside the model: what it is and how to feed it
 
 
 def export(
@@ -640,4 +642,40 @@ def export(
     metrics = None
     if isinstance(winner, dict) and winner.get("trial") == chosen.number:
         metrics = winner.get("test_metrics")
-    return Exported(out, study, chosen.number, how, metrics)
+    card = out.with_suffix(".json")
+    data = stored.get("data", {})
+    _write_json(
+        card,
+        {
+            "model": out.name,
+            "study": study,
+            "trial": chosen.number,
+            "objective": settings.objective,
+            "value": chosen.value,
+            "params": dict(chosen.params),
+            "builder": settings.model,
+            "how": "checkpoint" if how.startswith("checkpoint") else "retrained",
+            "test_metrics": metrics,
+            "data": {
+                key: data.get(key)
+                for key in (
+                    "source",
+                    "task",
+                    "input_shape",
+                    "scaling",
+                    "num_words",
+                    "fingerprint",
+                    "test_split",
+                )
+            },
+            # output k of the model is class_names[k] (text labels were encoded this way)
+            "class_names": data.get("class_names") if data.get("task") != "regression" else None,
+        },
+    )
+    return Exported(out, study, chosen.number, how, metrics, card)
+
+
+def _write_json(path: Path, value: dict[str, Any]) -> None:
+    partial = path.with_name(f".{path.name}.{os.getpid()}")
+    partial.write_text(json.dumps(value, indent=2, default=str) + "\n", encoding="utf-8")
+    os.replace(partial, path)

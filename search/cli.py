@@ -440,7 +440,7 @@ def export(study: str, storage: str | None, output: str, trial: int | None) -> N
         if done.how.startswith("checkpoint")
         else "trained again with its params and seed (no checkpoint on this machine)"
     )
-    click.echo(f"trial {done.trial} of {study!r}: {how}", err=True)
+    click.echo(f"trial {done.trial} of {study!r}: {how}; described in {done.card}", err=True)
     if done.test_metrics:
         scores = ", ".join(f"{k} {v:.4g}" for k, v in done.test_metrics.items())
         click.echo(f"stored test scores: {scores}", err=True)

@@ -196,3 +196,28 @@ def test_the_report_shows_the_test_scores_and_the_export_command(
     assert f"(trial {winner['trial']}, 360 held-out samples)" in html
     assert f"f1 {winner['test_metrics']['test_f1']:.4g}" in html
     assert "hpsearch export w -o best.keras" in html
+
+
+def test_text_labels_keep_their_names_in_the_report_and_the_exported_card(
+    tmp_path: Path,
+) -> None:
+    from sklearn.datasets import load_iris
+
+    frame = load_iris(as_frame=True).frame
+    frame["species"] = frame.pop("target").map({0: "setosa", 1: "versicolor", 2: "virginica"})
+    csv = tmp_path / "iris.csv"
+    frame.to_csv(csv, index=False)
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    hpsearch("run", "--data", str(csv), "--target", "species", "--space", "small", "--trials",
+             "2", "--epochs", "2", "--test-split", "0.3", "--storage", url, "--study", "w",
+             "--no-report", "-q")  # fmt: skip
+    page = tmp_path / "r.html"
+    hpsearch("report", "w", "--storage", url, "-o", str(page))
+    assert "0=setosa, 1=versicolor, 2=virginica" in page.read_text()
+    proc = hpsearch("export", "w", "-o", str(tmp_path / "iris.keras"), "--storage", url)
+    card = json.loads((tmp_path / "iris.json").read_text())
+    assert str(tmp_path / "iris.json") in proc.stderr
+    assert card["class_names"] == ["setosa", "versicolor", "virginica"]
+    assert card["data"]["task"] == "multiclass" and card["data"]["scaling"] == "standard"
+    assert card["test_metrics"] == study(url).user_attrs[WINNER_KEY]["test_metrics"]
+    assert card["params"] == study(url).best_trial.params
