@@ -28,6 +28,7 @@ weights (as Optuna's Hyperband pruner does), so no checkpoint is ever written.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -140,11 +141,12 @@ class KerasTunerProposer(Proposer):
             if stored.get("oracle"):
                 newest_state = stored["oracle"]
         ongoing = {}
+        worst = _worst(latest.values(), s.direction)
         for trial_id, frozen in latest.items():
             stored = frozen.user_attrs[STATE_ATTR]
             values = oracle.hyperparameters.copy()
             values.values = dict(stored["values"])
-            status, score = _status(frozen)
+            status, score = _status(frozen, worst)
             restored = kt_trial.Trial(values, trial_id=trial_id, status=status)
             restored.score = score
             oracle.trials[trial_id] = restored
@@ -165,7 +167,23 @@ class KerasTunerProposer(Proposer):
         return oracle
 
 
-def _status(frozen: FrozenTrial) -> tuple[str, float | None]:
+def _worst(trials: Iterable[FrozenTrial], direction: str) -> float | None:
+    """The worst value of the completed trials (None before any completes)."""
+    values = [
+        t.value
+        for t in trials
+        if t.state == TrialState.COMPLETE and t.value is not None and math.isfinite(t.value)
+    ]
+    if not values:
+        return None
+    return max(values) if direction == "minimize" else min(values)
+
+
+def _status(frozen: FrozenTrial, worst: float | None) -> tuple[str, float | None]:
+    """The KerasTuner status and score of a stored trial. A point that failed (its loss
+    diverged, its model could not be built) counts as the worst value seen so far: left as
+    FAILED, BayesianOptimization's model never learns of it and proposes the same region
+    again (a run of such points stops the search); an interrupted one is simply unjudged."""
     if frozen.state == TrialState.COMPLETE:
         value = frozen.value
         if value is not None and math.isfinite(value):
@@ -173,6 +191,8 @@ def _status(frozen: FrozenTrial) -> tuple[str, float | None]:
         return "FAILED", None
     if frozen.state in (TrialState.RUNNING, TrialState.WAITING):
         return "RUNNING", None
+    if frozen.state == TrialState.FAIL and worst is not None and not _interrupted(frozen):
+        return "COMPLETED", worst
     return "FAILED", None
 
 

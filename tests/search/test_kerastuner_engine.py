@@ -83,6 +83,44 @@ def test_random_and_bayesian_oracles_search_the_same_space(tmp_path: Path) -> No
             assert ("momentum" in trial.params) == (trial.params["optimizer"] == "sgd")
 
 
+def test_a_point_that_diverged_counts_as_the_worst_for_the_oracle(tmp_path: Path) -> None:
+    """Left FAILED, a diverged point is invisible to BayesianOptimization's model, which then
+    proposes the same region until the failure guard stops the search: it counts as the
+    worst value seen (an interrupted trial stays unjudged)."""
+    from search.engines._kerastuner import KerasTunerProposer
+
+    space = parse_space(
+        {
+            "name": "half",
+            "params": {
+                "units": {"type": "int", "low": 4, "high": 16},
+                "optimizer": "sgd",
+                "learning_rate": {"type": "categorical", "choices": [0.01, 1.0e7]},
+                "batch_size": 32,
+            },
+        },
+        source="half",
+    )
+    url = f"sqlite:///{tmp_path / 'kt.db'}"
+    search.run(
+        "iris", space, trials=6, epochs=2, engine="kerastuner", algorithm="bayesian",
+        study="b", storage=url, write_report=False, max_failures=10,
+    )  # fmt: skip
+    _, trials = stored("b", url)
+    failed = [t for t in trials if t.state == TrialState.FAIL]
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    assert failed and complete, [(t.state.name, t.params) for t in trials]
+    assert all(t.params["learning_rate"] == 1.0e7 for t in failed)
+    worst = max(t.value for t in complete if t.value is not None)
+    settings = search.load_settings("b", url)
+    oracle = KerasTunerProposer(settings)._oracle(trials, seed=0)
+    for trial in failed:
+        kt = oracle.trials[trial.user_attrs[STATE_ATTR]["trial_id"]]
+        assert (kt.status, kt.score) == ("COMPLETED", worst)
+    for trial in complete:
+        assert oracle.trials[trial.user_attrs[STATE_ATTR]["trial_id"]].score == trial.value
+
+
 def test_a_hyperband_search_killed_and_resumed_keeps_its_rounds_and_writes_no_directory(
     tmp_path: Path,
 ) -> None:
