@@ -165,10 +165,13 @@ def test_a_hyperband_search_killed_and_resumed_keeps_its_rounds_and_writes_no_di
             assert "died" in (TrialRecord.of(trial).fail_reason or "")
             retries = [t for t in trials if t.system_attrs.get("failed_trial") == trial.number]
             assert len(retries) == 1 and retries[0].params == trial.params
-    # The database holds the oracle: nothing else was written here.
+    # The database holds the oracle: no KerasTuner directory; beside the database only its
+    # lock, the report and hpsearch's own checkpoints of the best --keep-top (3) trials.
     written = {p.name for p in tmp_path.iterdir()}
     assert written <= {"tiny.yaml", "hpsearch.db", "hpsearch.db-wal", "hpsearch.db-shm",
-                       "hpsearch.db.lock", "hb-report.html"}, written  # fmt: skip
+                       "hpsearch.db.lock", "hb-report.html", "hpsearch-checkpoints"}, written  # fmt: skip
+    kept = [p.name for p in (tmp_path / "hpsearch-checkpoints").rglob("*") if p.is_file()]
+    assert 1 <= len(kept) <= 3 and all(name.endswith(".keras") for name in kept), kept
 
 
 def _yaml(data: object) -> str:
