@@ -169,7 +169,8 @@ def test_a_hyperband_search_killed_and_resumed_keeps_its_rounds_and_writes_no_di
     # lock, the report and hpsearch's own checkpoints of the best --keep-top (3) trials.
     written = {p.name for p in tmp_path.iterdir()}
     assert written <= {"tiny.yaml", "hpsearch.db", "hpsearch.db-wal", "hpsearch.db-shm",
-                       "hpsearch.db.lock", "hb-report.html", "hpsearch-checkpoints"}, written  # fmt: skip
+                       "hpsearch.db.lock", "hb-report.html",
+                       "hpsearch-checkpoints"}, written  # fmt: skip
     kept = [p.name for p in (tmp_path / "hpsearch-checkpoints").rglob("*") if p.is_file()]
     assert 1 <= len(kept) <= 3 and all(name.endswith(".keras") for name in kept), kept
 
