@@ -158,7 +158,7 @@ def fixed_and_sampled(settings: StudySettings, trial: FrozenTrial) -> dict[str, 
             point[param.name] = trial.params[param.name]
         elif isinstance(param, FixedParam) and settings.space.is_active(param, point):
             point[param.name] = param.value
-    return point
+    return settings.space.builder_point(point)
 
 
 def test_metrics(model: Any, dataset: Dataset) -> dict[str, float]:
@@ -171,7 +171,7 @@ def test_metrics(model: Any, dataset: Dataset) -> dict[str, float]:
     x, y = dataset.x_test, dataset.y_test
     if x is None or y is None:
         raise ConfigError(f"{dataset.source}: no test split to score on.")
-    x = x.astype(np.float32, copy=False)
+    # Keras casts each batch to the model's input type: multi-hot bytes stay bytes here.
     evaluated = model.evaluate(x, y, verbose=0, return_dict=True, batch_size=1024)
     scores = {f"test_{k}": float(v) for k, v in evaluated.items()}
     predicted = np.asarray(model.predict(x, verbose=0, batch_size=1024))

@@ -35,6 +35,7 @@ from spaces._schema import (
     Param,
     Space,
     SpaceError,
+    builder_name,
     describe_value,
     is_int,
     is_number,
@@ -142,8 +143,9 @@ class Vocabulary:
     def check_param(self, param: Param) -> None:
         """A parameter of a space: a name of this vocabulary, a kind that fits it, and every
         value it can take (bounds, choices, the fixed value) accepted."""
+        name = builder_name(param)
         try:
-            rule = self.check_name(param.name)
+            rule = self.check_name(name)
         except SpaceError as error:
             raise SpaceError(error.message, param=param.name) from None
         kind = _KIND_OF[type(param)]
@@ -161,7 +163,7 @@ class Vocabulary:
         else:
             checks = [("value", param.value)]
         for what, value in checks:
-            problem = self.check_value(param.name, value, what)
+            problem = self.check_value(name, value, what)
             if problem is not None:
                 raise SpaceError(problem, param=param.name)
 

@@ -179,9 +179,11 @@ class IntParam:
     log: bool = False
     step: int = 1
     when: Condition | None = field(default=None, hash=False)
+    feeds: str | None = None  # space-file key `as`: the builder parameter it sets
 
     def __post_init__(self) -> None:
         _check_name(self.name)
+        _check_feeds(self)
         for what in ("low", "high", "step"):
             value = getattr(self, what)
             if not _is_int(value):
@@ -209,7 +211,7 @@ class IntParam:
             "log": self.log,
             "step": self.step,
         }
-        return _with_when(d, self.when)
+        return _with_when(d, self.when, self.feeds)
 
 
 @dataclass(frozen=True)
@@ -226,9 +228,11 @@ class FloatParam:
     log: bool = False
     step: float | None = None
     when: Condition | None = field(default=None, hash=False)
+    feeds: str | None = None  # space-file key `as`: the builder parameter it sets
 
     def __post_init__(self) -> None:
         _check_name(self.name)
+        _check_feeds(self)
         for what in ("low", "high", "step"):
             value = getattr(self, what)
             if what == "step" and value is None:
@@ -261,7 +265,7 @@ class FloatParam:
         d: dict[str, Any] = {"type": "float", "low": self.low, "high": self.high, "log": self.log}
         if self.step is not None:
             d["step"] = self.step
-        return _with_when(d, self.when)
+        return _with_when(d, self.when, self.feeds)
 
 
 @dataclass(frozen=True)
@@ -271,9 +275,11 @@ class CategoricalParam:
     name: str
     choices: tuple[Choice, ...]
     when: Condition | None = field(default=None, hash=False)
+    feeds: str | None = None  # space-file key `as`: the builder parameter it sets
 
     def __post_init__(self) -> None:
         _check_name(self.name)
+        _check_feeds(self)
         if not isinstance(self.choices, list | tuple) or not self.choices:
             raise SpaceError(
                 f"`choices` must be a non-empty list, but got {_describe(self.choices)}.",
@@ -296,7 +302,9 @@ class CategoricalParam:
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-safe form (the space-file mapping of this parameter)."""
-        return _with_when({"type": "categorical", "choices": list(self.choices)}, self.when)
+        return _with_when(
+            {"type": "categorical", "choices": list(self.choices)}, self.when, self.feeds
+        )
 
 
 @dataclass(frozen=True)
@@ -306,9 +314,11 @@ class FixedParam:
     name: str
     value: Choice
     when: Condition | None = field(default=None, hash=False)
+    feeds: str | None = None  # space-file key `as`: the builder parameter it sets
 
     def __post_init__(self) -> None:
         _check_name(self.name)
+        _check_feeds(self)
         if not isinstance(self.value, Choice):
             raise SpaceError(
                 f"a fixed value must be str, int, float or bool, but got {_describe(self.value)}.",
@@ -318,7 +328,7 @@ class FixedParam:
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-safe form (the space-file mapping of this parameter)."""
-        return _with_when({"type": "fixed", "value": self.value}, self.when)
+        return _with_when({"type": "fixed", "value": self.value}, self.when, self.feeds)
 
 
 Param: TypeAlias = IntParam | FloatParam | CategoricalParam | FixedParam
@@ -333,10 +343,10 @@ _PARAM_TYPES: Final[dict[str, type[Param]]] = {
 
 _KEYS: Final[dict[str, tuple[tuple[str, ...], tuple[str, ...]]]] = {
     # type -> (required keys, optional keys), besides `type`
-    "int": (("low", "high"), ("log", "step", "when")),
-    "float": (("low", "high"), ("log", "step", "when")),
-    "categorical": (("choices",), ("when",)),
-    "fixed": (("value",), ("when",)),
+    "int": (("low", "high"), ("log", "step", "when", "as")),
+    "float": (("low", "high"), ("log", "step", "when", "as")),
+    "categorical": (("choices",), ("when", "as")),
+    "fixed": (("value",), ("when", "as")),
 }
 
 
@@ -345,10 +355,32 @@ def _check_bool(name: str, what: str, value: object) -> None:
         raise SpaceError(f"`{what}` must be true or false, but got {_describe(value)}.", param=name)
 
 
-def _with_when(d: dict[str, Any], when: Condition | None) -> dict[str, Any]:
+def _with_when(d: dict[str, Any], when: Condition | None, feeds: str | None) -> dict[str, Any]:
     if when is not None:
         d["when"] = {parent: list(values) for parent, values in when.items()}
+    if feeds is not None:
+        d["as"] = feeds
     return d
+
+
+def _check_feeds(param: Param) -> None:
+    if param.feeds is None:
+        return
+    try:
+        _check_name(param.feeds)
+    except SpaceError as error:
+        raise SpaceError(f"`as`: {error.message}", param=param.name) from None
+    if param.when is None and param.feeds != param.name:
+        raise SpaceError(
+            f"`as: {param.feeds}` makes this one of several branches that set "
+            f"{param.feeds!r}; give it a `when` condition.",
+            param=param.name,
+        )
+
+
+def builder_name(param: Param) -> str:
+    """The builder parameter ``param`` sets: its ``as``, else its own name."""
+    return param.feeds or param.name
 
 
 def param_from_dict(name: object, spec: object) -> Param:
@@ -383,7 +415,8 @@ def param_from_dict(name: object, spec: object) -> Param:
     for key in required:
         if key not in spec:
             raise SpaceError(f"type {kind} needs the key {key!r}, but it is missing.", param=name)
-    kwargs = {key: value for key, value in spec.items() if key != "type"}
+    kwargs = {("feeds" if key == "as" else key): value for key, value in spec.items()}
+    kwargs.pop("type")
     return _PARAM_TYPES[kind](name, **kwargs)
 
 
@@ -435,6 +468,7 @@ class Space:
                 raise SpaceError("declared twice.", source=source, param=param.name)
             _check_condition(param, seen, source)
             seen[param.name] = param
+        _check_branches(params, source)
         object.__setattr__(self, "params", params)
 
     @property
@@ -462,6 +496,11 @@ class Space:
         return all(
             parent in values and values[parent] in allowed for parent, allowed in param.when.items()
         )
+
+    def builder_point(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        """A point as the builder takes it: each value under the builder parameter it sets
+        (``as``), so the active branch of several feeds one name."""
+        return {builder_name(p): values[p.name] for p in self.params if p.name in values}
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe form: ``{"name", "description", "params": {name: spec}}`` in order."""
@@ -505,6 +544,34 @@ class Space:
             raise error.with_source(where) from None
         except TypeError as error:  # a mistyped constructor call, e.g. from a bad stored dict
             raise SpaceError(str(error), source=where) from None
+
+
+def _check_branches(params: tuple[Param, ...], source: str) -> None:
+    """Parameters that set the same builder parameter (``as``) must never be active
+    together: for every two of them, some parent allows disjoint values in each."""
+    groups: dict[str, list[Param]] = {}
+    for param in params:
+        groups.setdefault(builder_name(param), []).append(param)
+    for target, members in groups.items():
+        for i, first in enumerate(members):
+            for second in members[i + 1 :]:
+                if not _exclusive(first, second):
+                    raise SpaceError(
+                        f"both {first.name!r} and {second.name!r} set {target!r} and can be "
+                        "active together; give them `when` conditions on one parent that "
+                        "allow different values.",
+                        source=source,
+                        param=second.name,
+                    )
+
+
+def _exclusive(first: Param, second: Param) -> bool:
+    if first.when is None or second.when is None:
+        return False
+    return any(
+        parent in second.when and not set(allowed) & set(second.when[parent])
+        for parent, allowed in first.when.items()
+    )
 
 
 def _check_condition(param: Param, earlier: Mapping[str, Param], source: str) -> None:

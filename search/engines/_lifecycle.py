@@ -257,10 +257,10 @@ class Lifecycle:
 
         try:
             plan = self.proposer.plan(trial)
-            point.update(plan.params)
+            point.update(settings.space.builder_point(plan.params))
             recorder.max_epochs = plan.epochs
             outcome = fit_trial(
-                plan.params,
+                dict(point),
                 self.dataset,
                 recorder,
                 patience=settings.patience,

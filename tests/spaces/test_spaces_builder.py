@@ -385,7 +385,8 @@ def test_every_point_of_every_preset_builds(preset: str) -> None:
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=3))
     for _ in range(6):
         trial = study.ask()
-        model = build_model(spaces.sample_optuna(space, trial), DataSpec((20,), "binary"))
+        point = space.builder_point(spaces.sample_optuna(space, trial))
+        model = build_model(point, DataSpec((20,), "binary"))
         assert model.layers[-1].units == 1
         study.tell(trial, 0.0)
         keras.backend.clear_session()

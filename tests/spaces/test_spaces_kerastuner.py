@@ -113,4 +113,4 @@ def test_every_preset_translates_to_valid_builder_inputs(preset: str) -> None:
     for values in _oracle_points(space, 20, seed=3):
         params = params_from_values(space, values)
         assert set(params) <= set(space.names) - set(fixed)
-        resolve_params({**fixed, **params})
+        resolve_params(space.builder_point({**fixed, **params}))

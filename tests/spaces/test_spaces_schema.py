@@ -239,3 +239,57 @@ def test_from_dict_rejects_malformed_data(data: Any, fragment: str) -> None:
     with pytest.raises(SpaceError) as caught:
         Space.from_dict(data)
     assert fragment in str(caught.value)
+
+
+BRANCHES = {
+    "name": "init",
+    "params": {
+        "activation": {"type": "categorical", "choices": ["relu", "tanh", "selu"]},
+        "init_relu": {"type": "categorical", "choices": ["he_normal", "he_uniform"],
+                      "when": {"activation": ["relu"]}, "as": "initializer"},
+        "init_tanh": {"type": "fixed", "value": "glorot_uniform",
+                      "when": {"activation": ["tanh"]}, "as": "initializer"},
+    },
+}  # fmt: skip
+
+
+def test_exclusive_branches_feed_one_builder_parameter() -> None:
+    space = Space.from_dict(BRANCHES)
+    DENSE.check_space(space)
+    assert space.builder_point({"activation": "relu", "init_relu": "he_uniform"}) == {
+        "activation": "relu",
+        "initializer": "he_uniform",
+    }
+    again = Space.from_dict(json.loads(json.dumps(space.to_dict())))
+    assert again == space and again.to_dict()["params"]["init_tanh"]["as"] == "initializer"
+
+
+@pytest.mark.parametrize(
+    ("change", "fragment"),
+    [
+        ({"when": {"activation": ["relu", "tanh"]}}, "both 'init_relu' and 'init_tanh' set"),
+        ({"when": None}, "`as: initializer` makes this one of several branches"),
+        ({"as": "2x"}, "`as`: a parameter name is a Python identifier"),
+    ],
+)
+def test_branches_that_could_be_active_together_are_refused(
+    change: dict[str, Any], fragment: str
+) -> None:
+    data = json.loads(json.dumps(BRANCHES))
+    spec = {**data["params"]["init_tanh"], **change}
+    data["params"]["init_tanh"] = {k: v for k, v in spec.items() if v is not None}
+    with pytest.raises(SpaceError) as caught:
+        Space.from_dict(data)
+    assert fragment in str(caught.value)
+
+
+def test_the_vocabulary_checks_a_branch_under_the_name_it_sets() -> None:
+    data = json.loads(json.dumps(BRANCHES))
+    data["params"]["init_relu"]["choices"] = ["he_normal", "he_foo"]
+    with pytest.raises(SpaceError, match=r"parameter 'init_relu': unknown initializer 'he_foo'"):
+        DENSE.check_space(Space.from_dict(data))
+    data = json.loads(json.dumps(BRANCHES))
+    data["params"]["init_tanh"]["as"] = "initialiser"
+    data["params"]["init_relu"]["as"] = "initialiser"
+    with pytest.raises(SpaceError, match=r"unknown parameter 'initialiser'"):
+        DENSE.check_space(Space.from_dict(data))
