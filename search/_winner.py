@@ -98,15 +98,19 @@ def keep_checkpoint(
 
 
 def prune_checkpoints(trials: list[FrozenTrial], settings: StudySettings, url: str) -> None:
-    """Delete the checkpoints of finished trials outside the best ``keep_top``."""
+    """Delete the checkpoints of finished trials outside the best ``keep_top``, and the
+    half-written ones a killed worker left of a finished trial."""
     top = set(_ranked(trials, settings.direction)[: settings.keep_top])
     finished = {t.number for t in trials if t.state.is_finished()}
     folder = checkpoint_dir(url, settings.study)
     if not folder.is_dir():
         return
-    for path in folder.glob("trial-*.keras"):
-        found = re.fullmatch(r"trial-(\d+)\.keras", path.name)
-        if found and int(found.group(1)) in finished and int(found.group(1)) not in top:
+    for path in folder.glob("*trial-*.keras"):
+        found = re.fullmatch(r"(\.?)trial-(\d+)\.keras(\.\d+\.keras)?", path.name)
+        if found is None or int(found.group(2)) not in finished:
+            continue
+        partial = bool(found.group(1))
+        if partial or int(found.group(2)) not in top:
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
 

@@ -221,3 +221,24 @@ def test_text_labels_keep_their_names_in_the_report_and_the_exported_card(
     assert card["data"]["task"] == "multiclass" and card["data"]["scaling"] == "standard"
     assert card["test_metrics"] == study(url).user_attrs[WINNER_KEY]["test_metrics"]
     assert card["params"] == study(url).best_trial.params
+
+
+def test_pruning_removes_what_a_killed_worker_left(searched: tuple[str, Path]) -> None:
+    from search._winner import prune_checkpoints
+
+    url, _ = searched
+    s = study(url)
+    folder = checkpoint_dir(url, "w")
+    kept = sorted(p.name for p in folder.iterdir())
+    worst = max((t for t in s.trials if t.state.name == "COMPLETE"), key=lambda t: t.value)
+    stale = [
+        folder / f".trial-{worst.number}.keras.99999.keras",
+        folder / f"trial-{worst.number}.keras",
+    ]
+    for path in stale:
+        path.write_bytes(b"half")
+    unknown = folder / "notes.txt"
+    unknown.write_text("mine")
+    prune_checkpoints(s.trials, search.load_settings("w", url), url)
+    assert sorted(p.name for p in folder.iterdir()) == sorted([*kept, "notes.txt"])
+    unknown.unlink()
