@@ -36,7 +36,6 @@ if TYPE_CHECKING:
     from search._data import Dataset
     from search._settings import StudySettings
 
-DEFAULT_KEEP_TOP = 3
 CHECKPOINTS_ENV = "HPSEARCH_CHECKPOINTS"
 # The study user attribute naming the scored winner: {"trial", "test_metrics", "model"}.
 WINNER_KEY = "winner"
