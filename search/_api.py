@@ -154,9 +154,13 @@ def run(
             f"--model {model}: give --space too, a space file of your builder's parameters "
             "(the presets are the built-in Dense builder's)."
         )
-    space_obj = load_space(space, model) if isinstance(space, str) else space
-    if isinstance(space_obj, Space) and model is not None:
-        space_obj = parse_space(space_obj.to_dict(), f"space {space_obj.name!r}", model)
+    space_obj: Space | None
+    if isinstance(space, str):
+        space_obj = load_space(space, model)
+    elif space is not None and model is not None:  # a Space object, checked for this builder
+        space_obj = parse_space(space.to_dict(), f"space {space.name!r}", model)
+    else:
+        space_obj = space
     if study is None:
         if data is None:
             raise ConfigError("--data is required to start a new study (or give --study).")
@@ -592,7 +596,8 @@ def export(
     it (``--keep-top``), else the trial trained again with its params and seed on the study's
     data. Loading it with ``keras.models.load_model`` gives a compiled model; with a test
     split, its ``evaluate`` on the test data gives the stored test scores."""
-    from search._winner import WINNER_KEY, checkpoint_path, trained_model
+    from reports._html import write_page
+    from search._winner import WINNER_KEY, checkpoint_path, ranked, trained_model
 
     out = Path(output)
     if out.suffix != ".keras":
@@ -613,8 +618,7 @@ def export(
     if not complete:
         raise ConfigError(f"study {study!r} has no completed trial yet; nothing to export.")
     if trial is None:
-        sign = 1.0 if settings.direction == "minimize" else -1.0
-        chosen = min(complete.values(), key=lambda t: (sign * float(t.value or 0), t.number))
+        chosen = complete[ranked(trials, settings.direction)[0]]
     elif trial in complete:
         chosen = complete[trial]
     else:
@@ -644,38 +648,30 @@ def export(
         metrics = winner.get("test_metrics")
     card = out.with_suffix(".json")
     data = stored.get("data", {})
-    _write_json(
-        card,
-        {
-            "model": out.name,
-            "study": study,
-            "trial": chosen.number,
-            "objective": settings.objective,
-            "value": chosen.value,
-            "params": dict(chosen.params),
-            "builder": settings.model,
-            "how": "checkpoint" if how.startswith("checkpoint") else "retrained",
-            "test_metrics": metrics,
-            "data": {
-                key: data.get(key)
-                for key in (
-                    "source",
-                    "task",
-                    "input_shape",
-                    "scaling",
-                    "num_words",
-                    "fingerprint",
-                    "test_split",
-                )
-            },
-            # output k of the model is class_names[k] (text labels were encoded this way)
-            "class_names": data.get("class_names") if data.get("task") != "regression" else None,
+    card_fields = {
+        "model": out.name,
+        "study": study,
+        "trial": chosen.number,
+        "objective": settings.objective,
+        "value": chosen.value,
+        "params": dict(chosen.params),
+        "builder": settings.model,
+        "how": "checkpoint" if how.startswith("checkpoint") else "retrained",
+        "test_metrics": metrics,
+        "data": {
+            key: data.get(key)
+            for key in (
+                "source",
+                "task",
+                "input_shape",
+                "scaling",
+                "num_words",
+                "fingerprint",
+                "test_split",
+            )
         },
-    )
+        # output k of the model is class_names[k] (text labels were encoded this way)
+        "class_names": data.get("class_names") if data.get("task") != "regression" else None,
+    }
+    write_page(card, json.dumps(card_fields, indent=2, default=str) + "\n")
     return Exported(out, study, chosen.number, how, metrics, card)
-
-
-def _write_json(path: Path, value: dict[str, Any]) -> None:
-    partial = path.with_name(f".{path.name}.{os.getpid()}")
-    partial.write_text(json.dumps(value, indent=2, default=str) + "\n", encoding="utf-8")
-    os.replace(partial, path)

@@ -100,10 +100,9 @@ def keras_datasets_dir() -> Path:
 
 
 def load_keras_arrays(name: str, num_words: int) -> KerasArrays:
-    """The arrays of ``keras.datasets.<name>``, downloading its file(s) once if missing."""
+    """The arrays of ``keras.datasets.<name>``, downloading its file(s) once if missing
+    (``num_words`` checked by the caller, ``load_dataset``)."""
     entry = KERAS_DATASETS[name]
-    if entry.uses_num_words:
-        check_num_words(num_words)
     paths = _cached_files(entry)
     try:
         return entry.read(paths, num_words)

@@ -58,7 +58,7 @@ def checkpoint_path(url: str, study: str, number: int) -> Path:
     return checkpoint_dir(url, study) / f"trial-{number}.keras"
 
 
-def _ranked(trials: Iterable[FrozenTrial], direction: str) -> list[int]:
+def ranked(trials: Iterable[FrozenTrial], direction: str) -> list[int]:
     """Numbers of the completed trials, best first (ties: the earlier trial)."""
     done = [t for t in trials if t.state.name == "COMPLETE" and t.value is not None]
     sign = 1.0 if direction == "minimize" else -1.0
@@ -99,7 +99,7 @@ def keep_checkpoint(
 def prune_checkpoints(trials: list[FrozenTrial], settings: StudySettings, url: str) -> None:
     """Delete the checkpoints of finished trials outside the best ``keep_top``, and the
     half-written ones a killed worker left of a finished trial."""
-    top = set(_ranked(trials, settings.direction)[: settings.keep_top])
+    top = set(ranked(trials, settings.direction)[: settings.keep_top])
     finished = {t.number for t in trials if t.state.is_finished()}
     folder = checkpoint_dir(url, settings.study)
     if not folder.is_dir():

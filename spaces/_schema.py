@@ -94,12 +94,9 @@ def yaml_hint(value: object) -> str:
     return ""
 
 
-_is_int, _is_number, _describe, _yaml_hint = is_int, is_number, describe_value, yaml_hint
-
-
 def _check_name(name: object) -> str:
     if not isinstance(name, str):
-        raise SpaceError(f"a parameter name must be a string, but got {_describe(name)}.")
+        raise SpaceError(f"a parameter name must be a string, but got {describe_value(name)}.")
     if len(name) > MAX_PARAM_NAME or not _PARAM_NAME.fullmatch(name):
         raise SpaceError(
             f"a parameter name is a Python identifier of at most {MAX_PARAM_NAME} characters "
@@ -115,14 +112,15 @@ def _normalise_when(name: str, when: object) -> Condition | None:
     if not isinstance(when, Mapping) or not when:
         raise SpaceError(
             "`when` must be a non-empty mapping {parent: [allowed values]}, "
-            f"but got {_describe(when)}.",
+            f"but got {describe_value(when)}.",
             param=name,
         )
     frozen: dict[str, tuple[Choice, ...]] = {}
     for parent, allowed in when.items():
         if not isinstance(parent, str):
             raise SpaceError(
-                f"`when` keys must be parameter names, but got {_describe(parent)}.", param=name
+                f"`when` keys must be parameter names, but got {describe_value(parent)}.",
+                param=name,
             )
         values = tuple(allowed) if isinstance(allowed, list | tuple) else (allowed,)
         if not values:
@@ -133,7 +131,7 @@ def _normalise_when(name: str, when: object) -> Condition | None:
             if not isinstance(value, Choice):
                 raise SpaceError(
                     f"`when` values must be str, int, float or bool, "
-                    f"but got {_describe(value)} for {parent!r}.",
+                    f"but got {describe_value(value)} for {parent!r}.",
                     param=name,
                 )
         frozen[parent] = values
@@ -186,9 +184,10 @@ class IntParam:
         _check_feeds(self)
         for what in ("low", "high", "step"):
             value = getattr(self, what)
-            if not _is_int(value):
+            if not is_int(value):
                 raise SpaceError(
-                    f"`{what}` must be an integer, but got {_describe(value)}{_yaml_hint(value)}.",
+                    f"`{what}` must be an integer, but got "
+                    f"{describe_value(value)}{yaml_hint(value)}.",
                     param=self.name,
                 )
         _check_bool(self.name, "log", self.log)
@@ -237,10 +236,10 @@ class FloatParam:
             value = getattr(self, what)
             if what == "step" and value is None:
                 continue
-            if not _is_number(value) or not math.isfinite(value):
+            if not is_number(value) or not math.isfinite(value):
                 raise SpaceError(
                     f"`{what}` must be a finite number, but got "
-                    f"{_describe(value)}{_yaml_hint(value)}.",
+                    f"{describe_value(value)}{yaml_hint(value)}.",
                     param=self.name,
                 )
             object.__setattr__(self, what, float(value))
@@ -282,14 +281,14 @@ class CategoricalParam:
         _check_feeds(self)
         if not isinstance(self.choices, list | tuple) or not self.choices:
             raise SpaceError(
-                f"`choices` must be a non-empty list, but got {_describe(self.choices)}.",
+                f"`choices` must be a non-empty list, but got {describe_value(self.choices)}.",
                 param=self.name,
             )
         choices = tuple(self.choices)
         for i, choice in enumerate(choices):
             if not isinstance(choice, Choice):
                 raise SpaceError(
-                    f"choices must be str, int, float or bool, but got {_describe(choice)}.",
+                    f"choices must be str, int, float or bool, but got {describe_value(choice)}.",
                     param=self.name,
                 )
             if choice in choices[:i]:
@@ -321,7 +320,8 @@ class FixedParam:
         _check_feeds(self)
         if not isinstance(self.value, Choice):
             raise SpaceError(
-                f"a fixed value must be str, int, float or bool, but got {_describe(self.value)}.",
+                "a fixed value must be str, int, float or bool, but got "
+                f"{describe_value(self.value)}.",
                 param=self.name,
             )
         object.__setattr__(self, "when", _normalise_when(self.name, self.when))
@@ -352,7 +352,9 @@ _KEYS: Final[dict[str, tuple[tuple[str, ...], tuple[str, ...]]]] = {
 
 def _check_bool(name: str, what: str, value: object) -> None:
     if not isinstance(value, bool):
-        raise SpaceError(f"`{what}` must be true or false, but got {_describe(value)}.", param=name)
+        raise SpaceError(
+            f"`{what}` must be true or false, but got {describe_value(value)}.", param=name
+        )
 
 
 def _with_when(d: dict[str, Any], when: Condition | None, feeds: str | None) -> dict[str, Any]:
@@ -395,7 +397,7 @@ def param_from_dict(name: object, spec: object) -> Param:
     if not isinstance(spec, Mapping):
         raise SpaceError(
             "expected a mapping with `type` (int, float, categorical, fixed) or a plain value, "
-            f"but got {_describe(spec)}.",
+            f"but got {describe_value(spec)}.",
             param=name,
         )
     kind = spec.get("type")
@@ -440,7 +442,9 @@ class Space:
     def __post_init__(self) -> None:
         source = f"space {self.name!r}"
         if not isinstance(self.name, str) or not self.name:
-            raise SpaceError(f"a space needs a non-empty name, but got {_describe(self.name)}.")
+            raise SpaceError(
+                f"a space needs a non-empty name, but got {describe_value(self.name)}."
+            )
         if len(self.name) > MAX_SPACE_NAME or not self.name.isprintable():
             raise SpaceError(
                 f"a space's name has at most {MAX_SPACE_NAME} printable characters (it becomes "
@@ -449,12 +453,13 @@ class Space:
             )
         if not isinstance(self.description, str):
             raise SpaceError(
-                f"`description` must be text, but got {_describe(self.description)}.",
+                f"`description` must be text, but got {describe_value(self.description)}.",
                 source=source,
             )
         if not isinstance(self.params, list | tuple) or not self.params:
             raise SpaceError(
-                f"`params` must declare at least one parameter, but got {_describe(self.params)}.",
+                "`params` must declare at least one parameter, but got "
+                f"{describe_value(self.params)}.",
                 source=source,
             )
         params = tuple(self.params)
@@ -462,7 +467,7 @@ class Space:
         for param in params:
             if not isinstance(param, IntParam | FloatParam | CategoricalParam | FixedParam):
                 raise SpaceError(
-                    f"expected a parameter, but got {_describe(param)}.", source=source
+                    f"expected a parameter, but got {describe_value(param)}.", source=source
                 )
             if param.name in seen:
                 raise SpaceError("declared twice.", source=source, param=param.name)
@@ -518,7 +523,7 @@ class Space:
         """
         where = source or "stored space"
         if not isinstance(data, Mapping):
-            raise SpaceError(f"expected a mapping, but got {_describe(data)}.", source=where)
+            raise SpaceError(f"expected a mapping, but got {describe_value(data)}.", source=where)
         unknown = [key for key in data if key not in ("name", "description", "params")]
         if unknown:
             raise SpaceError(
@@ -534,7 +539,8 @@ class Space:
         raw = data["params"]
         if not isinstance(raw, Mapping) or not raw:
             raise SpaceError(
-                f"`params` must be a non-empty mapping {{name: spec}}, but got {_describe(raw)}.",
+                "`params` must be a non-empty mapping {name: spec}, but got "
+                f"{describe_value(raw)}.",
                 source=where,
             )
         try:
