@@ -21,6 +21,7 @@ from optuna.distributions import (
 )
 from optuna.trial import FrozenTrial
 
+from reports._analysis import diagnose
 from reports._study import LoadedStudy, StorageLike, load
 from search._records import TrialRecord, as_finite, as_int, as_number
 
@@ -253,7 +254,10 @@ def trials_frame(storage: StorageLike, study_name: str) -> pd.DataFrame:
 def leaderboard(frame: pd.DataFrame, top: int | None = None) -> pd.DataFrame:
     """The ranked COMPLETE trials, best first, at most ``top`` of them.
 
-    Adds ``gap`` = ``val_loss - loss`` at the best epoch, a simple overfitting hint.
+    Adds ``fit``: the trial's verdict from the shape of its curves (``reports._analysis.
+    diagnose``: underfit, good fit, overfit, or "too short"), where the frame carries the
+    histories; not the gap between validation and training loss, which dropout and
+    regularisation make meaningless (they raise the training loss only).
     """
     if top is not None and (isinstance(top, bool) or not isinstance(top, int) or top < 1):
         raise ValueError(f"`top` must be a positive int or None, but got {top!r}.")
@@ -261,7 +265,13 @@ def leaderboard(frame: pd.DataFrame, top: int | None = None) -> pd.DataFrame:
     if top is not None:
         board = board.head(top)
     board = board.reset_index(drop=True)
-    board["gap"] = board["val_loss"] - board["loss"]
+    histories = board.attrs.get("histories")
+    histories = histories if isinstance(histories, Mapping) else {}
+    verdicts = [
+        diagnose(histories[n]).verdict if n in histories else pd.NA
+        for n in board["number"].astype(int)
+    ]
+    board["fit"] = pd.Series(verdicts, dtype="object")
     return board
 
 

@@ -20,17 +20,44 @@ from typing import Any
 
 import jinja2
 import pandas as pd
+from optuna.distributions import FloatDistribution, IntDistribution
+from optuna.trial import FrozenTrial
 
+from reports._analysis import (
+    BARELY_LEARNED,
+    MIN_EPOCHS,
+    OVERFIT_EPOCHS,
+    OVERFIT_RISE,
+    STILL_IMPROVING,
+    Diagnosis,
+    NumericRange,
+    diagnose,
+    edge_hints,
+    overfit_links,
+    verdict_counts,
+)
 from reports._compare import compare, plot_comparison
 from reports._frame import failures, frame_from_loaded, leaderboard, param_columns
+from reports._importance import (
+    PARALLEL_TOP,
+    SLICE_MAX_TRIALS,
+    completed,
+    param_importances,
+    plot_importance,
+    plot_parallel,
+    plot_params,
+)
 from reports._plots import (
     learning_curves_data,
     optimization_history_data,
     plot_learning_curves,
     plot_optimization_history,
+    plot_trial_curves,
+    trial_curves_data,
 )
-from reports._study import ReportError, StorageLike, load
+from reports._study import LoadedStudy, ReportError, StorageLike, load
 from reports._summary import StudySummary, summary_from_loaded
+from search._storage import DEFAULT_STORAGE, mask_url, resume_command
 
 LEADERBOARD_ROWS = 100
 """At most this many ranked trials are listed; the page says how many more there are."""
@@ -115,6 +142,18 @@ def _png_uri(png: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 
+def _sort_key(value: Any) -> str:
+    """The ``data-v`` of a cell: numbers as they are (the page's script sorts them as
+    numbers), missing values empty (sorted last), anything else its text."""
+    if _missing(value):
+        return ""
+    if isinstance(value, bool):
+        return str(int(value))
+    if isinstance(value, int | float):
+        return repr(float(value))
+    return fmt(value)
+
+
 def _leaderboard_table(frame: pd.DataFrame, objective: str) -> dict[str, Any]:
     board = leaderboard(frame)
     params = param_columns(frame)
@@ -124,18 +163,21 @@ def _leaderboard_table(frame: pd.DataFrame, objective: str) -> dict[str, Any]:
     metric_columns = (["value"] if shown_value else []) + val_metrics
     headers = ["rank", "trial"]
     headers += [objective if c == "value" else c for c in metric_columns]
-    headers += ["train loss", "gap", "best epoch", "epochs run", "stopped", "param count"]
-    headers += ["duration", "params"]
+    headers += ["train loss", "fit", "best epoch", "epochs run", "stopped", "param count"]
+    headers += ["duration (s)", *params]
     rows = []
     for row in board.head(LEADERBOARD_ROWS).to_dict("records"):
-        stopped = "early" if row["early_stopped"] is True else _DASH
-        cells = [fmt(row["rank"]), fmt(row["number"])]
-        cells += [fmt(row[c]) for c in metric_columns]
-        cells += [fmt(row["loss"]), fmt(row["gap"]), fmt(row["best_epoch"])]
-        cells += [fmt(row["epochs_run"]), stopped, fmt(row["param_count"])]
-        cells += [_duration(row["duration_s"]), _params_text(row, params)]
-        rows.append(cells)
-    return {"headers": headers, "rows": rows, "hidden": max(0, len(board) - LEADERBOARD_ROWS)}
+        stopped = "early" if row["early_stopped"] is True else None
+        values = [row["rank"], row["number"], *(row[c] for c in metric_columns)]
+        values += [row["loss"], row["fit"], row["best_epoch"], row["epochs_run"], stopped]
+        values += [row["param_count"], row["duration_s"], *(row[c] for c in params.values())]
+        rows.append([(fmt(v), _sort_key(v)) for v in values])
+    return {
+        "headers": headers,
+        "rows": rows,
+        "hidden": max(0, len(board) - LEADERBOARD_ROWS),
+        "n_params": len(params),
+    }
 
 
 def _failures_table(frame: pd.DataFrame) -> list[list[str]]:
@@ -158,26 +200,40 @@ def _failures_table(frame: pd.DataFrame) -> list[list[str]]:
 
 
 def _summary_rows(
-    summary: StudySummary, generated_at: str, winner: Mapping[str, Any] | None = None
+    summary: StudySummary,
+    frame: pd.DataFrame,
+    winner: Mapping[str, Any],
+    storage: StorageLike,
 ) -> list[tuple[str, str]]:
     counts = ", ".join(f"{n} {state.lower()}" for state, n in summary.counts.items() if n)
     rows = [
         ("study", summary.name),
-        ("data", summary.data),
-        ("task", summary.task),
         (
             "engine",
             summary.engine + ("" if summary.algorithm == "?" else f" ({summary.algorithm})"),
         ),
+        ("data", f"{summary.data} ({summary.task})" if summary.task != "?" else summary.data),
         ("objective", f"{summary.objective} ({summary.direction})"),
         ("trials", f"{summary.n_trials}" + (f": {counts}" if counts else "")),
     ]
+    seconds = float(frame["duration_s"].sum(skipna=True)) if len(frame) else 0.0
+    epochs = int(frame["epochs_run"].sum(skipna=True)) if len(frame) else 0
+    rows.append(("compute", f"{_hours(seconds)} of training, {epochs} epochs"))
     if summary.best_number is None:
-        rows.append(("best trial", "no completed trial yet"))
+        rows.append(("winner", "no completed trial yet"))
     else:
-        rows.append(("best trial", f"trial {summary.best_number}: {fmt(summary.best_value)}"))
+        board = leaderboard(frame, top=1)
+        fit = board["fit"].iloc[0] if len(board) else None
+        verdict = "" if _missing(fit) else f"; fit: {fit}"
+        rows.append(
+            (
+                "winner",
+                f"trial {summary.best_number}: {summary.objective} "
+                f"{fmt(summary.best_value)}{verdict}",
+            )
+        )
         params = summary.best_params or {}
-        rows.append(("best params", ", ".join(f"{k}={fmt(v)}" for k, v in params.items()) or _DASH))
+        rows.append(("its params", ", ".join(f"{k}={fmt(v)}" for k, v in params.items()) or _DASH))
         if winner and winner.get("trial") == summary.best_number:
             scores = ", ".join(
                 f"{k.removeprefix('test_')} {fmt(v)}" for k, v in winner["test_metrics"].items()
@@ -185,14 +241,25 @@ def _summary_rows(
             rows.append(
                 (
                     "test set",
-                    f"{scores} (trial {summary.best_number}, "
-                    f"{winner.get('n_test')} held-out samples)",
+                    f"{scores} ({winner.get('n_test')} held-out samples, scored once)",
                 )
             )
-        rows.append(("export it", f"hpsearch export {shlex.quote(summary.name)} -o best.keras"))
-    rows.append(("last activity", fmt(summary.last_activity)))
-    rows.append(("generated", generated_at))
+    url = storage if isinstance(storage, str) else None
+    rows.append(("resume it", resume_command(summary.name, url)))
+    if summary.best_number is not None:
+        where = f" --storage {shlex.quote(mask_url(url))}" if url and url != DEFAULT_STORAGE else ""
+        rows.append(
+            ("export it", f"hpsearch export {shlex.quote(summary.name)}{where} -o best.keras")
+        )
     return rows
+
+
+def _hours(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 def _settings_rows(settings: Mapping[str, Any]) -> list[tuple[str, str]]:
@@ -215,8 +282,114 @@ def _settings_rows(settings: Mapping[str, Any]) -> list[tuple[str, str]]:
     return rows
 
 
-def render_report(storage: StorageLike, study_name: str, top: int = 5) -> str:
+DIAGNOSIS_ROWS = 15
+"""The diagnosis table lists the verdicts of this many best trials (the counts cover all)."""
+HINT_TOP = 5
+"""Edge hints look at this many best trials."""
+
+
+def _diagnoses(frame: pd.DataFrame) -> list[tuple[int, int, Diagnosis]]:
+    """(rank, trial, diagnosis) of every ranked trial with a history, best first."""
+    histories = frame.attrs.get("histories") or {}
+    board = leaderboard(frame)
+    out = []
+    for rank, number in zip(board["rank"].astype(int), board["number"].astype(int), strict=True):
+        if number in histories:
+            out.append((int(rank), int(number), diagnose(histories[number])))
+    return out
+
+
+def _ranges(trials: Sequence[FrozenTrial]) -> dict[str, NumericRange]:
+    ranges: dict[str, NumericRange] = {}
+    for trial in trials:
+        for name, dist in trial.distributions.items():
+            if isinstance(dist, IntDistribution | FloatDistribution):
+                ranges[name] = NumericRange(float(dist.low), float(dist.high), bool(dist.log))
+    return ranges
+
+
+def _objective_curves(loaded: LoadedStudy, frame: pd.DataFrame) -> dict[int, list[float]]:
+    """Trial number -> the objective per epoch: Optuna's intermediate values, else the
+    record's history of the objective."""
+    histories = frame.attrs.get("histories") or {}
+    curves: dict[int, list[float]] = {}
+    for trial in loaded.trials:
+        if trial.intermediate_values:
+            steps = sorted(trial.intermediate_values)
+            curves[trial.number] = [float(trial.intermediate_values[k]) for k in steps]
+        elif trial.number in histories and loaded.objective in histories[trial.number]:
+            curves[trial.number] = list(histories[trial.number][loaded.objective])
+    return curves
+
+
+def _what_mattered(loaded: LoadedStudy) -> dict[str, Any]:
+    direction, objective = loaded.direction, loaded.objective
+    importance = param_importances(loaded.trials, direction)
+    n_done = len(completed(loaded.trials))
+    slice_png = plot_params(loaded.trials, direction, objective)
+    parallel_png = plot_parallel(loaded.trials, direction, objective)
+    sampled = (
+        f"The per-parameter plots draw {SLICE_MAX_TRIALS} of the {n_done} completed trials "
+        f"(the best {SLICE_MAX_TRIALS // 4} and the rest at random)."
+        if n_done > SLICE_MAX_TRIALS
+        else ""
+    )
+    return {
+        "importance": None
+        if importance is None
+        else {
+            "evaluator": importance.evaluator,
+            "n_trials": importance.n_trials,
+            "rows": [(name, f"{value:.2f}") for name, value in importance.values.items()],
+            "left_out": ", ".join(importance.left_out),
+            "png": _png_uri(plot_importance(importance)),
+        },
+        "slice_png": _png_uri(slice_png) if slice_png else None,
+        "parallel_png": _png_uri(parallel_png) if parallel_png else None,
+        "parallel_top": min(PARALLEL_TOP, n_done),
+        "sampled": sampled,
+    }
+
+
+def _fit_section(frame: pd.DataFrame, loaded: LoadedStudy) -> dict[str, Any]:
+    diagnoses = _diagnoses(frame)
+    counts = verdict_counts([d.verdict for _, _, d in diagnoses])
+    params_by_number = {t.number: t.params for t in loaded.trials}
+    links = overfit_links([(params_by_number.get(n, {}), d.verdict) for _, n, d in diagnoses])
+    top_numbers = [n for _, n, _ in diagnoses[:HINT_TOP]]
+    hints = edge_hints(
+        [params_by_number.get(n, {}) for n in top_numbers],
+        _ranges([t for t in loaded.trials if t.number in set(top_numbers)]),
+    )
+    return {
+        "counts": [(verdict, n) for verdict, n in counts.items() if n],
+        "rows": [
+            (str(rank), str(number), d.verdict, d.reason)
+            for rank, number, d in diagnoses[:DIAGNOSIS_ROWS]
+        ],
+        "n": len(diagnoses),
+        "links": [link.text for link in links],
+        "hints": hints,
+        "thresholds": [
+            f"overfit: the validation loss rose at least {OVERFIT_RISE:.0%} above its minimum "
+            f"over at least {OVERFIT_EPOCHS} epochs after it, while the training loss rose "
+            "less than half as much; unstable: the training loss rose with it;",
+            f"underfit: the training loss fell less than {BARELY_LEARNED:.0%} from the first "
+            f"epoch to the best, or the validation loss still fell more than "
+            f"{STILL_IMPROVING:.0%} per epoch over the last {MIN_EPOCHS} epochs and was "
+            "lowest at the last one;",
+            f"good fit: neither; too short: fewer than {MIN_EPOCHS} epochs.",
+        ],
+    }
+
+
+def render_report(
+    storage: StorageLike, study_name: str, top: int = 5, *, live: float | None = None
+) -> str:
     """The study's report as one self-contained HTML page (``top`` learning curves).
+
+    ``live``: the study is being searched by the process writing this page, which rewrites
+    it; the page says so and reloads itself every ``live`` seconds.
 
     Raises:
         StudyNotFound: no such study; the message lists the studies there.
@@ -231,24 +404,54 @@ def render_report(storage: StorageLike, study_name: str, top: int = 5) -> str:
     generated_at = dt.datetime.now().astimezone().isoformat(sep=" ", timespec="seconds")
 
     curves = learning_curves_data(frame, top=top)
+    all_curves = trial_curves_data(frame, _objective_curves(loaded, frame))
     history = optimization_history_data(frame)
     space = loaded.settings.get("space")
+    settings_rows = _settings_rows(loaded.settings)
+    settings_rows.append(("last activity", fmt(summary.last_activity)))
     context = {
         "title": f"hpsearch report: {summary.name}",
-        "summary_rows": _summary_rows(summary, generated_at, loaded.winner),
-        "settings_rows": _settings_rows(loaded.settings),
+        "generated": generated_at,
+        "live": live,
+        "running": summary.counts.get("RUNNING", 0),
+        "study_name": summary.name,
+        "summary_rows": _summary_rows(summary, frame, loaded.winner, storage),
+        "settings_rows": settings_rows,
         "space_json": json.dumps(space, indent=2, default=str) if space else None,
         "n_complete": summary.counts.get("COMPLETE", 0),
+        "objective": summary.objective,
+        "direction": summary.direction,
         "leaderboard": _leaderboard_table(frame, summary.objective),
+        "mattered": _what_mattered(loaded),
         "top": top,
         "curves_png": _png_uri(plot_learning_curves(curves)) if curves else None,
-        "history_png": _png_uri(plot_optimization_history(history)) if history.numbers else None,
+        "all_curves_png": _png_uri(plot_trial_curves(all_curves))
+        if all_curves.completed or all_curves.pruned
+        else None,
+        "all_curves_note": (
+            f"{len(all_curves.completed) + len(all_curves.pruned)} of {all_curves.total} "
+            "trials drawn (the best completed ones and the rest evenly by trial number)."
+            if len(all_curves.completed) + len(all_curves.pruned) < all_curves.total
+            else ""
+        ),
+        "fit": _fit_section(frame, loaded),
+        "history_png": _png_uri(plot_optimization_history(history))
+        if history.numbers or history.pruned_numbers
+        else None,
+        "history_log": history.log,
         "failures": _failures_table(frame),
     }
     return _environment().get_template("report.html.j2").render(context)
 
 
-def write_report(storage: StorageLike, study_name: str, path: str | Path, top: int = 5) -> Path:
+def write_report(
+    storage: StorageLike,
+    study_name: str,
+    path: str | Path,
+    top: int = 5,
+    *,
+    live: float | None = None,
+) -> Path:
     """Render the report and write it to ``path`` atomically; return the path.
 
     The page goes to a temporary file beside ``path`` that then replaces it, so a reader
@@ -257,7 +460,7 @@ def write_report(storage: StorageLike, study_name: str, path: str | Path, top: i
     """
     target = Path(path)
     check_writable(target)
-    return write_page(target, render_report(storage, study_name, top=top))
+    return write_page(target, render_report(storage, study_name, top=top, live=live))
 
 
 def write_page(target: Path, html: str) -> Path:

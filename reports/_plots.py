@@ -11,7 +11,7 @@ from __future__ import annotations
 import io
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pandas as pd
 from matplotlib.axes import Axes
@@ -20,6 +20,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from optuna.trial import FrozenTrial
 
+from reports._analysis import use_log_axis
 from reports._frame import leaderboard, rank_trials, record_of
 
 DPI = 90
@@ -47,13 +48,33 @@ class LearningCurve:
 
 @dataclass(frozen=True)
 class OptimizationHistory:
-    """COMPLETE trials in trial order, their objective values and the best value so far."""
+    """COMPLETE trials in trial order, their objective values and the best value so far;
+    PRUNED trials with the value they stopped at; FAIL trials by number; ``log``: draw the
+    value axis on a log scale (the values span orders of magnitude)."""
 
     objective: str
     direction: str
     numbers: list[int]
     values: list[float]
     best_so_far: list[float]
+    pruned_numbers: list[int] = field(default_factory=list)
+    pruned_values: list[float] = field(default_factory=list)
+    failed_numbers: list[int] = field(default_factory=list)
+    log: bool = False
+
+
+@dataclass(frozen=True)
+class TrialCurves:
+    """The objective per epoch of every trial that recorded one, pruned ones included, for
+    one panel; at most ``limit`` curves are kept (the best completed ones and the rest
+    evenly by trial number), ``total`` says how many there were."""
+
+    objective: str
+    completed: list[list[float]]
+    pruned: list[list[float]]
+    best: list[float]
+    total: int
+    log: bool
 
 
 def _pick_metric(history: Mapping[str, list[float]]) -> str | None:
@@ -146,7 +167,8 @@ def learning_curves_data(
 
 
 def optimization_history_data(frame: pd.DataFrame) -> OptimizationHistory:
-    """Objective values of the COMPLETE trials in trial order and the best so far.
+    """Objective values of the COMPLETE trials in trial order and the best so far, the
+    PRUNED trials' last values, the FAIL trials, and whether to draw on a log axis.
 
     The best so far is a running minimum or maximum, as the study's direction says.
     """
@@ -167,12 +189,20 @@ def optimization_history_data(frame: pd.DataFrame) -> OptimizationHistory:
             best_so_far.append(min(best_so_far[-1], value))
         else:
             best_so_far.append(max(best_so_far[-1], value))
+    pruned = frame[(frame["state"] == "PRUNED") & frame["value"].notna()]
+    pruned = pruned.sort_values("number", kind="stable")
+    pruned_values = [float(v) for v in pruned["value"]]
+    failed = frame[frame["state"] == "FAIL"].sort_values("number", kind="stable")
     return OptimizationHistory(
         objective=str(frame.attrs.get("objective", "value")),
         direction=direction,
         numbers=numbers,
         values=values,
         best_so_far=best_so_far,
+        pruned_numbers=[int(n) for n in pruned["number"]],
+        pruned_values=pruned_values,
+        failed_numbers=[int(n) for n in failed["number"]],
+        log=use_log_axis(values + pruned_values),
     )
 
 
@@ -253,23 +283,109 @@ def _draw_pair(
 
 
 def plot_optimization_history(history: OptimizationHistory) -> bytes:
-    """Each COMPLETE trial's objective value and the best-so-far step line. PNG bytes."""
+    """Each COMPLETE trial's objective value, the best-so-far step line, PRUNED trials (grey
+    crosses at the value they stopped at) and FAIL trials (red ticks along the bottom); a log
+    value axis when ``history.log``. PNG bytes."""
     figure = Figure(figsize=(7.2, 3.2), dpi=DPI)
     figure.subplots_adjust(left=0.1, right=0.98, bottom=0.15, top=0.91)
     ax = figure.add_subplot()
-    ax.scatter(history.numbers, history.values, s=14, color="#1f77b4", label="trial")
-    ax.step(
-        history.numbers,
-        history.best_so_far,
-        where="post",
-        color="#d62728",
-        linewidth=1.4,
-        label=f"best so far ({history.direction})",
-    )
+    ax.scatter(history.numbers, history.values, s=14, color="#1f77b4", label="completed")
+    if history.pruned_numbers:
+        ax.scatter(
+            history.pruned_numbers,
+            history.pruned_values,
+            s=14,
+            marker="x",
+            color="#999999",
+            label="pruned (value when stopped)",
+        )
+    if history.numbers:
+        ax.step(
+            history.numbers,
+            history.best_so_far,
+            where="post",
+            color="#d62728",
+            linewidth=1.4,
+            label=f"best so far ({history.direction})",
+        )
+    if history.log:
+        ax.set_yscale("log")
+    if history.failed_numbers:
+        ax.plot(
+            history.failed_numbers,
+            [0.0] * len(history.failed_numbers),
+            linestyle="none",
+            marker="|",
+            markersize=10,
+            color="#d62728",
+            transform=ax.get_xaxis_transform(),
+            label="failed",
+        )
     ax.set_xlabel("trial number", fontsize=8)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_ylabel(history.objective, fontsize=8)
+    ax.set_ylabel(history.objective + (" (log scale)" if history.log else ""), fontsize=8)
     ax.set_title("optimisation history", fontsize=9)
+    ax.tick_params(labelsize=7)
+    ax.grid(True, linewidth=0.4, alpha=0.5)
+    ax.legend(fontsize=7, frameon=False)
+    return _png(figure)
+
+
+CURVES_LIMIT = 1000
+"""The all-trials panel draws at most this many curves (``trial_curves_data``)."""
+
+
+def trial_curves_data(
+    frame: pd.DataFrame, curves: Mapping[int, Sequence[float]], limit: int = CURVES_LIMIT
+) -> TrialCurves:
+    """The objective per epoch of the frame's COMPLETE and PRUNED trials (``curves``: trial
+    number -> values, e.g. Optuna's intermediate values); at most ``limit`` of them: the best
+    completed quarter and the rest evenly spaced by trial number."""
+    objective = str(frame.attrs.get("objective", "value"))
+    shown = frame[frame["state"].isin(["COMPLETE", "PRUNED"])]
+    numbers = [int(n) for n in shown["number"] if int(n) in curves and len(curves[int(n)])]
+    total = len(numbers)
+    ranked = [int(n) for n in frame.loc[frame["rank"].notna(), "number"]]  # best first
+    if total > limit:
+        keep: set[int] = set([n for n in ranked if n in curves][: limit // 4])
+        rest = sorted(n for n in numbers if n not in keep)
+        step = max(1, len(rest) / max(1, limit - len(keep)))
+        keep.update(rest[int(i * step)] for i in range(min(len(rest), limit - len(keep))))
+        numbers = sorted(keep)
+    states = dict(zip(frame["number"].astype(int), frame["state"], strict=True))
+    done = [list(curves[n]) for n in numbers if states[n] == "COMPLETE"]
+    pruned = [list(curves[n]) for n in numbers if states[n] == "PRUNED"]
+    best = list(curves[ranked[0]]) if ranked and ranked[0] in curves else []
+    flat = [v for c in done + pruned for v in c]
+    return TrialCurves(objective, done, pruned, best, total, use_log_axis(flat))
+
+
+def plot_trial_curves(data: TrialCurves) -> bytes:
+    """Every kept trial's objective per epoch in one panel: completed in blue, pruned in
+    grey, the best trial in red. PNG bytes."""
+    from matplotlib.collections import LineCollection
+
+    figure = Figure(figsize=(7.2, 3.2), dpi=DPI)
+    figure.subplots_adjust(left=0.1, right=0.98, bottom=0.15, top=0.91)
+    ax = figure.add_subplot()
+    for lines, color, label in (
+        (data.pruned, "#999999", "pruned"),
+        (data.completed, "#1f77b4", "completed"),
+    ):
+        segments = [list(enumerate(c)) for c in lines if c]
+        if segments:
+            ax.add_collection(
+                LineCollection(segments, colors=color, linewidths=0.7, alpha=0.35, label=label)
+            )
+    if data.best:
+        ax.plot(range(len(data.best)), data.best, color="#d62728", linewidth=1.6, label="best")
+    ax.autoscale()
+    if data.log:
+        ax.set_yscale("log")
+    ax.set_xlabel("epoch", fontsize=8)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_ylabel(data.objective + (" (log scale)" if data.log else ""), fontsize=8)
+    ax.set_title("validation curves of all trials", fontsize=9)
     ax.tick_params(labelsize=7)
     ax.grid(True, linewidth=0.4, alpha=0.5)
     ax.legend(fontsize=7, frameon=False)

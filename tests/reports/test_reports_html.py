@@ -69,14 +69,17 @@ def test_report_structure(mixed_html: str) -> None:
     html = mixed_html
     page = parse(html)
 
-    board = page.tables["data board"]
+    board = page.tables["data board sortable"]
     header, rows = board[0], board[1:]
     assert header[:4] == ["rank", "trial", "val_loss", "val_accuracy"]
-    assert "gap" in header and "params" in header
+    assert "fit" in header and "gap" not in header
+    # one column per param, after the fixed columns
+    assert header[-4:] == ["learning_rate", "momentum", "optimizer", "units"]
     assert [(r[0], r[1]) for r in rows] == [("1", "1"), ("2", "4"), ("3", "0"), ("4", "2")]
-    params = rows[0][header.index("params")]
-    assert "optimizer=sgd" in params and "momentum=0.9" in params
-    assert "count=" not in params  # param_count is not a parameter
+    first = dict(zip(header, rows[0], strict=True))
+    assert first["optimizer"] == "sgd" and first["momentum"] == "0.9"
+    assert first["fit"] == "unstable"  # both losses rose 15-20% after epoch 2
+    assert dict(zip(header, rows[3], strict=True))["momentum"] == "–"  # inactive: adam
 
     failed = page.tables["data failures"][1:]
     assert [(r[0], r[1]) for r in failed] == [("3", "PRUNED"), ("5", "FAIL")]
@@ -85,19 +88,36 @@ def test_report_structure(mixed_html: str) -> None:
 
     summary = dict(page.tables["kv"])
     assert summary["study"] == "mixed"
-    assert summary["data"] == "digits"
+    assert summary["data"] == "digits (multiclass)"
     assert summary["objective"] == "val_loss (minimize)"
-    assert summary["best trial"] == "trial 1: 0.3"
+    assert summary["winner"] == "trial 1: val_loss 0.3; fit: unstable"
+    assert "optimizer=sgd" in summary["its params"]
     assert "4 complete" in summary["trials"] and "1 running" in summary["trials"]
-    for section in ("summary", "leaderboard", "learning-curves", "optimization-history"):
-        assert f'id="{section}"' in html
+    assert summary["resume it"].startswith("hpsearch resume mixed --storage sqlite:///")
+    assert summary["export it"].startswith("hpsearch export mixed --storage sqlite:///")
+    assert summary["compute"] == "14 s of training, 18 epochs"  # 13.5 s
+    # the sections in the order a reader needs them, each with its one-line how-to-read
+    sections = [
+        "summary",
+        "leaderboard",
+        "what-mattered",
+        "learning-curves",
+        "overfitting",
+        "optimization-history",
+        "settings",
+    ]
+    positions = [html.index(f'<section id="{section}">') for section in sections]
+    assert positions == sorted(positions)
+    assert html.count('<p class="how">') >= len(sections)
     for setting in ("sampler", "pruner", "epochs", "patience", "seed"):
         assert f"<th>{setting}</th>" in html
+    assert "1 trial was running" in html  # trial 6: the page says it is a snapshot
 
 
 def test_images_are_inline_png(mixed_html: str) -> None:
     page = parse(mixed_html)
-    assert len(page.images) == 2
+    # importance, per-param, parallel coordinates, top curves, all curves, history
+    assert len(page.images) == 6
     for src in page.images:
         prefix = "data:image/png;base64,"
         assert src.startswith(prefix)
@@ -115,7 +135,8 @@ def test_no_external_references(mixed_html: str) -> None:
     assert all(link.startswith("data:") for link in page.links)
     assert not re.search(r"""(src|href)\s*=\s*["']?\s*(https?:)?//""", html, re.IGNORECASE)
     assert "http://" not in html and "https://" not in html
-    assert "<script" not in html.lower()
+    # one inline script (the leaderboard's sorting), nothing loaded from anywhere
+    assert html.lower().count("<script") == 1 and "<script>" in html
     assert "<link" not in html.lower() and "@import" not in html
 
 
@@ -143,12 +164,13 @@ def test_hostile_strings_are_escaped(make_study, kit) -> None:
     url, name = make_study(HOSTILE, [good, failed], settings=settings)
     html = reports.render_report(url, name)
     assert HOSTILE not in html
-    assert "<script" not in html.lower()
-    # study name (title, h1, summary), data source, sampler, param value, fail reason
+    assert html.lower().count("<script") == 1  # the page's own
+    # study name (title, h1, summary, commands), data source, sampler, param value, reason
     assert html.count(ESCAPED) >= 7
     page = parse(html)
     assert f"bad {HOSTILE}" in [r[2] for r in page.tables["data failures"][1:]]
-    assert f"activation={HOSTILE}" in page.tables["data board"][1][-1]
+    board = page.tables["data board sortable"]
+    assert dict(zip(board[0], board[1], strict=True))["activation"] == HOSTILE
 
 
 def test_write_report(mixed_study: tuple[str, str], tmp_path: Path) -> None:
@@ -161,7 +183,7 @@ def test_write_report(mixed_study: tuple[str, str], tmp_path: Path) -> None:
     # replacing an existing report leaves no temporary file behind
     reports.write_report(*mixed_study, str(target), top=1)
     assert sorted(p.name for p in target.parent.iterdir()) == ["report.html"]
-    assert "Learning curves of the top 1" in target.read_text(encoding="utf-8")
+    assert "The top 1" in target.read_text(encoding="utf-8")
 
 
 def test_write_report_missing_study_writes_nothing(
@@ -181,10 +203,11 @@ def test_study_without_complete_trial(make_study, kit) -> None:
     url, name = make_study("nothing", trials, settings=kit.hp_settings())
     html = reports.render_report(url, name)
     page = parse(html)
-    assert "no completed trial yet" in dict(page.tables["kv"])["best trial"]
+    assert "no completed trial yet" in dict(page.tables["kv"])["winner"]
     assert "No completed trial yet: nothing to rank." in html
-    assert "data board" not in page.tables
-    assert page.images == []
+    assert "data board sortable" not in page.tables
+    # the pruned trial's curve and its value in the history
+    assert len(page.images) == 2
     assert len(page.tables["data failures"]) == 3
 
     url, _ = make_study("empty", [])
@@ -202,11 +225,13 @@ def test_plain_optuna_study_renders(tmp_path: Path) -> None:
     summary = dict(page.tables["kv"])
     assert summary["engine"] == "optuna" and summary["data"] == "?"
     assert summary["objective"] == "value (minimize)"
-    board = page.tables["data board"]
+    board = page.tables["data board sortable"]
     assert len(board) == 5
     assert board[0][:3] == ["rank", "trial", "value"]
+    assert board[0][-1] == "x"
     assert "val_loss" not in board[0]  # nothing recorded it
-    assert len(page.images) == 1  # no histories: the optimisation history only
+    # importance, slice, parallel coordinates, history; no histories: no curves
+    assert len(page.images) == 4
     assert "No completed trial with a per-epoch history." in html
 
 

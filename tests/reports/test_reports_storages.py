@@ -65,7 +65,7 @@ def test_every_storage(storage: str | BaseStorage, kit) -> None:
     assert summaries["mixed"].best_number == 1
 
     html = reports.render_report(storage, "mixed", top=2)
-    assert html.count("data:image/png;base64,") == 2
+    assert html.count("data:image/png;base64,") == 6  # see test_images_are_inline_png
 
     with pytest.raises(reports.StudyNotFound, match="'mixed', 'other'"):
         reports.study_summary(storage, "missing")
