@@ -24,6 +24,7 @@ from search._errors import (
     SearchAborted,
     SearchInterrupted,
 )
+from search._live import DEFAULT_EVERY_SECONDS, DEFAULT_EVERY_TRIALS, LiveReport
 from search._pool import (
     DEFAULT_MAX_MEMORY_MIB,
     DEFAULT_RECYCLE_AFTER,
@@ -127,6 +128,8 @@ def run(
     timeout: float | None = None,
     report: str | Path | None = None,
     write_report: bool = True,
+    report_every: int = DEFAULT_EVERY_TRIALS,
+    report_seconds: float = DEFAULT_EVERY_SECONDS,
     progress: ProgressSink | None = None,
     workers: int | str = 1,
     recycle_after: int = DEFAULT_RECYCLE_AFTER,
@@ -146,9 +149,14 @@ def run(
     is replaced by a fresh one after ``recycle_after`` trials or past ``max_worker_memory``
     MiB (0: never). Other processes and machines may work on the same study at the same time
     (``hpsearch worker``). Returns how it ended.
+
+    While it runs, the report is rewritten after every ``report_every`` finished trials or
+    ``report_seconds`` after the last time, whichever comes first (0 and 0: only at the end),
+    and reloads itself in a browser (``search._live``).
     """
     url = resolve_url(storage)
     _check_timeout(timeout)
+    _check_refresh(report_every, report_seconds)
     if model is not None and model != DENSE.name and space is None and data is not None:
         raise ConfigError(
             f"--model {model}: give --space too, a space file of your builder's parameters "
@@ -226,6 +234,9 @@ def run(
         with exclusive(url, f"study:{study}"):
             settings = _prepare(store, study, url, data, data_ref, space_obj, trials, given,
                                 data_given)  # fmt: skip
+        if write_report and (report_every or report_seconds):
+            sink = LiveReport(sink, url=url, study=study, path=report_path,
+                              every_trials=report_every, every_seconds=report_seconds)  # fmt: skip
         try:
             result = _search(store, settings, url, sink, count, chosen, timeout,
                              recycle_after, max_worker_memory)  # fmt: skip
@@ -240,6 +251,13 @@ def run(
             written = _write_report(store, study, report_path)
             result = dataclasses.replace(result, report=str(Path(written).resolve()))
         return result
+
+
+def _check_refresh(every: int, seconds: float) -> None:
+    if isinstance(every, bool) or not isinstance(every, int) or every < 0:
+        raise ConfigError(f"--report-every: expected a number of trials >= 0; got {every!r}.")
+    if not (isinstance(seconds, int | float) and math.isfinite(seconds) and seconds >= 0):
+        raise ConfigError(f"--report-seconds: expected a number of seconds >= 0; got {seconds!r}.")
 
 
 def _check_timeout(timeout: float | None) -> None:
@@ -438,6 +456,8 @@ def resume(
     timeout: float | None = None,
     report: str | Path | None = None,
     write_report: bool = True,
+    report_every: int = DEFAULT_EVERY_TRIALS,
+    report_seconds: float = DEFAULT_EVERY_SECONDS,
     progress: ProgressSink | None = None,
     workers: int | str = 1,
     recycle_after: int = DEFAULT_RECYCLE_AFTER,
@@ -455,6 +475,8 @@ def resume(
         timeout=timeout,
         report=report,
         write_report=write_report,
+        report_every=report_every,
+        report_seconds=report_seconds,
         progress=progress,
         workers=workers,
         recycle_after=recycle_after,

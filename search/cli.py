@@ -112,6 +112,26 @@ def _worker_options(func: F) -> F:
     )(func)
 
 
+def _live_options(func: F) -> F:
+    """--report-every, --report-seconds: the report kept current while run/resume runs."""
+    func = click.option(
+        "--report-seconds",
+        type=click.FloatRange(min=0),
+        default=30,
+        show_default=True,
+        help="Rewrite the report at most this many seconds apart while the search runs; "
+        "the page reloads itself as often (0: not by time).",
+    )(func)
+    return click.option(
+        "--report-every",
+        type=click.IntRange(min=0),
+        default=10,
+        show_default=True,
+        help="Rewrite the report after this many finished trials (0: not by count; both 0: "
+        "only at the end).",
+    )(func)
+
+
 def _quiet_logs() -> None:
     """Keep third-party chatter off the terminal: our progress says what happens."""
     import optuna
@@ -222,7 +242,8 @@ def main(debug: bool) -> None:
     default=None,
     help="Checkpoints of the best trials kept on disk, for `export` [3; 0: none].",
 )
-@click.option("--no-report", is_flag=True, help="Do not write the report at the end.")
+@click.option("--no-report", is_flag=True, help="Do not write the report.")
+@_live_options
 @_worker_options
 @click.option("--quiet", "-q", is_flag=True, help="No progress output.")
 @_handle_errors
@@ -248,7 +269,8 @@ def run(quiet: bool, report: str | None, no_report: bool, **options: Any) -> Non
 )
 @click.option("--timeout", type=click.FloatRange(min=0), default=None, help="Stop after SECONDS.")
 @click.option("--report", type=click.Path(dir_okay=False), default=None, help="Report path.")
-@click.option("--no-report", is_flag=True, help="Do not write the report at the end.")
+@click.option("--no-report", is_flag=True, help="Do not write the report.")
+@_live_options
 @_worker_options
 @click.option("--quiet", "-q", is_flag=True, help="No progress output.")
 @_handle_errors
