@@ -32,10 +32,10 @@ from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.storages._heartbeat import BaseHeartbeat
 from optuna.trial import FrozenTrial, TrialState
 
+from search._defaults import DEFAULT_STORAGE as DEFAULT_STORAGE
+from search._defaults import STORAGE_ENV as STORAGE_ENV
 from search._errors import ConfigError, StorageError, StorageUnavailable, StudyNotFound
 
-DEFAULT_STORAGE = "sqlite:///hpsearch.db"
-STORAGE_ENV = "HPSEARCH_STORAGE"
 # A running trial's process writes a heartbeat this often (seconds); one silent for
 # GRACE_PERIOD is taken as dead, failed, and retried once.
 HEARTBEAT_INTERVAL = 10

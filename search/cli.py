@@ -17,10 +17,14 @@ from typing import Any, TypeVar, cast
 
 import click
 
+# Only leaves here: `hpsearch --help` must not import Optuna, SQLAlchemy or NumPy.
+from search._defaults import DEFAULT_STORAGE, STORAGE_ENV
 from search._errors import DEBUG_ENV, debugging, describe_error
-from search._settings import ALGORITHMS, PRUNERS, SAMPLERS
-from search._storage import DEFAULT_STORAGE, STORAGE_ENV, redact
-from search.engines import ENGINES
+from search.engines._registry import ENGINES
+
+SAMPLERS = ENGINES["optuna"].options["sampler"]
+PRUNERS = ENGINES["optuna"].options["pruner"]
+ALGORITHMS = ENGINES["kerastuner"].options["algorithm"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 FORMATS = click.Choice(["table", "csv", "json"])
@@ -52,6 +56,8 @@ def _handle_errors(func: F) -> F:
         except Exception as exc:
             if debugging():
                 raise
+            from search._storage import redact
+
             message, code = describe_error(exc)
             click.echo(f"error: {redact(message, url)}", err=True)
             sys.exit(code)
