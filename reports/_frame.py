@@ -227,8 +227,9 @@ def _sort(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([ranked, rest]).reset_index(drop=True)
 
 
-def trials_frame(storage: StorageLike, study_name: str) -> pd.DataFrame:
-    """One row per trial of the study, ranked COMPLETE trials first.
+def trials_frame(storage: StorageLike, study_name: str, *, top: int | None = None) -> pd.DataFrame:
+    """One row per trial of the study, ranked COMPLETE trials first; with ``top``, only the
+    ``top`` best ranked trials (read alone from a SQL database: fast on a large study).
 
     Columns: ``number``, ``state``, ``rank`` (1..n among COMPLETE trials by value in the
     study's direction, ties by trial number; NA otherwise), ``value``, ``val_loss`` and the
@@ -248,7 +249,12 @@ def trials_frame(storage: StorageLike, study_name: str) -> pd.DataFrame:
         StudyNotFound: no such study; the message lists the studies there.
         ReportError: the storage cannot be opened, or the study has several objectives.
     """
-    return frame_from_loaded(load(storage, study_name))
+    if top is not None and (isinstance(top, bool) or not isinstance(top, int) or top < 1):
+        raise ValueError(f"`top` must be a positive int or None, but got {top!r}.")
+    frame = frame_from_loaded(load(storage, study_name, top=top))
+    if top is not None:  # storages read through Optuna held every trial
+        frame = frame[frame["rank"].notna() & (frame["rank"] <= top)].reset_index(drop=True)
+    return frame
 
 
 def leaderboard(frame: pd.DataFrame, top: int | None = None) -> pd.DataFrame:

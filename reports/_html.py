@@ -37,7 +37,7 @@ from reports._analysis import (
     verdict_counts,
 )
 from reports._compare import compare, plot_comparison
-from reports._frame import failures, frame_from_loaded, leaderboard, param_columns
+from reports._frame import failures, frame_from_loaded, leaderboard, param_columns, rank_trials
 from reports._importance import (
     PARALLEL_TOP,
     SLICE_MAX_TRIALS,
@@ -48,6 +48,8 @@ from reports._importance import (
     plot_params,
 )
 from reports._plots import (
+    CURVES_LIMIT,
+    curve_sample,
     learning_curves_data,
     optimization_history_data,
     plot_learning_curves,
@@ -282,6 +284,11 @@ def _settings_rows(settings: Mapping[str, Any]) -> list[tuple[str, str]]:
     return rows
 
 
+DETAIL_TRIALS = 500
+"""The report reads the history of this many best trials (and of every running one): the
+leaderboard, the learning curves and the diagnosis use no others; the page says so."""
+FAILURE_ROWS = 100
+"""The pruned and failed table lists this many, the latest; the page says how many more."""
 DIAGNOSIS_ROWS = 15
 """The diagnosis table lists the verdicts of this many best trials (the counts cover all)."""
 HINT_TOP = 5
@@ -361,7 +368,13 @@ def _fit_section(frame: pd.DataFrame, loaded: LoadedStudy) -> dict[str, Any]:
         [params_by_number.get(n, {}) for n in top_numbers],
         _ranges([t for t in loaded.trials if t.number in set(top_numbers)]),
     )
+    ranked = int(frame["rank"].notna().sum())
     return {
+        "sampled": (
+            f"Verdicts of the best {len(diagnoses)} of the {ranked} completed trials."
+            if len(diagnoses) < ranked
+            else ""
+        ),
         "counts": [(verdict, n) for verdict, n in counts.items() if n],
         "rows": [
             (str(rank), str(number), d.verdict, d.reason)
@@ -383,6 +396,18 @@ def _fit_section(frame: pd.DataFrame, loaded: LoadedStudy) -> dict[str, Any]:
     }
 
 
+def _report_select(
+    rows: list[tuple[int, str, float | None]], direction: str
+) -> tuple[set[int], list[int]]:
+    """What the report reads in full (``reports._read``): the best ``DETAIL_TRIALS`` and
+    the running trials; and the trials whose curve the all-trials panel draws."""
+    ranks = rank_trials(rows, direction)
+    ranked = sorted(ranks, key=ranks.__getitem__)
+    detail = set(ranked[:DETAIL_TRIALS]) | {n for n, state, _ in rows if state == "RUNNING"}
+    drawable = [n for n, state, _ in rows if state in ("COMPLETE", "PRUNED")]
+    return detail, curve_sample(ranked, drawable, CURVES_LIMIT)
+
+
 def render_report(
     storage: StorageLike, study_name: str, top: int = 5, *, live: float | None = None
 ) -> str:
@@ -397,15 +422,16 @@ def render_report(
     """
     if isinstance(top, bool) or not isinstance(top, int) or top < 1:
         raise ValueError(f"`top` must be a positive int, but got {top!r}.")
-    loaded = load(storage, study_name)
+    loaded = load(storage, study_name, _report_select)
     frame = frame_from_loaded(loaded)
     summary = summary_from_loaded(loaded)
     # Optuna stores trial times as naive local time; say "generated" in local time too.
     generated_at = dt.datetime.now().astimezone().isoformat(sep=" ", timespec="seconds")
 
-    curves = learning_curves_data(frame, top=top)
+    curves = learning_curves_data(frame, top=min(top, DETAIL_TRIALS))
     all_curves = trial_curves_data(frame, _objective_curves(loaded, frame))
     history = optimization_history_data(frame)
+    failures_rows = _failures_table(frame)
     space = loaded.settings.get("space")
     settings_rows = _settings_rows(loaded.settings)
     settings_rows.append(("last activity", fmt(summary.last_activity)))
@@ -439,7 +465,8 @@ def render_report(
         if history.numbers or history.pruned_numbers
         else None,
         "history_log": history.log,
-        "failures": _failures_table(frame),
+        "failures": failures_rows[-FAILURE_ROWS:],
+        "failures_hidden": max(0, len(failures_rows) - FAILURE_ROWS),
     }
     return _environment().get_template("report.html.j2").render(context)
 

@@ -12,11 +12,12 @@ params and values only, so they never touch the database.
 from __future__ import annotations
 
 import contextlib
+import copy
 import io
 import math
 import random
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Container, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,12 +27,12 @@ from optuna.trial import FrozenTrial, TrialState
 
 FANOVA_MAX_TRIALS = 200
 """fANOVA for studies with at most this many completed trials, PED-ANOVA beyond."""
-SLICE_MAX_TRIALS = 2000
+SLICE_MAX_TRIALS = 1000
 """The per-param plots draw at most this many trials: the best quarter of them and the rest
 at random (seeded), and the page says so."""
 PARALLEL_TOP = 20
 """Parallel coordinates show this many best trials."""
-DPI = 80
+DPI = 72
 
 
 @dataclass(frozen=True)
@@ -57,21 +58,58 @@ def completed(trials: Sequence[FrozenTrial]) -> list[FrozenTrial]:
     ]
 
 
-def study_of(trials: Sequence[FrozenTrial], direction: str) -> optuna.Study:
-    """An in-memory study of these trials' params and values (nothing else copied)."""
-    verbosity = optuna.logging.get_verbosity()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)  # "A new study created in memory"
-    try:
-        study = optuna.create_study(
-            direction=StudyDirection.MAXIMIZE if direction == "maximize" else None
+class StudyView(optuna.Study):
+    """The completed trials, read-only, as Optuna's importance evaluators and plots read a
+    study: ``get_trials``, ``direction(s)``, ``metric_names``, ``_is_multi_objective``.
+
+    Copying thousands of trials into an in-memory ``optuna.Study`` took seconds (each is
+    validated and deep-copied); this hands Optuna the trials already read.
+    A subclass only because Optuna's plots check ``isinstance(study, Study)``; nothing of
+    ``Study.__init__`` (a storage) is made.
+    """
+
+    def __init__(self, trials: Sequence[FrozenTrial], direction: str) -> None:
+        self._trials = list(trials)
+        if len({t._trial_id for t in self._trials}) < len(self._trials):
+            # Optuna tells trials apart by id (PED-ANOVA does); made ones all have -1.
+            self._trials = [copy.copy(t) for t in self._trials]
+            for index, trial in enumerate(self._trials):
+                trial._trial_id = index
+        self._direction = (
+            StudyDirection.MAXIMIZE if direction == "maximize" else StudyDirection.MINIMIZE
         )
-    finally:
-        optuna.logging.set_verbosity(verbosity)
-    study.add_trials(
-        optuna.trial.create_trial(params=t.params, distributions=t.distributions, value=t.values[0])
-        for t in trials
-    )
-    return study
+
+    @property
+    def direction(self) -> StudyDirection:
+        return self._direction
+
+    @property
+    def directions(self) -> list[StudyDirection]:
+        return [self._direction]
+
+    @property
+    def metric_names(self) -> list[str] | None:
+        return None
+
+    def _is_multi_objective(self) -> bool:
+        return False
+
+    def get_trials(
+        self, deepcopy: bool = True, states: Container[TrialState] | None = None
+    ) -> list[FrozenTrial]:
+        trials = self._trials
+        if states is not None:
+            trials = [t for t in trials if t.state in states]
+        return [copy.deepcopy(t) for t in trials] if deepcopy else list(trials)
+
+    @property
+    def trials(self) -> list[FrozenTrial]:
+        return self.get_trials()
+
+
+def study_of(trials: Sequence[FrozenTrial], direction: str) -> Any:
+    """A study of these trials for Optuna's importance and plots (``StudyView``)."""
+    return StudyView(trials, direction)
 
 
 def sample(trials: Sequence[FrozenTrial], direction: str, limit: int) -> list[FrozenTrial]:

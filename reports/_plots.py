@@ -335,23 +335,33 @@ CURVES_LIMIT = 1000
 """The all-trials panel draws at most this many curves (``trial_curves_data``)."""
 
 
+def curve_sample(ranked: Sequence[int], numbers: Sequence[int], limit: int) -> list[int]:
+    """At most ``limit`` of ``numbers`` (trial numbers), in order: the best quarter of
+    ``limit`` from ``ranked`` (best first), then the others evenly spaced by number."""
+    if len(numbers) <= limit:
+        return sorted(numbers)
+    present = set(numbers)
+    keep = set([n for n in ranked if n in present][: limit // 4])
+    rest = sorted(n for n in numbers if n not in keep)
+    room = limit - len(keep)
+    step = len(rest) / room if room else 0.0
+    keep.update(rest[int(i * step)] for i in range(min(len(rest), room)))
+    return sorted(keep)
+
+
 def trial_curves_data(
     frame: pd.DataFrame, curves: Mapping[int, Sequence[float]], limit: int = CURVES_LIMIT
 ) -> TrialCurves:
     """The objective per epoch of the frame's COMPLETE and PRUNED trials (``curves``: trial
-    number -> values, e.g. Optuna's intermediate values); at most ``limit`` of them: the best
-    completed quarter and the rest evenly spaced by trial number."""
+    number -> values, e.g. Optuna's intermediate values; it may hold only those drawn); at
+    most ``limit`` of them (``curve_sample``). ``total``: the trials that ran an epoch."""
     objective = str(frame.attrs.get("objective", "value"))
     shown = frame[frame["state"].isin(["COMPLETE", "PRUNED"])]
+    total = int((shown["epochs_run"].fillna(0) > 0).sum())
     numbers = [int(n) for n in shown["number"] if int(n) in curves and len(curves[int(n)])]
-    total = len(numbers)
+    total = max(total, len(numbers))
     ranked = [int(n) for n in frame.loc[frame["rank"].notna(), "number"]]  # best first
-    if total > limit:
-        keep: set[int] = set([n for n in ranked if n in curves][: limit // 4])
-        rest = sorted(n for n in numbers if n not in keep)
-        step = max(1, len(rest) / max(1, limit - len(keep)))
-        keep.update(rest[int(i * step)] for i in range(min(len(rest), limit - len(keep))))
-        numbers = sorted(keep)
+    numbers = curve_sample(ranked, numbers, limit)
     states = dict(zip(frame["number"].astype(int), frame["state"], strict=True))
     done = [list(curves[n]) for n in numbers if states[n] == "COMPLETE"]
     pruned = [list(curves[n]) for n in numbers if states[n] == "PRUNED"]

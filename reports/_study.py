@@ -22,9 +22,11 @@ from pathlib import Path
 from typing import Any
 
 import optuna
-from optuna.storages import BaseStorage
+from optuna.storages import BaseStorage, RDBStorage
 from optuna.trial import FrozenTrial
+from sqlalchemy.exc import SQLAlchemyError
 
+from reports._read import Select, load_rdb
 from search._errors import HpsearchError, StorageError
 from search._records import as_int, as_number
 from search._storage import (
@@ -128,9 +130,36 @@ def direction_names(directions: list[optuna.study.StudyDirection]) -> tuple[str,
     return tuple(d.name.lower() for d in directions)
 
 
-def load(storage: StorageLike, study_name: str) -> LoadedStudy:
-    """Load a study and read its trials once."""
+def load(
+    storage: StorageLike,
+    study_name: str,
+    select: Select | None = None,
+    *,
+    top: int | None = None,
+) -> LoadedStudy:
+    """Load a study and read its trials once.
+
+    From a SQL database (``reports._read``): every trial's fields and the light part of its
+    record, and the heavy parts (history, intermediate values) of the trials ``select``
+    chooses (None: of every trial); with ``top``, only the ``top`` best completed trials,
+    whole. Elsewhere every trial whole, through Optuna (``top`` keeps the best of them).
+    """
     with open_storage(storage, study_name) as opened:
+        if isinstance(opened, RDBStorage):
+            study_id = opened.get_study_id_from_name(study_name)
+            user_attrs = opened.get_study_user_attrs(study_id)
+            directions = direction_names(opened.get_study_directions(study_id))
+            try:
+                trials = load_rdb(opened, study_id, select, directions[0], top)
+            except SQLAlchemyError:  # a schema these queries do not know: Optuna reads it
+                trials = opened.get_all_trials(study_id, deepcopy=False)
+            return LoadedStudy(
+                name=study_name,
+                directions=directions,
+                settings=settings_of(user_attrs),
+                trials=trials,
+                winner=winner_of(user_attrs),
+            )
         study = optuna.load_study(study_name=study_name, storage=opened)
         trials = study.get_trials(deepcopy=False)
         return LoadedStudy(

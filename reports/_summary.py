@@ -8,9 +8,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from optuna.storages import RDBStorage
 from optuna.trial import FrozenTrial
+from sqlalchemy.exc import SQLAlchemyError
 
 from reports._frame import STATES, rank_trials
+from reports._read import study_tallies
 from reports._study import (
     LoadedStudy,
     StorageLike,
@@ -74,6 +77,17 @@ def summarise(
         for moment in (t.datetime_start, t.datetime_complete)
         if moment is not None
     ]
+    return _summary(name, directions, settings, counts, best, max(times, default=None))
+
+
+def _summary(
+    name: str,
+    directions: Sequence[str],
+    settings: dict[str, Any],
+    counts: dict[str, int],
+    best: FrozenTrial | None,
+    last_activity: dt.datetime | None,
+) -> StudySummary:
     data = settings.get("data")
     data = data if isinstance(data, dict) else {}
     best_value = best.value if best is not None else None
@@ -86,12 +100,12 @@ def summarise(
         task=str(data.get("task") or "?"),
         objective=str(settings.get("objective") or "value"),
         direction=", ".join(directions),
-        counts=counts,
-        n_trials=len(trials),
+        counts={**dict.fromkeys(STATES, 0), **counts},
+        n_trials=sum(counts.values()),
         best_value=best_value if best_value is None or not math.isnan(best_value) else None,
         best_number=best.number if best is not None else None,
         best_params=dict(best.params) if best is not None else None,
-        last_activity=max(times, default=None),
+        last_activity=last_activity,
         settings=settings,
     )
 
@@ -121,14 +135,34 @@ def study_summary(storage: StorageLike, study_name: str) -> StudySummary:
 def list_studies(storage: StorageLike) -> list[StudySummary]:
     """Every study in the storage, in creation order.
 
-    One storage connection; each study's trials are read once, without copies. A SQLite URL
-    whose file does not exist holds no studies (and is not created).
+    One storage connection. From a SQL database the counts, the best trial and the last
+    activity are the database's answers (``reports._read.study_tallies``: a few queries
+    whatever the studies hold); elsewhere each study's trials are read once, without copies.
+    A SQLite URL whose file does not exist holds no studies (and is not created).
     """
     if missing_sqlite_file(storage) is not None:
         return []
     with open_storage(storage) as opened:
+        studies = opened.get_all_studies()
+        if isinstance(opened, RDBStorage):
+            try:
+                tallies = study_tallies(
+                    opened, {s._study_id: direction_names(s.directions) for s in studies}
+                )
+            except SQLAlchemyError:
+                tallies = None
+            if tallies is not None:
+                return [
+                    _summary(
+                        frozen.study_name,
+                        direction_names(frozen.directions),
+                        settings_of(frozen.user_attrs),
+                        *tallies[frozen._study_id],
+                    )
+                    for frozen in studies
+                ]
         summaries = []
-        for frozen in opened.get_all_studies():
+        for frozen in studies:
             study_id = opened.get_study_id_from_name(frozen.study_name)
             trials = opened.get_all_trials(study_id, deepcopy=False)
             summaries.append(
