@@ -27,7 +27,7 @@ PRUNERS = ENGINES["optuna"].options["pruner"]
 ALGORITHMS = ENGINES["kerastuner"].options["algorithm"]
 
 F = TypeVar("F", bound=Callable[..., Any])
-FORMATS = click.Choice(["table", "csv", "json"])
+FORMATS = click.Choice(["table", "csv", "json", "yaml"])
 
 
 def _handle_errors(func: F) -> F:
@@ -427,7 +427,17 @@ def trials(study: str, storage: str | None, fmt: str, top: int | None, all_trial
         )
         if frame.attrs.get("objective", "val_loss") == "val_loss":
             table = table.drop(columns=["value"], errors="ignore")
-        table = table[["rank", *[c for c in table.columns if c != "rank"]]]
+        # The most telling columns first (a table keeps as many as the terminal fits).
+        late = ["max_epochs", "early_stopped", "param_count"]
+        first = [
+            "rank",
+            "number",
+            *[c for c in table.columns if c == "value" or c.startswith("val_")],
+        ]
+        first += ["fit", "loss", "best_epoch", "epochs_run", "duration_s"]
+        first = [c for c in first if c in table.columns]
+        rest = [c for c in table.columns if c not in first and c not in late]
+        table = table[first + rest + [c for c in late if c in table.columns]]
     table = table.drop(columns=["datetime_start", "datetime_complete"], errors="ignore")
     _emit(table, fmt, empty=f"study {study!r} has no finished trials yet")
 
@@ -561,10 +571,67 @@ def _emit(frame: Any, fmt: str, *, empty: str) -> None:
         click.echo(frame.to_csv(index=False), nl=False)
     elif fmt == "json":
         click.echo(frame.to_json(orient="records", date_format="iso", indent=2))
+    elif fmt == "yaml":
+        import yaml
+
+        records = json.loads(frame.to_json(orient="records", date_format="iso"))
+        click.echo(yaml.safe_dump(records, sort_keys=False), nl=False)
     elif frame.empty:
         click.echo(empty, err=True)
     else:
-        click.echo(frame.to_string(index=False, na_rep="-", float_format=lambda v: f"{v:.4g}"))
+        _table(frame)
+
+
+def _cell(value: Any) -> str:
+    import datetime as dt
+
+    import pandas as pd
+
+    if value is None or value is pd.NA or value is pd.NaT:
+        return "-"
+    if hasattr(value, "item") and not isinstance(value, pd.Timestamp):
+        value = value.item()  # numpy scalars
+    if isinstance(value, dt.datetime):
+        return value.isoformat(sep=" ", timespec="seconds")
+    if isinstance(value, float):
+        return "-" if value != value else f"{value:.4g}"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return str(value)
+
+
+def _table(frame: Any) -> None:
+    """The frame as a rich table as wide as the terminal: columns in their order (the most
+    useful first) as long as they fit; the rest are named on stderr."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from reports._frame import param_columns
+
+    console = Console(highlight=False, soft_wrap=False)
+    names = {column: name for name, column in param_columns(frame).items()}
+    headers = [names.get(str(c), str(c)) for c in frame.columns]
+    rows = [[_cell(v) for v in row] for row in frame.itertuples(index=False)]
+    widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(headers)]
+    room, keep = console.width, 0
+    for width in widths:
+        if room < width + 2 and keep:
+            break
+        room -= width + 2
+        keep += 1
+    table = Table(box=None, pad_edge=False, show_edge=False, header_style="bold")
+    for header in headers[:keep]:
+        table.add_column(header, no_wrap=True, overflow="ellipsis")
+    for row in rows:
+        table.add_row(*row[:keep])
+    console.print(table)
+    if keep < len(headers):
+        hidden = ", ".join(headers[keep:])
+        click.echo(
+            f"({len(headers) - keep} more columns: {hidden}; a wider terminal shows them, "
+            "--format csv|json|yaml shows all)",
+            err=True,
+        )
 
 
 @main.command()

@@ -109,6 +109,25 @@ def test_trials_are_ranked_by_validation_loss_in_every_format(searched: dict[str
     assert table.stdout.splitlines()[0].split()[:2] == ["rank", "number"]
 
 
+def test_trials_table_fits_the_terminal_and_yaml_is_for_scripts(searched: dict[str, Any]) -> None:
+    cwd = searched["cwd"]
+    narrow = hp("trials", "iris-small", cwd=cwd, env=_env(COLUMNS="60"))
+    assert narrow.returncode == 0, narrow.stderr
+    lines = narrow.stdout.splitlines()
+    assert lines[0].split()[:3] == ["rank", "number", "val_loss"]
+    assert all(len(line.rstrip()) <= 60 for line in lines)
+    assert "more columns:" in narrow.stderr and "--format csv|json|yaml" in narrow.stderr
+    wide = hp("trials", "iris-small", cwd=cwd, env=_env(COLUMNS="400"))
+    header = wide.stdout.splitlines()[0].split()
+    assert "units" in header and "param_units" not in header  # params by their names
+    assert "fit" in header and "more columns" not in wide.stderr
+    as_yaml = hp("trials", "iris-small", "--format", "yaml", "--top", "2", cwd=cwd)
+    rows = yaml.safe_load(as_yaml.stdout)
+    assert [r["rank"] for r in rows] == [1, 2] and "param_units" in rows[0]
+    studies = yaml.safe_load(hp("studies", "--format", "yaml", cwd=cwd).stdout)
+    assert studies[0]["study"] == "iris-small"
+
+
 def test_studies_lists_engine_data_and_counts(searched: dict[str, Any]) -> None:
     out = hp("studies", "--format", "json", cwd=searched["cwd"])
     assert out.returncode == 0, out.stderr
