@@ -1,4 +1,4 @@
-"""hpsearch's benchmarks: three comparisons, each reported as a ratio measured in one run.
+"""hpsearch's benchmarks, each comparison reported as a ratio measured in one run.
 
 1. hpsearch against what a user writes by hand. The same search of one fixed configuration
    (``benchmarks/fixed.yaml``: 64-64 ReLU, Adam at 1e-3, batch 32, no dropout; its only free
@@ -63,6 +63,14 @@
    imports the same modules. Goal: the arrays held once, with no float64 copy: the peak
    above the imports at most 2x the arrays kept.
 
+6. The report at scale (``--only report``): a study of 10,000 finished trials of 20 epochs
+   written by ``benchmarks/big_study.py`` into SQLite; ``hpsearch report``, ``trials --top
+   5``, ``studies`` and ``--help`` as whole processes (wall time and peak RSS through
+   ``os.wait4``), alternated with ``benchmarks/anchor_visualization.py``, which draws the same
+   plots with ``optuna.load_study`` and ``optuna.visualization.matplotlib``. Goals: the
+   report in at most 3 s, 2 MB and 400 MiB; ``trials`` and ``studies`` in at most 1 s;
+   ``--help`` in at most 0.15 s.
+
 The tables and the machine they ran on (CPU, cores, memory, library versions, date) go to
 docs/benchmarks.md (``--output``; not with ``--quick`` unless asked).
 
@@ -103,7 +111,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SPACE = "benchmarks/fixed.yaml"  # relative to ROOT, where every command runs
 BIN = Path(sys.executable).parent
 PIN = ("taskset", "-c", "0")
-PARTS = ("anchors", "workers", "rss", "target", "data")
+PARTS = ("anchors", "workers", "rss", "target", "data", "report")
 GOAL_TIME = 0.5  # hpsearch / anchor, wall time: at most
 GOAL_WORKERS = 1.8  # throughput of --workers 2 / --workers 1: at least
 GOAL_TARGET = 0.5  # time to target, hpsearch's default / unpruned TPE: at most
@@ -529,6 +537,79 @@ def measure_data_memory(args: argparse.Namespace) -> dict[str, Any]:
     return {"held": held, "peak": peak, "base": base, "ratio": ratio}
 
 
+# --- 6. the report at scale ------------------------------------------------------------
+
+GOAL_REPORT_S = 3.0
+GOAL_REPORT_MB = 2.0
+GOAL_REPORT_MIB = 400.0
+GOAL_LIST_S = 1.0
+GOAL_HELP_S = 0.15
+
+
+def peak_timed(command: Sequence[str], env: dict[str, str]) -> tuple[float, float, str]:
+    """(wall seconds, peak RSS in MiB, stdout) of one whole process (``os.wait4``: the
+    kernel's maximum RSS of that process)."""
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        start = time.perf_counter()
+        proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=err)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        if proc.returncode != 0:
+            raise BenchError(
+                f"`{shlex.join(command)}` exited with {proc.returncode}: {err.read()[-300:]}"
+            )
+        return wall, usage.ru_maxrss / 1024, out.read()
+
+
+def measure_report_scale(args: argparse.Namespace) -> dict[str, Any]:
+    """Part 6: the report, trials and studies on a large study, next to Optuna's own plots
+    of the same study (``benchmarks/anchor_visualization.py``); see the module docstring."""
+    spec_path = ROOT / "benchmarks" / "big_study.py"
+    log(f"\n6. the report on a study of {args.report_trials:,} trials of 20 epochs")
+    with tempfile.TemporaryDirectory(prefix="hpsearch-bench-") as folder:
+        url = f"sqlite:///{folder}/big.db"
+        made = subprocess.run(
+            [sys.executable, str(spec_path), url, "--trials", str(args.report_trials)],
+            cwd=ROOT, capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        if made.returncode != 0:
+            raise BenchError(f"making the study failed: {made.stderr[-300:]}")
+        env = {**os.environ, "HPSEARCH_STORAGE": url}
+        page = Path(folder) / "report.html"
+        commands = {
+            "report": [str(BIN / "hpsearch"), "report", "big", "-o", str(page)],
+            "optuna.visualization": [
+                sys.executable, str(ROOT / "benchmarks" / "anchor_visualization.py"), url,
+                "big", f"{folder}/plots",
+            ],
+            "trials --top 5": [str(BIN / "hpsearch"), "trials", "big", "--top", "5"],
+            "studies": [str(BIN / "hpsearch"), "studies"],
+            "--help": [str(BIN / "hpsearch"), "--help"],
+        }  # fmt: skip
+        peak_timed(commands["--help"], env)  # untimed: the page cache
+        runs: dict[str, list[tuple[float, float]]] = {key: [] for key in commands}
+        for round_ in range(args.rounds):
+            for key, command in commands.items():
+                wall, rss, _ = peak_timed(command, env)
+                runs[key].append((wall, rss))
+            log(f"  round {round_ + 1}: " + ", ".join(
+                f"{k} {v[-1][0]:.2f} s" for k, v in runs.items()
+            ))  # fmt: skip
+        size = page.stat().st_size / 1e6
+    table = {
+        key: {
+            "wall": median([w for w, _ in values]),
+            "walls": [w for w, _ in values],
+            "rss": max(r for _, r in values),
+        }
+        for key, values in runs.items()
+    }
+    return {"trials": args.report_trials, "table": table, "html_mb": size}
+
+
 # --- 4. time to a target ---------------------------------------------------------------
 
 
@@ -916,6 +997,41 @@ def write_report(
             "",
             f"Goal: at most {GOAL_DATA:.1f}x: {verdict(r['ratio'] <= GOAL_DATA)}.",
         ]
+    if "report" in results:
+        r = results["report"]
+        t = r["table"]
+        rows = [
+            f"| {key} | {v['wall']:.2f} s | {', '.join(f'{w:.2f}' for w in v['walls'])} | "
+            f"{v['rss']:.0f} |"
+            for key, v in t.items()
+        ]
+        report_s = t["report"]["wall"]
+        lines += [
+            "",
+            "## 6. The report at scale",
+            "",
+            f"A study of {r['trials']:,} finished trials of up to 20 epochs "
+            "(`benchmarks/big_study.py`: hpsearch's records written straight into Optuna's "
+            "tables; 80% complete, 15% pruned, 5% failed) in SQLite; whole processes, "
+            "alternated, medians; peak RSS is the largest of the runs. The anchor draws the "
+            "same plots with `optuna.load_study` and `optuna.visualization.matplotlib` "
+            "(history, intermediate values, importances, slice, parallel coordinates).",
+            "",
+            "| command | wall (median) | runs (s) | peak RSS (MiB) |",
+            "| --- | ---: | --- | ---: |",
+            *rows,
+            "",
+            f"Report / Optuna's plots: **{report_s / t['optuna.visualization']['wall']:.2f}**. "
+            f"The report's HTML: {r['html_mb']:.2f} MB.",
+            "",
+            f"Goals: report at most {GOAL_REPORT_S:.0f} s: {verdict(report_s <= GOAL_REPORT_S)}; "
+            f"at most {GOAL_REPORT_MB:.0f} MB: {verdict(r['html_mb'] <= GOAL_REPORT_MB)}; "
+            f"at most {GOAL_REPORT_MIB:.0f} MiB: "
+            f"{verdict(t['report']['rss'] <= GOAL_REPORT_MIB)}; `trials` and `studies` at most "
+            f"{GOAL_LIST_S:.0f} s: "
+            f"{verdict(max(t['trials --top 5']['wall'], t['studies']['wall']) <= GOAL_LIST_S)}; "
+            f"`--help` at most {GOAL_HELP_S} s: {verdict(t['--help']['wall'] <= GOAL_HELP_S)}.",
+        ]
     lines = _keep_sections(path, lines, results)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -927,6 +1043,7 @@ SECTIONS = {
     "rss": "## 3.",
     "target": "## 4.",
     "data": "## 5.",
+    "report": "## 6.",
 }
 
 
@@ -983,6 +1100,9 @@ def main() -> None:
     parser.add_argument(
         "--jobs", type=int, default=1, help="searches at a time in 4., each on its own core [1]"
     )
+    parser.add_argument(
+        "--report-trials", type=int, help="trials of the study read in 6. [10000; quick 1000]"
+    )
     parser.add_argument("--quick", action="store_true", help="4 trials, 5 epochs, 1 round")
     parser.add_argument(
         "--only", default=",".join(PARTS), help=f"comma-separated parts to run [{','.join(PARTS)}]"
@@ -998,6 +1118,7 @@ def main() -> None:
     args.workers_trials = args.workers_trials or (4 if quick else 32)
     args.target_trials = args.target_trials or (4 if quick else 20)
     args.target_epochs = args.target_epochs or (3 if quick else 20)
+    args.report_trials = args.report_trials or (1000 if quick else 10_000)
     if args.output is None and not quick:
         args.output = ROOT / "docs" / "benchmarks.md"
     parts = [p.strip() for p in args.only.split(",") if p.strip()]
@@ -1028,6 +1149,8 @@ def main() -> None:
             results["target"] = compare_time_to_target(args)
         if "data" in parts:
             results["data"] = measure_data_memory(args)
+        if "report" in parts:
+            results["report"] = measure_report_scale(args)
     except BenchError as exc:
         sys.exit(f"benchmark failed: {exc}")
     if code_fingerprint() != code:
