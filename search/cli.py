@@ -391,10 +391,10 @@ def studies(storage: str | None, fmt: str) -> None:
                 "engine": s.engine,
                 "algorithm": s.algorithm,
                 "data": s.data,
-                "task": s.task,
                 "trials": s.n_trials,
-                **{state.lower(): n for state, n in sorted(s.counts.items())},
                 "best": s.best_value,
+                **{state.lower(): n for state, n in s.counts.items()},
+                "task": s.task,
                 "last_activity": s.last_activity,
             }
         )
