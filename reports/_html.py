@@ -9,14 +9,17 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import errno
+import gc
 import json
 import math
 import os
+import pickle
 import shlex
+import threading
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import jinja2
 import pandas as pd
@@ -60,6 +63,8 @@ from reports._plots import (
 from reports._study import LoadedStudy, ReportError, StorageLike, load
 from reports._summary import StudySummary, summary_from_loaded
 from search._storage import DEFAULT_STORAGE, mask_url, resume_command
+
+T = TypeVar("T")
 
 LEADERBOARD_ROWS = 100
 """At most this many ranked trials are listed; the page says how many more there are."""
@@ -287,6 +292,8 @@ def _settings_rows(settings: Mapping[str, Any]) -> list[tuple[str, str]]:
 DETAIL_TRIALS = 500
 """The report reads the history of this many best trials (and of every running one): the
 leaderboard, the learning curves and the diagnosis use no others; the page says so."""
+REPORT_LIGHT = ("epochs_run", "duration_s", "fail_reason")
+"""What the report reads of the other trials' records: compute spent, why they stopped."""
 FAILURE_ROWS = 100
 """The pruned and failed table lists this many, the latest; the page says how many more."""
 DIAGNOSIS_ROWS = 15
@@ -347,6 +354,7 @@ def _what_mattered(loaded: LoadedStudy) -> dict[str, Any]:
         else {
             "evaluator": importance.evaluator,
             "n_trials": importance.n_trials,
+            "of": importance.of,
             "rows": [(name, f"{value:.2f}") for name, value in importance.values.items()],
             "left_out": ", ".join(importance.left_out),
             "png": _png_uri(plot_importance(importance)),
@@ -396,6 +404,61 @@ def _fit_section(frame: pd.DataFrame, loaded: LoadedStudy) -> dict[str, Any]:
     }
 
 
+def in_parallel(compute: Callable[[], T]) -> Callable[[], T]:
+    """Start ``compute`` in a forked child process and return what gives its result.
+
+    On 2 cores this draws Optuna's plots while this process draws the others. Only where a
+    fork is safe: a POSIX system, called from a process with no other thread (a live report,
+    rendered by the run's background thread, computes here). A child that fails or dies
+    leaves the work to this process, so its errors are raised here, where they belong.
+    """
+    if (
+        not hasattr(os, "fork")
+        or threading.active_count() > 1
+        or threading.current_thread() is not threading.main_thread()
+    ):
+        value = compute()
+        return lambda: value
+    read, write = os.pipe()
+    # The objects read so far go to the collector's permanent generation: a collection in
+    # the child would otherwise touch, and so copy, every page the two processes share.
+    gc.freeze()
+    try:
+        pid = os.fork()
+    except OSError:
+        gc.unfreeze()
+        os.close(read)
+        os.close(write)
+        value = compute()
+        return lambda: value
+    if pid == 0:  # the child: compute, send, and leave without any teardown
+        code = 0
+        try:
+            os.close(read)
+            payload = pickle.dumps(compute(), protocol=pickle.HIGHEST_PROTOCOL)
+            with os.fdopen(write, "wb") as out:
+                out.write(payload)
+        except BaseException:
+            code = 1
+        os._exit(code)
+    gc.unfreeze()
+    os.close(write)
+
+    def result() -> T:
+        with os.fdopen(read, "rb") as source:
+            payload = source.read()
+        _, status = os.waitpid(pid, 0)
+        if status == 0 and payload:
+            try:
+                value: T = pickle.loads(payload)
+                return value
+            except Exception:
+                pass
+        return compute()
+
+    return result
+
+
 def _report_select(
     rows: list[tuple[int, str, float | None]], direction: str
 ) -> tuple[set[int], list[int]]:
@@ -422,7 +485,9 @@ def render_report(
     """
     if isinstance(top, bool) or not isinstance(top, int) or top < 1:
         raise ValueError(f"`top` must be a positive int, but got {top!r}.")
-    loaded = load(storage, study_name, _report_select)
+    loaded = load(storage, study_name, _report_select, light=REPORT_LIGHT)
+    # What mattered (Optuna's importance and plots: the slowest part) is drawn beside the rest.
+    mattered = in_parallel(lambda: _what_mattered(loaded))
     frame = frame_from_loaded(loaded)
     summary = summary_from_loaded(loaded)
     # Optuna stores trial times as naive local time; say "generated" in local time too.
@@ -448,7 +513,6 @@ def render_report(
         "objective": summary.objective,
         "direction": summary.direction,
         "leaderboard": _leaderboard_table(frame, summary.objective),
-        "mattered": _what_mattered(loaded),
         "top": top,
         "curves_png": _png_uri(plot_learning_curves(curves)) if curves else None,
         "all_curves_png": _png_uri(plot_trial_curves(all_curves))
@@ -468,6 +532,7 @@ def render_report(
         "failures": failures_rows[-FAILURE_ROWS:],
         "failures_hidden": max(0, len(failures_rows) - FAILURE_ROWS),
     }
+    context["mattered"] = mattered()  # last: drawn meanwhile by the child process
     return _environment().get_template("report.html.j2").render(context)
 
 

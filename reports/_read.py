@@ -61,9 +61,11 @@ def load_rdb(
     select: Select | None,
     direction: str = "minimize",
     top: int | None = None,
+    light: Sequence[str] = LIGHT_KEYS,
 ) -> list[FrozenTrial]:
     """The study's trials read as the module says; ``select`` None reads every trial in
-    full. ``top``: only the ``top`` best COMPLETE trials with a finite value (ranked by
+    full; ``light``: the record's keys read for the others. ``top``: only the ``top`` best
+    COMPLETE trials with a finite value (ranked by
     value in ``direction``, ties by number, as ``reports._frame.rank_trials``), found by
     the database, in full. Raises ``sqlalchemy.exc.SQLAlchemyError`` where the schema does
     not match."""
@@ -131,11 +133,11 @@ def load_rdb(
                 dist = known[text] = json_to_distribution(text)
             params.setdefault(trial_id, {})[name] = dist.to_external_repr(stored)
             dists.setdefault(trial_id, {})[name] = dist
-        light = sa.true() if select is None else users_t.c.key.in_(LIGHT_KEYS)
+        light_rows = sa.true() if select is None else users_t.c.key.in_(light)
         user_attrs: dict[int, dict[str, Any]] = {}
         for trial_id, key, text in conn.execute(
             sa.select(users_t.c.trial_id, users_t.c.key, users_t.c.value_json).where(
-                users_t.c.trial_id.in_(ids), light
+                users_t.c.trial_id.in_(ids), light_rows
             )
         ):
             user_attrs.setdefault(trial_id, {})[key] = json.loads(text)
@@ -163,7 +165,7 @@ def load_rdb(
                 for trial_id, key, text in conn.execute(
                     sa.select(users_t.c.trial_id, users_t.c.key, users_t.c.value_json).where(
                         users_t.c.trial_id.in_(chunk),
-                        users_t.c.key.not_in(LIGHT_KEYS),
+                        users_t.c.key.not_in(light),
                     )
                 ):
                     user_attrs.setdefault(trial_id, {})[key] = json.loads(text)

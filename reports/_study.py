@@ -16,7 +16,7 @@ refused rather than opened, because opening it would create an empty database.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,7 +26,7 @@ from optuna.storages import BaseStorage, RDBStorage
 from optuna.trial import FrozenTrial
 from sqlalchemy.exc import SQLAlchemyError
 
-from reports._read import Select, load_rdb
+from reports._read import LIGHT_KEYS, Select, load_rdb
 from search._errors import HpsearchError, StorageError
 from search._records import as_int, as_number
 from search._storage import (
@@ -136,6 +136,7 @@ def load(
     select: Select | None = None,
     *,
     top: int | None = None,
+    light: Sequence[str] = LIGHT_KEYS,
 ) -> LoadedStudy:
     """Load a study and read its trials once.
 
@@ -150,7 +151,7 @@ def load(
             user_attrs = opened.get_study_user_attrs(study_id)
             directions = direction_names(opened.get_study_directions(study_id))
             try:
-                trials = load_rdb(opened, study_id, select, directions[0], top)
+                trials = load_rdb(opened, study_id, select, directions[0], top, light)
             except SQLAlchemyError:  # a schema these queries do not know: Optuna reads it
                 trials = opened.get_all_trials(study_id, deepcopy=False)
             return LoadedStudy(

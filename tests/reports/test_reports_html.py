@@ -273,3 +273,39 @@ def test_reports_never_imports_tensorflow(mixed_study: tuple[str, str], tmp_path
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ok"
     assert (tmp_path / "r.html").is_file()
+
+
+def test_in_parallel_gives_the_childs_result_or_computes_here() -> None:
+    import os
+    import threading
+
+    from reports._html import in_parallel
+
+    pids: list[int] = []
+
+    def where() -> int:
+        pids.append(os.getpid())
+        return os.getpid()
+
+    child = in_parallel(where)()
+    assert child != os.getpid() and pids == []  # computed in a child, sent back
+    calls: list[int] = []
+
+    def fails_in_the_child() -> str:
+        calls.append(os.getpid())
+        if os.getpid() != parent:
+            raise RuntimeError("only in the child")
+        return "here"
+
+    parent = os.getpid()
+    assert in_parallel(fails_in_the_child)() == "here"  # the child failed: computed here
+    assert calls == [parent]
+    # with another thread running no fork happens: computed here at once
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait)
+    other.start()
+    try:
+        assert in_parallel(where)() == os.getpid()
+    finally:
+        stop.set()
+        other.join()
