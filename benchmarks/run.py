@@ -1013,7 +1013,9 @@ def write_report(
             f"A study of {r['trials']:,} finished trials of up to 20 epochs "
             "(`benchmarks/big_study.py`: hpsearch's records written straight into Optuna's "
             "tables; 80% complete, 15% pruned, 5% failed) in SQLite; whole processes, "
-            "alternated, medians; peak RSS is the largest of the runs. The anchor draws the "
+            "alternated, medians; peak RSS is the largest of the runs (`os.wait4`: of the "
+            "process or of its largest child; the report draws Optuna's plots in a forked "
+            "child that shares the parent's pages). The anchor draws the "
             "same plots with `optuna.load_study` and `optuna.visualization.matplotlib` "
             "(history, intermediate values, importances, slice, parallel coordinates).",
             "",
