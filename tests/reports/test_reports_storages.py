@@ -69,3 +69,17 @@ def test_every_storage(storage: str | BaseStorage, kit) -> None:
 
     with pytest.raises(reports.StudyNotFound, match="'mixed', 'other'"):
         reports.study_summary(storage, "missing")
+
+
+@pytest.mark.service
+def test_a_report_never_shows_the_storage_password(postgres_url: str, kit, tmp_path: Path) -> None:
+    # Trust authentication takes any password: the URL works with one in it.
+    scheme, _, rest = postgres_url.partition("://")
+    user, _, host = rest.partition("@")
+    secret = "hunter2-s3cret"
+    url = f"{scheme}://{user}:{secret}@{host}"
+    _fill(url, kit)
+    page = reports.write_report(url, "mixed", tmp_path / "r.html", live=5)
+    html = page.read_text(encoding="utf-8")
+    assert secret not in html
+    assert ":***@" in html and "hpsearch resume mixed --storage" in html  # masked commands
