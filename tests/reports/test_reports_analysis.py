@@ -230,3 +230,22 @@ def test_history_plot_on_a_log_axis_with_pruned_and_failed() -> None:
         log=True,
     )
     assert plot_optimization_history(history).startswith(PNG)
+
+
+def test_ranking_ties_nan_and_states() -> None:
+    from reports._frame import rank_trials
+
+    rows = [
+        (0, "COMPLETE", 0.5),
+        (1, "COMPLETE", math.nan),  # not ranked
+        (2, "COMPLETE", 0.3),
+        (3, "PRUNED", 0.1),  # not complete: not ranked
+        (4, "COMPLETE", 0.3),  # tie with 2: the lower number first
+        (5, "COMPLETE", math.inf),  # not finite: not ranked
+        (6, "COMPLETE", None),
+        (7, "FAIL", None),
+    ]
+    assert rank_trials(rows, "minimize") == {2: 1, 4: 2, 0: 3}
+    assert rank_trials(rows, "maximize") == {0: 1, 2: 2, 4: 3}
+    with pytest.raises(ValueError, match="'minimize' or 'maximize'"):
+        rank_trials(rows, "down")
