@@ -254,11 +254,17 @@ def _summary_rows(
     url = storage if isinstance(storage, str) else None
     rows.append(("resume it", resume_command(summary.name, url)))
     if summary.best_number is not None:
-        where = f" --storage {shlex.quote(mask_url(url))}" if url and url != DEFAULT_STORAGE else ""
+        where = _storage_flag(storage)
         rows.append(
             ("export it", f"hpsearch export {shlex.quote(summary.name)}{where} -o best.keras")
         )
     return rows
+
+
+def _storage_flag(storage: StorageLike) -> str:
+    """`` --storage URL`` (masked) for the commands on the page, "" for the default."""
+    url = storage if isinstance(storage, str) else None
+    return f" --storage {shlex.quote(mask_url(url))}" if url and url != DEFAULT_STORAGE else ""
 
 
 def _hours(seconds: float) -> str:
@@ -506,6 +512,8 @@ def render_report(
         "live": live,
         "running": summary.counts.get("RUNNING", 0),
         "study_name": summary.name,
+        "storage_flag": _storage_flag(storage),
+        "study_arg": shlex.quote(summary.name),
         "summary_rows": _summary_rows(summary, frame, loaded.winner, storage),
         "settings_rows": settings_rows,
         "space_json": json.dumps(space, indent=2, default=str) if space else None,
