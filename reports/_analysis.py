@@ -246,6 +246,27 @@ def _position(value: float, bounds: NumericRange) -> float:
     return (value - bounds.low) / (bounds.high - bounds.low)
 
 
+def verdict_hints(best_verdicts: Sequence[str]) -> list[str]:
+    """Textbook advice where most of the best trials (their verdicts, best first) share a
+    verdict: at least half of them, and at least 3."""
+    judged = [v for v in best_verdicts if v in VERDICTS]
+    if len(judged) < 3:
+        return []
+    advice = {
+        "overfit": "more regularisation (a higher dropout or l2 range), fewer units, or "
+        "more data; early stopping already keeps each trial's best epoch",
+        "underfit": "more epochs (--epochs), a higher learning rate range, or more capacity "
+        "(units, depth)",
+        "unstable": "a lower learning rate range, or batch normalisation",
+    }
+    hints = []
+    for verdict, text in advice.items():
+        n = judged.count(verdict)
+        if n * 2 >= len(judged) and n >= 3:
+            hints.append(f"{n} of the best {len(judged)} trials are {verdict}: try {text}")
+    return hints
+
+
 LOG_SPAN = 100.0
 """Values are drawn on a log axis when all are positive and the largest is at least this
 many times the smallest."""

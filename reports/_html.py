@@ -38,6 +38,7 @@ from reports._analysis import (
     edge_hints,
     overfit_links,
     verdict_counts,
+    verdict_hints,
 )
 from reports._compare import compare, plot_comparison
 from reports._frame import failures, frame_from_loaded, leaderboard, param_columns, rank_trials
@@ -306,6 +307,8 @@ DIAGNOSIS_ROWS = 15
 """The diagnosis table lists the verdicts of this many best trials (the counts cover all)."""
 HINT_TOP = 5
 """Edge hints look at this many best trials."""
+HINT_VERDICTS = 10
+"""Verdict hints look at the verdicts of this many best trials."""
 
 
 def _diagnoses(frame: pd.DataFrame) -> list[tuple[int, int, Diagnosis]]:
@@ -378,7 +381,8 @@ def _fit_section(frame: pd.DataFrame, loaded: LoadedStudy) -> dict[str, Any]:
     params_by_number = {t.number: t.params for t in loaded.trials}
     links = overfit_links([(params_by_number.get(n, {}), d.verdict) for _, n, d in diagnoses])
     top_numbers = [n for _, n, _ in diagnoses[:HINT_TOP]]
-    hints = edge_hints(
+    hints = verdict_hints([d.verdict for _, _, d in diagnoses[:HINT_VERDICTS]])
+    hints += edge_hints(
         [params_by_number.get(n, {}) for n in top_numbers],
         _ranges([t for t in loaded.trials if t.number in set(top_numbers)]),
     )

@@ -249,3 +249,14 @@ def test_ranking_ties_nan_and_states() -> None:
     assert rank_trials(rows, "maximize") == {0: 1, 2: 2, 4: 3}
     with pytest.raises(ValueError, match="'minimize' or 'maximize'"):
         rank_trials(rows, "down")
+
+
+def test_verdict_hints() -> None:
+    from reports._analysis import verdict_hints
+
+    mostly_over = ["overfit", "overfit", "good fit", "overfit", "too short", "good fit"]
+    [hint] = verdict_hints(mostly_over)
+    assert hint.startswith("3 of the best 5 trials are overfit: try more regularisation")
+    assert verdict_hints(["underfit"] * 4)[0].startswith("4 of the best 4 trials are underfit")
+    assert verdict_hints(["good fit"] * 8) == []
+    assert verdict_hints(["overfit", "overfit"]) == []  # too few to advise
