@@ -193,9 +193,10 @@ def test_the_report_shows_the_test_scores_and_the_export_command(
     hpsearch("report", "w", "--storage", url, "-o", str(page))
     html = page.read_text()
     winner = study(url).user_attrs[WINNER_KEY]
-    assert f"(trial {winner['trial']}, 360 held-out samples)" in html
+    assert f"<td>trial {winner['trial']}: val_loss" in html  # the winner's row
+    assert "(360 held-out samples, scored once)" in html
     assert f"f1 {winner['test_metrics']['test_f1']:.4g}" in html
-    assert "hpsearch export w -o best.keras" in html
+    assert f"hpsearch export w --storage {url} -o best.keras" in html
 
 
 def test_text_labels_keep_their_names_in_the_report_and_the_exported_card(
