@@ -65,9 +65,7 @@ def load_rdb(
 ) -> list[FrozenTrial]:
     """The study's trials read as the module says; ``select`` None reads every trial in
     full; ``light``: the record's keys read for the others. ``top``: only the ``top`` best
-    COMPLETE trials with a finite value (ranked by
-    value in ``direction``, ties by number, as ``reports._frame.rank_trials``), found by
-    the database, in full. Raises ``sqlalchemy.exc.SQLAlchemyError`` where the schema does
+    (``_ranked``), whole. Raises ``sqlalchemy.exc.SQLAlchemyError`` where the schema does
     not match."""
     import sqlalchemy as sa
     from optuna.storages._rdb import models
@@ -82,22 +80,7 @@ def load_rdb(
     ids: Any = sa.select(trials_t.c.trial_id).where(trials_t.c.study_id == study_id)
     with storage.engine.connect() as conn:
         if top is not None:
-            order = values_t.c.value.desc() if direction == "maximize" else values_t.c.value
-            ids = [  # ranked as _best ranks
-                row[0]
-                for row in conn.execute(
-                    sa.select(trials_t.c.trial_id)
-                    .join(values_t, values_t.c.trial_id == trials_t.c.trial_id)
-                    .where(
-                        trials_t.c.study_id == study_id,
-                        trials_t.c.state == TrialState.COMPLETE,
-                        values_t.c.objective == 0,
-                        values_t.c.value_type == models.TrialValueModel.TrialValueType.FINITE,
-                    )
-                    .order_by(order, trials_t.c.number)
-                    .limit(top)
-                )
-            ]
+            ids = [trial_id for trial_id, _, _ in _ranked(conn, study_id, direction, top)]
             select = None
         base = conn.execute(
             sa.select(
@@ -249,9 +232,9 @@ def study_tallies(storage: RDBStorage, studies: dict[int, tuple[str, ...]]) -> d
         for study_id, directions in studies.items():
             best = None
             if len(directions) == 1 and counts.get(study_id, {}).get("COMPLETE"):
-                found = _best(conn, study_id, directions[0])
-                if found is not None:
-                    trial_id, number, value = found
+                found = _ranked(conn, study_id, directions[0], 1)
+                if found:
+                    [(trial_id, number, value)] = found
                     params: dict[str, Any] = {}
                     for name, stored, text in conn.execute(
                         sa.select(
@@ -279,16 +262,17 @@ def study_tallies(storage: RDBStorage, studies: dict[int, tuple[str, ...]]) -> d
     return tallies
 
 
-def _best(conn: Any, study_id: int, direction: str) -> tuple[int, int, float] | None:
-    """(trial id, number, value) of the best COMPLETE trial with a finite value: ranked as
-    ``reports._frame.rank_trials`` ranks (value in ``direction``, ties by number)."""
+def _ranked(conn: Any, study_id: int, direction: str, limit: int) -> list[tuple[int, int, float]]:
+    """(trial id, number, value) of the ``limit`` best COMPLETE trials with a finite value,
+    best first: ranked as ``reports._frame.rank_trials`` ranks (value in ``direction``, ties
+    by the lower number), by the database."""
     import sqlalchemy as sa
     from optuna.storages._rdb import models
 
     trials_t = models.TrialModel.__table__
     values_t = models.TrialValueModel.__table__
     order = values_t.c.value.desc() if direction == "maximize" else values_t.c.value
-    row = conn.execute(
+    rows = conn.execute(
         sa.select(trials_t.c.trial_id, trials_t.c.number, values_t.c.value)
         .join(values_t, values_t.c.trial_id == trials_t.c.trial_id)
         .where(
@@ -298,6 +282,6 @@ def _best(conn: Any, study_id: int, direction: str) -> tuple[int, int, float] | 
             values_t.c.value_type == models.TrialValueModel.TrialValueType.FINITE,
         )
         .order_by(order, trials_t.c.number)
-        .limit(1)
-    ).first()
-    return None if row is None else (int(row[0]), int(row[1]), float(row[2]))
+        .limit(limit)
+    )
+    return [(int(row[0]), int(row[1]), float(row[2])) for row in rows]
