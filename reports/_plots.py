@@ -321,14 +321,19 @@ def plot_optimization_history(history: OptimizationHistory) -> bytes:
             transform=ax.get_xaxis_transform(),
             label="failed",
         )
-    ax.set_xlabel("trial number", fontsize=8)
+    _panel(ax, "trial number", history.objective, history.log, "optimisation history")
+    return _png(figure)
+
+
+def _panel(ax: Axes, xlabel: str, objective: str, log: bool, title: str) -> None:
+    """The labels, ticks, grid and legend of a one-panel figure (x counts whole steps)."""
+    ax.set_xlabel(xlabel, fontsize=8)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_ylabel(history.objective + (" (log scale)" if history.log else ""), fontsize=8)
-    ax.set_title("optimisation history", fontsize=9)
+    ax.set_ylabel(objective + (" (log scale)" if log else ""), fontsize=8)
+    ax.set_title(title, fontsize=9)
     ax.tick_params(labelsize=7)
     ax.grid(True, linewidth=0.4, alpha=0.5)
     ax.legend(fontsize=7, frameon=False)
-    return _png(figure)
 
 
 CURVES_LIMIT = 1000
@@ -392,11 +397,5 @@ def plot_trial_curves(data: TrialCurves) -> bytes:
     ax.autoscale()
     if data.log:
         ax.set_yscale("log")
-    ax.set_xlabel("epoch", fontsize=8)
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_ylabel(data.objective + (" (log scale)" if data.log else ""), fontsize=8)
-    ax.set_title("validation curves of all trials", fontsize=9)
-    ax.tick_params(labelsize=7)
-    ax.grid(True, linewidth=0.4, alpha=0.5)
-    ax.legend(fontsize=7, frameon=False)
+    _panel(ax, "epoch", data.objective, data.log, "validation curves of all trials")
     return _png(figure)
