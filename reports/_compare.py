@@ -20,7 +20,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from optuna.trial import FrozenTrial, TrialState
 
-from reports._frame import STATES, record_of
+from reports._frame import STATES, rank_trials, record_of
 from reports._plots import DPI, _png
 from reports._study import LoadedStudy, StorageLike, load
 from reports._summary import summary_from_loaded
@@ -103,7 +103,8 @@ def compare(storage: StorageLike, names: Sequence[str]) -> Comparison:
     twice = sorted({n for n in names if list(names).count(n) > 1})
     if twice:
         raise ConfigError(f"compare: study {twice[0]!r} is given twice; give each study once.")
-    loaded = [load(storage, name) for name in names]
+    # Of each study: every trial's epochs and duration, and the best one's history.
+    loaded = [load(storage, name, _best_in_full, light=_LIGHT) for name in names]
     first = loaded[0]
     for other in loaded[1:]:
         _check_comparable(first, other)
@@ -115,6 +116,17 @@ def compare(storage: StorageLike, names: Sequence[str]) -> Comparison:
         direction=first.direction,
         studies=[_budget(study) for study in loaded],
     )
+
+
+_LIGHT = ("epochs_run", "duration_s")
+
+
+def _best_in_full(
+    rows: list[tuple[int, str, float | None]], direction: str
+) -> tuple[list[int], list[int]]:
+    """What ``compare`` reads in full (``reports._read``): the best trial alone."""
+    ranks = rank_trials(rows, direction)
+    return [n for n, rank in ranks.items() if rank == 1], []
 
 
 def _check_comparable(a: LoadedStudy, b: LoadedStudy) -> None:
