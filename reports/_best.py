@@ -20,7 +20,7 @@ def best_summary(storage: StorageLike, study_name: str) -> dict[str, Any]:
 
     Raises ReportError when no trial has completed yet.
     """
-    loaded = load(storage, study_name)
+    loaded = load(storage, study_name, top=1)  # the best trial alone, from a SQL database
     board = leaderboard(frame_from_loaded(loaded), top=1)
     if board.empty:
         raise ReportError(

@@ -45,6 +45,11 @@ def _handle_errors(func: F) -> F:
         url = kwargs.get("storage") or os.environ.get(STORAGE_ENV)
         try:
             return func(*args, **kwargs)
+        except BrokenPipeError:
+            # The reader went away (`hpsearch trials NAME | head`): say nothing more, as a
+            # command killed by SIGPIPE would, and send what is left to nowhere.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            sys.exit(141)
         except KeyboardInterrupt:
             if debugging():
                 raise

@@ -128,6 +128,19 @@ def test_trials_table_fits_the_terminal_and_yaml_is_for_scripts(searched: dict[s
     assert studies[0]["study"] == "iris-small"
 
 
+def test_a_reader_that_goes_away_ends_the_command_quietly(searched: dict[str, Any]) -> None:
+    # `hpsearch best NAME | head -1`: the pipe closes before the command has written.
+    read, write = os.pipe()
+    os.close(read)
+    proc = subprocess.run(
+        [HPSEARCH, "best", "iris-small"], cwd=searched["cwd"], env=_env(), stdout=write,
+        stderr=subprocess.PIPE, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    os.close(write)
+    assert proc.returncode == 141  # as a command killed by SIGPIPE
+    assert proc.stderr == ""
+
+
 def test_studies_lists_engine_data_and_counts(searched: dict[str, Any]) -> None:
     out = hp("studies", "--format", "json", cwd=searched["cwd"])
     assert out.returncode == 0, out.stderr
