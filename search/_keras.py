@@ -32,6 +32,13 @@ def import_keras() -> ModuleType:
         # Every trial builds a new model, so TensorFlow traces new functions each trial and
         # warns that it "triggered tf.function retracing": expected here, and noise on stderr.
         logging.getLogger("tensorflow").setLevel(logging.ERROR)
+        # Grappler, TensorFlow's graph optimiser, rewrites each newly traced function before
+        # its first run. Every trial traces new ones, and on the CPU it bought nothing back:
+        # the first epoch 0.07 s faster, later epochs as fast or faster, the same values to
+        # the last digit (docs/architecture.md, "Fast trials").
+        import tensorflow as tf
+
+        tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": True})
     import keras
 
     return keras
