@@ -86,15 +86,16 @@ def _wait_for(url: str, study: str, test: Picker) -> FrozenTrial:
 Picker = Callable[[list[FrozenTrial]], FrozenTrial | None]
 
 
-def _training(epochs: int, *, after_complete: int = 0) -> Picker:
-    """A RUNNING trial that has stored ``epochs`` epochs (once ``after_complete`` finished)."""
+def _training(epochs: int, *, after_complete: int = 0, at_most: int | None = None) -> Picker:
+    """A RUNNING trial that has stored ``epochs`` epochs (once ``after_complete`` finished),
+    and not more than ``at_most``: one that will not finish while the caller acts on it."""
 
     def test(trials: list[FrozenTrial]) -> FrozenTrial | None:
         if sum(t.state in FINISHED for t in trials) < after_complete:
             return None
         for trial in trials:
             ran = len(history_of(trial).get("loss", []))
-            if trial.state == TrialState.RUNNING and ran >= epochs:
+            if trial.state == TrialState.RUNNING and epochs <= ran <= (at_most or ran):
                 return trial
         return None
 
@@ -195,7 +196,8 @@ def test_kill_9_of_one_worker_of_a_pool(tmp_path: Path) -> None:
     args = [*_run_args(_space(tmp_path), "k9", 5, 300, url), "--workers", "2"]
     args.remove("--quiet")
     proc = _start(args, tmp_path)
-    victim = _wait_for(url, "k9", _training(2, after_complete=1))
+    # A victim with most of its 300 epochs ahead: it cannot end before the kill lands.
+    victim = _wait_for(url, "k9", _training(2, after_complete=1, at_most=100))
     os.kill(victim.user_attrs["worker"]["pid"], signal.SIGKILL)
     code, _, err = _finish(proc)
     assert code == 0, err
@@ -312,7 +314,7 @@ def test_a_server_down_past_the_limit_stops_with_one_line_and_resume_recovers(
 ) -> None:
     args = _run_args(_space(tmp_path), "down", 3, 300, postgres_url)
     proc = _start(args, tmp_path, HPSEARCH_DB_RETRY="3")
-    victim = _wait_for(postgres_url, "down", _training(2))
+    victim = _wait_for(postgres_url, "down", _training(2, at_most=50))  # far from its end
     with _server_back_afterwards():
         _cluster("stop")
         code, _, err = _finish(proc, timeout=180)
