@@ -20,6 +20,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from optuna.trial import FrozenTrial, TrialState
 
+from reports._analysis import use_log_axis
 from reports._frame import STATES, rank_trials, record_of
 from reports._plots import DPI, _png
 from reports._study import LoadedStudy, StorageLike, load
@@ -201,12 +202,6 @@ def _wall(trial: FrozenTrial) -> float:
     return (trial.datetime_complete - trial.datetime_start).total_seconds()
 
 
-def _log_scale(values: Sequence[float]) -> bool:
-    """Whether values span more than an order of magnitude (all positive)."""
-    finite = [v for v in values if math.isfinite(v)]
-    return bool(finite) and min(finite) > 0 and max(finite) / min(finite) > 10
-
-
 def plot_comparison(comparison: Comparison) -> bytes:
     """Three panels: the best value against trials ended and against epochs trained, and
     the best trial's objective per epoch, one line per study. PNG bytes."""
@@ -233,7 +228,7 @@ def plot_comparison(comparison: Comparison) -> bytes:
         (by_epochs, "best so far, by epochs trained", "epochs trained (all trials)"),
         (curves, "each study's best trial", "epoch"),
     )
-    log = _log_scale(everything)
+    log = use_log_axis(everything)
     for ax, title, xlabel in titles:
         ax.set_title(title, fontsize=9)
         ax.set_xlabel(xlabel, fontsize=8)

@@ -9,6 +9,8 @@ The per-epoch histories do not fit a table; they travel with the frame in
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import math
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
@@ -26,6 +28,8 @@ from reports._study import LoadedStudy, StorageLike, load
 from search._records import TrialRecord, as_finite, as_int, as_number
 
 STATES = ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")
+DASH = "–"
+"""What a missing value shows as, on the page and in the terminal."""
 
 _BOOL_ATTRS = ("early_stopped", "pruned")
 _FIXED_TAIL = ("datetime_start", "datetime_complete")
@@ -70,6 +74,33 @@ class Histories(Mapping[int, Mapping[str, list[float]]]):
 
     def __repr__(self) -> str:
         return f"Histories({len(self._data)} trials)"
+
+
+def is_missing(value: Any) -> bool:
+    """NA, NaT, None or NaN: a value the trial did not record."""
+    if value is None or value is pd.NA or value is pd.NaT:
+        return True
+    return isinstance(value, float) and math.isnan(value)
+
+
+def fmt(value: Any) -> str:
+    """A cell's text, on the page and in the terminal: NA as a dash, floats to 4 significant
+    digits, dates to the second, dicts as compact JSON."""
+    if hasattr(value, "item") and not isinstance(value, dt.datetime):
+        value = value.item()  # a NumPy scalar, as a frame's row may hold
+    if is_missing(value):
+        return DASH
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, dt.datetime):
+        return value.isoformat(sep=" ", timespec="seconds")
+    if isinstance(value, Mapping | list | tuple):
+        return json.dumps(value, default=str, separators=(", ", ": "))
+    return str(value)
 
 
 def rank_trials(trials: Iterable[tuple[int, str, float | None]], direction: str) -> dict[int, int]:

@@ -11,7 +11,6 @@ import datetime as dt
 import errno
 import gc
 import json
-import math
 import os
 import pickle
 import shlex
@@ -41,7 +40,16 @@ from reports._analysis import (
     verdict_hints,
 )
 from reports._compare import compare, plot_comparison
-from reports._frame import failures, frame_from_loaded, leaderboard, param_columns, rank_trials
+from reports._frame import (
+    DASH,
+    failures,
+    fmt,
+    frame_from_loaded,
+    is_missing,
+    leaderboard,
+    param_columns,
+    rank_trials,
+)
 from reports._importance import (
     PARALLEL_TOP,
     SLICE_MAX_TRIALS,
@@ -63,7 +71,7 @@ from reports._plots import (
 )
 from reports._study import LoadedStudy, ReportError, StorageLike, load
 from reports._summary import StudySummary, summary_from_loaded
-from search._storage import DEFAULT_STORAGE, mask_url, resume_command
+from search._storage import resume_command, storage_option
 
 T = TypeVar("T")
 
@@ -97,7 +105,6 @@ _DATA_KEYS = (
     "scaling",
     "fingerprint",
 )
-_DASH = "–"
 
 
 def _environment() -> jinja2.Environment:
@@ -110,40 +117,17 @@ def _environment() -> jinja2.Environment:
     )
 
 
-def _missing(value: Any) -> bool:
-    if value is None or value is pd.NA or value is pd.NaT:
-        return True
-    return isinstance(value, float) and math.isnan(value)
-
-
-def fmt(value: Any) -> str:
-    """A cell's text: NA as a dash, floats to 4 significant digits, dicts as compact JSON."""
-    if _missing(value):
-        return _DASH
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    if isinstance(value, dt.datetime):
-        return value.isoformat(sep=" ", timespec="seconds")
-    if isinstance(value, Mapping | list | tuple):
-        return json.dumps(value, default=str, separators=(", ", ": "))
-    return str(value)
-
-
 def _params_text(row: Mapping[Any, Any], columns: Mapping[str, str]) -> str:
     parts = [
         f"{name}={fmt(row[column])}"
         for name, column in columns.items()
-        if column in row and not _missing(row[column])
+        if column in row and not is_missing(row[column])
     ]
-    return ", ".join(parts) or _DASH
+    return ", ".join(parts) or DASH
 
 
 def _duration(value: Any) -> str:
-    return _DASH if _missing(value) else f"{float(value):.1f} s"
+    return DASH if is_missing(value) else f"{float(value):.1f} s"
 
 
 def _png_uri(png: bytes) -> str:
@@ -153,7 +137,7 @@ def _png_uri(png: bytes) -> str:
 def _sort_key(value: Any) -> str:
     """The ``data-v`` of a cell: numbers as they are (the page's script sorts them as
     numbers), missing values empty (sorted last), anything else its text."""
-    if _missing(value):
+    if is_missing(value):
         return ""
     if isinstance(value, bool):
         return str(int(value))
@@ -162,8 +146,7 @@ def _sort_key(value: Any) -> str:
     return fmt(value)
 
 
-def _leaderboard_table(frame: pd.DataFrame, objective: str) -> dict[str, Any]:
-    board = leaderboard(frame)
+def _leaderboard_table(frame: pd.DataFrame, board: pd.DataFrame, objective: str) -> dict[str, Any]:
     params = param_columns(frame)
     # val_* columns nobody recorded (a study plain Optuna made) would be all dashes
     val_metrics = [c for c in frame.columns if c.startswith("val_") and board[c].notna().any()]
@@ -180,19 +163,14 @@ def _leaderboard_table(frame: pd.DataFrame, objective: str) -> dict[str, Any]:
         values += [row["loss"], row["fit"], row["best_epoch"], row["epochs_run"], stopped]
         values += [row["param_count"], row["duration_s"], *(row[c] for c in params.values())]
         rows.append([(fmt(v), _sort_key(v)) for v in values])
-    return {
-        "headers": headers,
-        "rows": rows,
-        "hidden": max(0, len(board) - LEADERBOARD_ROWS),
-        "n_params": len(params),
-    }
+    return {"headers": headers, "rows": rows, "hidden": max(0, len(board) - LEADERBOARD_ROWS)}
 
 
 def _failures_table(frame: pd.DataFrame) -> list[list[str]]:
     rows = []
     params = param_columns(frame)
     for row in failures(frame).to_dict("records"):
-        retry = _DASH if _missing(row["retry_of"]) else f"retry of {row['retry_of']}"
+        retry = DASH if is_missing(row["retry_of"]) else f"retry of {row['retry_of']}"
         rows.append(
             [
                 fmt(row["number"]),
@@ -210,6 +188,7 @@ def _failures_table(frame: pd.DataFrame) -> list[list[str]]:
 def _summary_rows(
     summary: StudySummary,
     frame: pd.DataFrame,
+    board: pd.DataFrame,
     winner: Mapping[str, Any],
     storage: StorageLike,
 ) -> list[tuple[str, str]]:
@@ -230,9 +209,8 @@ def _summary_rows(
     if summary.best_number is None:
         rows.append(("winner", "no completed trial yet"))
     else:
-        board = leaderboard(frame, top=1)
         fit = board["fit"].iloc[0] if len(board) else None
-        verdict = "" if _missing(fit) else f"; fit: {fit}"
+        verdict = "" if is_missing(fit) else f"; fit: {fit}"
         rows.append(
             (
                 "winner",
@@ -241,7 +219,7 @@ def _summary_rows(
             )
         )
         params = summary.best_params or {}
-        rows.append(("its params", ", ".join(f"{k}={fmt(v)}" for k, v in params.items()) or _DASH))
+        rows.append(("its params", ", ".join(f"{k}={fmt(v)}" for k, v in params.items()) or DASH))
         if winner and winner.get("trial") == summary.best_number:
             scores = ", ".join(
                 f"{k.removeprefix('test_')} {fmt(v)}" for k, v in winner["test_metrics"].items()
@@ -255,17 +233,11 @@ def _summary_rows(
     url = storage if isinstance(storage, str) else None
     rows.append(("resume it", resume_command(summary.name, url)))
     if summary.best_number is not None:
-        where = _storage_flag(storage)
+        where = storage_option(url)
         rows.append(
             ("export it", f"hpsearch export {shlex.quote(summary.name)}{where} -o best.keras")
         )
     return rows
-
-
-def _storage_flag(storage: StorageLike) -> str:
-    """`` --storage URL`` (masked) for the commands on the page, "" for the default."""
-    url = storage if isinstance(storage, str) else None
-    return f" --storage {shlex.quote(mask_url(url))}" if url and url != DEFAULT_STORAGE else ""
 
 
 def _hours(seconds: float) -> str:
@@ -311,10 +283,9 @@ HINT_VERDICTS = 10
 """Verdict hints look at the verdicts of this many best trials."""
 
 
-def _diagnoses(frame: pd.DataFrame) -> list[tuple[int, int, Diagnosis]]:
+def _diagnoses(board: pd.DataFrame) -> list[tuple[int, int, Diagnosis]]:
     """(rank, trial, diagnosis) of every ranked trial with a history, best first."""
-    histories = frame.attrs.get("histories") or {}
-    board = leaderboard(frame)
+    histories = board.attrs.get("histories") or {}
     out = []
     for rank, number in zip(board["rank"].astype(int), board["number"].astype(int), strict=True):
         if number in histories:
@@ -375,8 +346,8 @@ def _what_mattered(loaded: LoadedStudy) -> dict[str, Any]:
     }
 
 
-def _fit_section(frame: pd.DataFrame, loaded: LoadedStudy) -> dict[str, Any]:
-    diagnoses = _diagnoses(frame)
+def _fit_section(board: pd.DataFrame, loaded: LoadedStudy) -> dict[str, Any]:
+    diagnoses = _diagnoses(board)
     counts = verdict_counts([d.verdict for _, _, d in diagnoses])
     params_by_number = {t.number: t.params for t in loaded.trials}
     links = overfit_links([(params_by_number.get(n, {}), d.verdict) for _, n, d in diagnoses])
@@ -386,7 +357,7 @@ def _fit_section(frame: pd.DataFrame, loaded: LoadedStudy) -> dict[str, Any]:
         [params_by_number.get(n, {}) for n in top_numbers],
         _ranges([t for t in loaded.trials if t.number in set(top_numbers)]),
     )
-    ranked = int(frame["rank"].notna().sum())
+    ranked = len(board)
     return {
         "sampled": (
             f"Verdicts of the best {len(diagnoses)} of the {ranked} completed trials."
@@ -499,6 +470,7 @@ def render_report(
     # What mattered (Optuna's importance and plots: the slowest part) is drawn beside the rest.
     mattered = in_parallel(lambda: _what_mattered(loaded))
     frame = frame_from_loaded(loaded)
+    board = leaderboard(frame)  # every ranked trial, with its fit verdict
     summary = summary_from_loaded(loaded)
     # Optuna stores trial times as naive local time; say "generated" in local time too.
     generated_at = dt.datetime.now().astimezone().isoformat(sep=" ", timespec="seconds")
@@ -516,15 +488,14 @@ def render_report(
         "live": live,
         "running": summary.counts.get("RUNNING", 0),
         "study_name": summary.name,
-        "storage_flag": _storage_flag(storage),
+        "storage_flag": storage_option(storage if isinstance(storage, str) else None),
         "study_arg": shlex.quote(summary.name),
-        "summary_rows": _summary_rows(summary, frame, loaded.winner, storage),
+        "summary_rows": _summary_rows(summary, frame, board, loaded.winner, storage),
         "settings_rows": settings_rows,
         "space_json": json.dumps(space, indent=2, default=str) if space else None,
-        "n_complete": summary.counts.get("COMPLETE", 0),
         "objective": summary.objective,
         "direction": summary.direction,
-        "leaderboard": _leaderboard_table(frame, summary.objective),
+        "leaderboard": _leaderboard_table(frame, board, summary.objective),
         "top": top,
         "curves_png": _png_uri(plot_learning_curves(curves)) if curves else None,
         "all_curves_png": _png_uri(plot_trial_curves(all_curves))
@@ -536,7 +507,7 @@ def render_report(
             if len(all_curves.completed) + len(all_curves.pruned) < all_curves.total
             else ""
         ),
-        "fit": _fit_section(frame, loaded),
+        "fit": _fit_section(board, loaded),
         "history_png": _png_uri(plot_optimization_history(history))
         if history.numbers or history.pruned_numbers
         else None,
@@ -598,7 +569,7 @@ def render_comparison(storage: StorageLike, names: Sequence[str]) -> str:
     headers = [str(c) for c in table.columns]
     rows = [[fmt(v) for v in row] for row in table.itertuples(index=False)]
     winners = [
-        (s.study, ", ".join(f"{k}={fmt(v)}" for k, v in (s.best_params or {}).items()) or _DASH)
+        (s.study, ", ".join(f"{k}={fmt(v)}" for k, v in (s.best_params or {}).items()) or DASH)
         for s in comparison.studies
     ]
     generated_at = dt.datetime.now().astimezone().isoformat(sep=" ", timespec="seconds")

@@ -114,17 +114,17 @@ class StudyView(optuna.Study):
         return self.get_trials()
 
 
-def study_of(trials: Sequence[FrozenTrial], direction: str) -> Any:
-    """A study of these trials for Optuna's importance and plots (``StudyView``)."""
-    return StudyView(trials, direction)
+def _best_first(trials: Sequence[FrozenTrial], direction: str) -> list[FrozenTrial]:
+    """Completed trials by value in ``direction``, ties by number (as the ranking)."""
+    sign = -1.0 if direction == "maximize" else 1.0
+    return sorted(trials, key=lambda t: (sign * t.values[0], t.number))
 
 
 def sample(trials: Sequence[FrozenTrial], direction: str, limit: int) -> list[FrozenTrial]:
     """At most ``limit`` trials: the best quarter of ``limit`` and the rest at random."""
     if len(trials) <= limit:
         return list(trials)
-    sign = -1.0 if direction == "maximize" else 1.0
-    ranked = sorted(trials, key=lambda t: (sign * t.values[0], t.number))
+    ranked = _best_first(trials, direction)
     best = ranked[: limit // 4]
     rest = random.Random(0).sample(ranked[limit // 4 :], limit - len(best))
     return sorted(best + rest, key=lambda t: t.number)
@@ -159,7 +159,7 @@ def param_importances(trials: Sequence[FrozenTrial], direction: str) -> Importan
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # ExperimentalWarning
         values = optuna.importance.get_param_importances(
-            study_of(drawn, direction), evaluator=evaluator, params=names
+            StudyView(drawn, direction), evaluator=evaluator, params=names
         )
     return Importance(
         evaluator=label,
@@ -211,7 +211,7 @@ def plot_params(trials: Sequence[FrozenTrial], direction: str, objective: str) -
         return None
     from optuna.visualization.matplotlib import plot_slice
 
-    study = study_of(sample(done, direction, SLICE_MAX_TRIALS), direction)
+    study = StudyView(sample(done, direction, SLICE_MAX_TRIALS), direction)
     with _drawing():
         axes = plot_slice(study, target_name=objective)
         first = axes.flat[0] if hasattr(axes, "flat") else axes
@@ -227,11 +227,10 @@ def plot_parallel(trials: Sequence[FrozenTrial], direction: str, objective: str)
     done = completed(trials)
     if len(done) < 2:
         return None
-    sign = -1.0 if direction == "maximize" else 1.0
-    best = sorted(done, key=lambda t: (sign * t.values[0], t.number))[:PARALLEL_TOP]
+    best = _best_first(done, direction)[:PARALLEL_TOP]
     from optuna.visualization.matplotlib import plot_parallel_coordinate
 
-    study = study_of(best, direction)
+    study = StudyView(best, direction)
     with _drawing():
         axes = plot_parallel_coordinate(study, target_name=objective)
         figure: Any = axes.figure
@@ -240,7 +239,8 @@ def plot_parallel(trials: Sequence[FrozenTrial], direction: str, objective: str)
 
 
 def plot_importance(importance: Importance) -> bytes:
-    """The importances as horizontal bars, largest on top."""
+    """The importances as horizontal bars, largest on top. (Optuna's
+    ``plot_param_importances`` would evaluate them a second time.)"""
     plt = _pyplot()
     names = list(importance.values)[::-1]
     values = [importance.values[n] for n in names]

@@ -72,7 +72,6 @@ def load_rdb(
 
     trials_t = models.TrialModel.__table__
     values_t = models.TrialValueModel.__table__
-    params_t = models.TrialParamModel.__table__
     users_t = models.TrialUserAttributeModel.__table__
     system_t = models.TrialSystemAttributeModel.__table__
     steps_t = models.TrialIntermediateValueModel.__table__
@@ -100,22 +99,7 @@ def load_rdb(
             values.setdefault(trial_id, {})[objective] = (
                 models.TrialValueModel.stored_repr_to_value(value, kind)
             )
-        params: dict[int, dict[str, Any]] = {}
-        dists: dict[int, dict[str, BaseDistribution]] = {}
-        known: dict[str, BaseDistribution] = {}
-        for trial_id, name, stored, text in conn.execute(
-            sa.select(
-                params_t.c.trial_id,
-                params_t.c.param_name,
-                params_t.c.param_value,
-                params_t.c.distribution_json,
-            ).where(params_t.c.trial_id.in_(ids))
-        ):
-            dist = known.get(text)
-            if dist is None:
-                dist = known[text] = json_to_distribution(text)
-            params.setdefault(trial_id, {})[name] = dist.to_external_repr(stored)
-            dists.setdefault(trial_id, {})[name] = dist
+        params, dists = _params(conn, ids)
         light_rows = sa.true() if select is None else users_t.c.key.in_(light)
         user_attrs: dict[int, dict[str, Any]] = {}
         for trial_id, key, text in conn.execute(
@@ -192,6 +176,34 @@ def load_rdb(
     return trials
 
 
+def _params(
+    conn: Any, ids: Any
+) -> tuple[dict[int, dict[str, Any]], dict[int, dict[str, BaseDistribution]]]:
+    """Per trial id of ``ids`` (a list or a subquery): its params in their external form,
+    and their distributions (each distinct JSON decoded once)."""
+    import sqlalchemy as sa
+    from optuna.storages._rdb import models
+
+    params_t = models.TrialParamModel.__table__
+    params: dict[int, dict[str, Any]] = {}
+    dists: dict[int, dict[str, BaseDistribution]] = {}
+    known: dict[str, BaseDistribution] = {}
+    for trial_id, name, stored, text in conn.execute(
+        sa.select(
+            params_t.c.trial_id,
+            params_t.c.param_name,
+            params_t.c.param_value,
+            params_t.c.distribution_json,
+        ).where(params_t.c.trial_id.in_(ids))
+    ):
+        dist = known.get(text)
+        if dist is None:
+            dist = known[text] = json_to_distribution(text)
+        params.setdefault(trial_id, {})[name] = dist.to_external_repr(stored)
+        dists.setdefault(trial_id, {})[name] = dist
+    return params, dists
+
+
 def _chunks(ids: Sequence[int]) -> Iterable[list[int]]:
     for start in range(0, len(ids), CHUNK):
         yield list(ids[start : start + CHUNK])
@@ -208,7 +220,6 @@ def study_tallies(storage: RDBStorage, studies: dict[int, tuple[str, ...]]) -> d
     from optuna.storages._rdb import models
 
     trials_t = models.TrialModel.__table__
-    params_t = models.TrialParamModel.__table__
     tallies: dict[int, Tally] = {}
     with storage.engine.connect() as conn:
         counts: dict[int, dict[str, int]] = {study_id: {} for study_id in studies}
@@ -227,23 +238,14 @@ def study_tallies(storage: RDBStorage, studies: dict[int, tuple[str, ...]]) -> d
                 sa.func.max(trials_t.c.datetime_complete),
             ).group_by(trials_t.c.study_id)
         ):
-            moments = [_local(m) for m in (started, completed) if m is not None]
-            last[study_id] = max((m for m in moments if m is not None), default=None)
+            last[study_id] = _local(max((m for m in (started, completed) if m), default=None))
         for study_id, directions in studies.items():
             best = None
             if len(directions) == 1 and counts.get(study_id, {}).get("COMPLETE"):
                 found = _ranked(conn, study_id, directions[0], 1)
                 if found:
                     [(trial_id, number, value)] = found
-                    params: dict[str, Any] = {}
-                    for name, stored, text in conn.execute(
-                        sa.select(
-                            params_t.c.param_name,
-                            params_t.c.param_value,
-                            params_t.c.distribution_json,
-                        ).where(params_t.c.trial_id == trial_id)
-                    ):
-                        params[name] = json_to_distribution(text).to_external_repr(stored)
+                    params, dists = _params(conn, [trial_id])
                     best = FrozenTrial(
                         number=number,
                         state=TrialState.COMPLETE,
@@ -251,8 +253,8 @@ def study_tallies(storage: RDBStorage, studies: dict[int, tuple[str, ...]]) -> d
                         values=None,
                         datetime_start=None,
                         datetime_complete=None,
-                        params=params,
-                        distributions={},
+                        params=params.get(trial_id, {}),
+                        distributions=dists.get(trial_id, {}),
                         user_attrs={},
                         system_attrs={},
                         intermediate_values={},

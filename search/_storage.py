@@ -136,15 +136,19 @@ def url_secrets(url: str) -> list[str]:
     return sorted((s for s in spelled if s), key=len, reverse=True)
 
 
-def resume_command(study: str, url: str | None) -> str:
-    """The command that continues ``study``: with ``--storage`` unless the URL is the default
-    (a password in it shows as ``***``, to fill in)."""
+def storage_option(url: str | None) -> str:
+    """`` --storage URL`` for a command shown to a person, "" for the default storage (a
+    password in the URL shows as ``***``, to fill in)."""
     import shlex
 
-    command = f"hpsearch resume {shlex.quote(study)}"
-    if url and url != DEFAULT_STORAGE:
-        command += f" --storage {shlex.quote(mask_url(url))}"
-    return command
+    return f" --storage {shlex.quote(mask_url(url))}" if url and url != DEFAULT_STORAGE else ""
+
+
+def resume_command(study: str, url: str | None) -> str:
+    """The command that continues ``study`` (``storage_option``)."""
+    import shlex
+
+    return f"hpsearch resume {shlex.quote(study)}{storage_option(url)}"
 
 
 def mask_url(url: str) -> str:

@@ -587,36 +587,18 @@ def _emit(frame: Any, fmt: str, *, empty: str) -> None:
         _table(frame)
 
 
-def _cell(value: Any) -> str:
-    import datetime as dt
-
-    import pandas as pd
-
-    if value is None or value is pd.NA or value is pd.NaT:
-        return "-"
-    if hasattr(value, "item") and not isinstance(value, pd.Timestamp):
-        value = value.item()  # numpy scalars
-    if isinstance(value, dt.datetime):
-        return value.isoformat(sep=" ", timespec="seconds")
-    if isinstance(value, float):
-        return "-" if value != value else f"{value:.4g}"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    return str(value)
-
-
 def _table(frame: Any) -> None:
     """The frame as a rich table as wide as the terminal: columns in their order (the most
     useful first) as long as they fit; the rest are named on stderr."""
     from rich.console import Console
     from rich.table import Table
 
-    from reports._frame import param_columns
+    from reports._frame import fmt, param_columns
 
     console = Console(highlight=False, soft_wrap=False)
     names = {column: name for name, column in param_columns(frame).items()}
     headers = [names.get(str(c), str(c)) for c in frame.columns]
-    rows = [[_cell(v) for v in row] for row in frame.itertuples(index=False)]
+    rows = [[fmt(v) for v in row] for row in frame.itertuples(index=False)]
     widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(headers)]
     room, keep = console.width, 0
     for width in widths:
