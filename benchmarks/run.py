@@ -75,6 +75,12 @@
    report in at most 3 s, 2 MB and 400 MiB; ``trials`` and ``studies`` in at most 1 s;
    ``--help`` in at most 0.15 s.
 
+7. Time to a target where epochs dominate (``--only large``): part 4's default against
+   unpruned TPE through hpsearch on a data set the benchmark generates (scikit-learn's
+   ``make_classification``: 30,000 samples, 40 features, 4 classes), on which an epoch
+   costs more than building and tracing a model; ``--large-trials`` (30) trials of up to
+   ``--large-epochs`` (10) epochs. Same goal as part 4.
+
 The tables and the machine they ran on (CPU, cores, memory, library versions, date) go to
 docs/benchmarks.md (``--output``; not with ``--quick`` unless asked).
 
@@ -115,13 +121,15 @@ ROOT = Path(__file__).resolve().parent.parent
 SPACE = "benchmarks/fixed.yaml"  # relative to ROOT, where every command runs
 BIN = Path(sys.executable).parent
 PIN = ("taskset", "-c", "0")
-PARTS = ("anchors", "workers", "rss", "target", "data", "report")
+PARTS = ("anchors", "workers", "rss", "target", "data", "report", "large")
 GOAL_TIME = 0.5  # hpsearch / anchor, wall time: at most
 GOAL_WORKERS = 1.8  # throughput of --workers 2 / --workers 1: at least
 GOAL_TARGET = 0.5  # time to target, hpsearch's default / unpruned TPE: at most
 TARGET_DATA = ("digits", "breast_cancer")
 TARGET_SEEDS = (0, 1, 2)
 TARGET_SLACK = 1.05  # the target: within 5% of the best validation loss any run found
+# Part 7: a data set on which an epoch costs more than building and tracing a model.
+LARGE_SHAPE = (30_000, 40, 4)  # samples, features, classes (scikit-learn's generator)
 # (key, label, options of `hpsearch run`): what differs between the contenders.
 CONTENDERS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("default", "hpsearch's defaults (Optuna TPE + median pruner)", ()),
@@ -681,11 +689,54 @@ def ended_steps(
     return steps
 
 
-def compare_time_to_target(args: argparse.Namespace) -> dict[str, Any]:
-    n, e, p = args.target_trials, args.target_epochs, args.patience
+def compare_on_large_data(args: argparse.Namespace) -> dict[str, Any]:
+    """Part 7: part 4's default against unpruned TPE (both through hpsearch) on generated
+    data large enough that epochs, not the per-trial cost, take most of a trial's time."""
+    import numpy as np
+    from sklearn.datasets import make_classification
+
+    samples, features, classes = LARGE_SHAPE
+    x, y = make_classification(
+        n_samples=samples,
+        n_features=features,
+        n_informative=20,
+        n_redundant=10,
+        n_classes=classes,
+        flip_y=0.02,
+        random_state=0,
+    )
+    with tempfile.TemporaryDirectory(prefix="hpsearch-bench-") as name:
+        path = Path(name) / "classification.npz"
+        np.savez(path, x_train=x.astype(np.float32), y_train=y.astype(np.int64))
+        return compare_time_to_target(
+            args,
+            title="7. time to a target where epochs dominate",
+            data_sets={"classification": str(path)},
+            contenders=[c for c in CONTENDERS if c[0] in ("default", "tpe")],
+            n=args.large_trials,
+            e=args.large_epochs,
+        )
+
+
+def compare_time_to_target(
+    args: argparse.Namespace,
+    *,
+    title: str = "4. time to a target",
+    data_sets: dict[str, str] | None = None,
+    contenders: Sequence[tuple[str, str, tuple[str, ...]]] = CONTENDERS,
+    n: int = 0,
+    e: int = 0,
+) -> dict[str, Any]:
+    """Part 4 (and 7, with its own data sets, contenders and budget): each contender's
+    searches, the tables of their times to the target and the default against each unpruned
+    TPE. ``data_sets`` maps a name to what ``--data`` gets."""
+    n, e, p = n or args.target_trials, e or args.target_epochs, args.patience
+    sources = data_sets or {name: name for name in TARGET_DATA}
+    keys = [key for key, _, _ in contenders]
+    references = [ref for ref in REFERENCES if ref in keys]
     jobs = max(1, args.jobs)
     log(
-        f"\n4. time to a target: space mlp, {n} trials, up to {e} epochs, patience {p}, "
+        f"\n{title}: space mlp, {n} trials, up to {e} epochs, patience {p}, "
         f"seeds {', '.join(map(str, TARGET_SEEDS))}, "
         + ("pinned to core 0" if jobs == 1 else f"{jobs} at a time, each pinned to a core")
     )
@@ -702,7 +753,7 @@ def compare_time_to_target(args: argparse.Namespace) -> dict[str, Any]:
                 db = Path(name) / "bench.db"
                 cmd = [
                     "taskset", "-c", str(core), str(BIN / "hpsearch"), "run",
-                    "--data", data, "--space", "mlp", "--trials", str(n),
+                    "--data", sources[data], "--space", "mlp", "--trials", str(n),
                     "--epochs", str(e), "--patience", str(p), "--seed", str(seed),
                     "--storage", f"sqlite:///{db}", "--study", STUDY,
                     "--quiet", "--no-report", *options,
@@ -726,7 +777,7 @@ def compare_time_to_target(args: argparse.Namespace) -> dict[str, Any]:
         try:
             run = timed([
                 "taskset", "-c", str(core), sys.executable, "benchmarks/anchor_optuna_search.py",
-                "--data", data, "--space", "mlp", "--trials", str(n), "--epochs", str(e),
+                "--data", sources[data], "--space", "mlp", "--trials", str(n), "--epochs", str(e),
                 "--patience", str(p), "--seed", str(seed),
             ])  # fmt: skip
         finally:
@@ -748,18 +799,18 @@ def compare_time_to_target(args: argparse.Namespace) -> dict[str, Any]:
 
     order = [
         (data, seed, key, options)
-        for data in TARGET_DATA
+        for data in sources
         for seed in TARGET_SEEDS
-        for key, _, options in CONTENDERS
+        for key, _, options in contenders
     ]
     with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
         runs = list(pool.map(lambda job: search(*job), order))
     tables: dict[str, Any] = {}
-    for data in TARGET_DATA:
+    for data in sources:
         mine = [r for r in runs if r.data == data]
         target = min(r.best() for r in mine) * TARGET_SLACK
         rows: dict[str, dict[str, Any]] = {}
-        for key, label, _ in CONTENDERS:
+        for key, label, _ in contenders:
             theirs = [r for r in mine if r.contender == key]
             reached = [r.reach(target) for r in theirs]
             rows[key] = {
@@ -772,7 +823,7 @@ def compare_time_to_target(args: argparse.Namespace) -> dict[str, Any]:
                 "spent": median([r.steps[-1][0] for r in theirs]),
                 "spent_epochs": median([float(r.steps[-1][1]) for r in theirs]),
             }
-        versus = {ref: _versus(mine, rows, ref) for ref in REFERENCES}
+        versus = {ref: _versus(mine, rows, ref) for ref in references}
         tables[data] = {"target": target, "rows": rows, "versus": versus}
         log(f"  {data}: target val_loss <= {target:.4f}")
         for key, row in rows.items():
@@ -787,7 +838,11 @@ def compare_time_to_target(args: argparse.Namespace) -> dict[str, Any]:
                 f"best ({v['level']:.4f}) {_ratio(v['level_ratio'])} (goal <= "
                 f"{GOAL_TARGET:.1f}: {_target_verdict(v['level_ratio'])}); times to it: "
                 + ", ".join(f"{k} {_secs(t)}" for k, t in v["to_level"].items())
-                + f"; ahead of the KerasTuner oracles there: {verdict(v['ahead'])}"
+                + (
+                    ""
+                    if v["ahead"] is None
+                    else f"; ahead of the KerasTuner oracles there: {verdict(v['ahead'])}"
+                )
             )
     return {"n": n, "e": e, "p": p, "jobs": jobs, "tables": tables}
 
@@ -799,10 +854,10 @@ def _versus(runs: Sequence[TargetRun], rows: dict[str, dict[str, Any]], ref: str
     ratio = _over(rows["default"]["time"], rows[ref]["time"])
     level = rows[ref]["best"]
     to_level = {
-        key: median([r.reach(level)[0] for r in runs if r.contender == key])
-        for key, _, _ in CONTENDERS
+        key: median([r.reach(level)[0] for r in runs if r.contender == key]) for key in rows
     }
-    ahead = all(to_level["default"] < t for k, t in to_level.items() if k.startswith("kt-"))
+    oracles = [t for k, t in to_level.items() if k.startswith("kt-")]
+    ahead = all(to_level["default"] < t for t in oracles) if oracles else None
     return {
         "ratio": ratio, "level": level, "to_level": to_level, "ahead": ahead,
         "level_ratio": _over(to_level["default"], to_level[ref]),
@@ -1008,33 +1063,7 @@ def write_report(
             "of three is 'not reached'); spent: the whole run. Each unpruned TPE is also a "
             "reference with a level it always reaches: the median of its runs' best values.",
         ]
-        for data, table in r["tables"].items():
-            lines += [
-                "",
-                f"**{data}** (target val_loss <= {table['target']:.4f})",
-                "",
-                "| contender | time to target | runs (s) | epochs to target | missed "
-                "| best val_loss | spent | epochs spent |",
-                "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: |",
-            ]
-            for row in table["rows"].values():
-                runs = ", ".join(f"{t:.0f}" if math.isfinite(t) else "-" for t in row["times"])
-                lines.append(
-                    f"| {row['label']} | {_secs(row['time'])} | {runs} | {_count(row['epochs'])} "
-                    f"| {row['missed']}/{len(TARGET_SEEDS)} | {row['best']:.4f} "
-                    f"| {row['spent']:.1f} s | {row['spent_epochs']:.0f} |"
-                )
-            for ref, v in table["versus"].items():
-                label = table["rows"][ref]["label"]
-                level = ", ".join(f"{k} {_secs(t)}" for k, t in v["to_level"].items())
-                lines += [
-                    "",
-                    f"Against {label}: median time to the level it ends at ({v['level']:.4f}): "
-                    f"{level}; default / it **{_ratio(v['level_ratio'])}** (goal <= "
-                    f"{GOAL_TARGET:.1f}: {_target_verdict(v['level_ratio'])}); at the target: "
-                    f"{_ratio(v['ratio'])}; the default ahead of the KerasTuner oracles at this "
-                    f"level: {verdict(v['ahead'])}.",
-                ]
+        lines += _target_tables(r)
     if "data" in results:
         r = results["data"]
         lines += [
@@ -1091,9 +1120,70 @@ def write_report(
             f"{verdict(max(t['trials --top 5']['wall'], t['studies']['wall']) <= GOAL_LIST_S)}; "
             f"`--help` at most {GOAL_HELP_S} s: {verdict(t['--help']['wall'] <= GOAL_HELP_S)}.",
         ]
+    if "large" in results:
+        r = results["large"]
+        samples, features, classes = LARGE_SHAPE
+        lines += [
+            "",
+            "## 7. Time to a target where epochs dominate",
+            "",
+            f"Part 4's measure on a larger data set, where an epoch costs more than building "
+            f"and tracing a model: {samples:,} samples of {features} features in {classes} "
+            "classes from scikit-learn's `make_classification` (20 informative, 10 redundant, "
+            "2% of the labels flipped; written by the benchmark as an .npz file), "
+            f"80/20 split; space `mlp`, {r['n']} trials of up to {r['e']} epochs, patience "
+            f"{r['p']}, seeds {', '.join(map(str, TARGET_SEEDS))}, "
+            + (
+                "pinned to core 0"
+                if r.get("jobs", 1) == 1
+                else f"{r['jobs']} at a time, each pinned to a core of its own"
+            )
+            + "; hpsearch's defaults against unpruned TPE through hpsearch (the same "
+            "training code: only pruning differs).",
+            *_target_tables(r),
+        ]
     lines = _keep_sections(path, lines, results)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def _target_tables(r: dict[str, Any]) -> list[str]:
+    """The Markdown tables of part 4 or 7, one per data set, with the default against each
+    unpruned TPE."""
+    lines: list[str] = []
+    for data, table in r["tables"].items():
+        lines += [
+            "",
+            f"**{data}** (target val_loss <= {table['target']:.4f})",
+            "",
+            "| contender | time to target | runs (s) | epochs to target | missed "
+            "| best val_loss | spent | epochs spent |",
+            "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: |",
+        ]
+        for row in table["rows"].values():
+            runs = ", ".join(f"{t:.0f}" if math.isfinite(t) else "-" for t in row["times"])
+            lines.append(
+                f"| {row['label']} | {_secs(row['time'])} | {runs} | {_count(row['epochs'])} "
+                f"| {row['missed']}/{len(TARGET_SEEDS)} | {row['best']:.4f} "
+                f"| {row['spent']:.1f} s | {row['spent_epochs']:.0f} |"
+            )
+        for ref, v in table["versus"].items():
+            label = table["rows"][ref]["label"]
+            level = ", ".join(f"{k} {_secs(t)}" for k, t in v["to_level"].items())
+            lines += [
+                "",
+                f"Against {label}: median time to the level it ends at ({v['level']:.4f}): "
+                f"{level}; default / it **{_ratio(v['level_ratio'])}** (goal <= "
+                f"{GOAL_TARGET:.1f}: {_target_verdict(v['level_ratio'])}); at the target: "
+                f"{_ratio(v['ratio'])}"
+                + (
+                    "."
+                    if v["ahead"] is None
+                    else "; the default ahead of the KerasTuner oracles at this level: "
+                    f"{verdict(v['ahead'])}."
+                ),
+            ]
+    return lines
 
 
 SECTIONS = {
@@ -1103,6 +1193,7 @@ SECTIONS = {
     "target": "## 4.",
     "data": "## 5.",
     "report": "## 6.",
+    "large": "## 7.",
 }
 
 
@@ -1156,6 +1247,8 @@ def main() -> None:
     parser.add_argument(
         "--target-epochs", type=int, help="max epochs per trial in 4. [20; quick 3]"
     )
+    parser.add_argument("--large-trials", type=int, help="trials per search in 7. [30; quick 4]")
+    parser.add_argument("--large-epochs", type=int, help="max epochs per trial in 7. [10; quick 3]")
     parser.add_argument(
         "--jobs", type=int, default=1, help="searches at a time in 4., each on its own core [1]"
     )
@@ -1178,6 +1271,8 @@ def main() -> None:
     args.target_trials = args.target_trials or (4 if quick else 20)
     args.target_epochs = args.target_epochs or (3 if quick else 20)
     args.report_trials = args.report_trials or (1000 if quick else 10_000)
+    args.large_trials = args.large_trials or (4 if quick else 30)
+    args.large_epochs = args.large_epochs or (3 if quick else 10)
     if args.output is None and not quick:
         args.output = ROOT / "docs" / "benchmarks.md"
     parts = [p.strip() for p in args.only.split(",") if p.strip()]
@@ -1186,8 +1281,8 @@ def main() -> None:
         parser.error(
             f"--only: unknown part(s) {', '.join(sorted(unknown))}; expected {', '.join(PARTS)}"
         )
-    if {"anchors", "target"} & set(parts) and shutil.which("taskset") is None:
-        parser.error("taskset (util-linux) is needed to pin the processes of parts 1 and 4")
+    if {"anchors", "target", "large"} & set(parts) and shutil.which("taskset") is None:
+        parser.error("taskset (util-linux) is needed to pin the processes of parts 1, 4 and 7")
 
     info = machine()
     code = code_fingerprint()
@@ -1210,6 +1305,8 @@ def main() -> None:
             results["data"] = measure_data_memory(args)
         if "report" in parts:
             results["report"] = measure_report_scale(args)
+        if "large" in parts:
+            results["large"] = compare_on_large_data(args)
     except BenchError as exc:
         sys.exit(f"benchmark failed: {exc}")
     if code_fingerprint() != code:
