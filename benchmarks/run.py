@@ -745,54 +745,39 @@ def compare_time_to_target(
         cores.put(core)
 
     def search(data: str, seed: int, key: str, options: tuple[str, ...]) -> TargetRun:
-        if key == BY_HAND:
-            return by_hand(data, seed)
+        common = ["--data", sources[data], "--space", "mlp", "--trials", str(n)]
+        common += ["--epochs", str(e), "--patience", str(p), "--seed", str(seed)]
         core = cores.get()
+        pin = ["taskset", "-c", str(core)]
         try:
-            with tempfile.TemporaryDirectory(prefix="hpsearch-bench-") as name:
-                db = Path(name) / "bench.db"
-                cmd = [
-                    "taskset", "-c", str(core), str(BIN / "hpsearch"), "run",
-                    "--data", sources[data], "--space", "mlp", "--trials", str(n),
-                    "--epochs", str(e), "--patience", str(p), "--seed", str(seed),
-                    "--storage", f"sqlite:///{db}", "--study", STUDY,
-                    "--quiet", "--no-report", *options,
-                ]  # fmt: skip
-                run = timed(cmd)
-                trials = load_trials(db)
+            if key == BY_HAND:
+                script = [sys.executable, "benchmarks/anchor_optuna_search.py"]
+                run = timed([*pin, *script, *common])
+                trials = json.loads(run.stdout.strip().splitlines()[-1])["trials"]
+                steps = ended_steps(
+                    (t["end"], t["number"], t["state"], t["value"], t["epochs_run"]) for t in trials
+                )
+                # study.optimize(n_trials=n) counts a failed trial (a NaN loss) among the n,
+                # as a script written by hand does; hpsearch trains n finished trials.
+                done = len(trials)
+            else:
+                with tempfile.TemporaryDirectory(prefix="hpsearch-bench-") as name:
+                    db = Path(name) / "bench.db"
+                    run = timed([
+                        *pin, str(BIN / "hpsearch"), "run", *common,
+                        "--storage", f"sqlite:///{db}", "--study", STUDY,
+                        "--quiet", "--no-report", *options,
+                    ])  # fmt: skip
+                    stored = load_trials(db)
+                steps = target_steps(stored)
+                done = sum(t.state.name in FINISHED for t in stored)
         finally:
             cores.put(core)
-        done = sum(t.state.name in FINISHED for t in trials)
         if done < n:
-            raise BenchError(f"{key} on {data} finished {done} trials, not {n}")
-        result = TargetRun(key, data, seed, target_steps(trials))
+            raise BenchError(f"{key} on {data} ended {done} trials, not {n}")
+        result = TargetRun(key, data, seed, steps)
         log(
             f"  {data:13} seed {seed} {key:13} best {result.best():.4f} after "
-            f"{result.steps[-1][1]} epochs ({run.wall:.0f} s, core {core})"
-        )
-        return result
-
-    def by_hand(data: str, seed: int) -> TargetRun:
-        core = cores.get()
-        try:
-            run = timed([
-                "taskset", "-c", str(core), sys.executable, "benchmarks/anchor_optuna_search.py",
-                "--data", sources[data], "--space", "mlp", "--trials", str(n), "--epochs", str(e),
-                "--patience", str(p), "--seed", str(seed),
-            ])  # fmt: skip
-        finally:
-            cores.put(core)
-        trials = json.loads(run.stdout.strip().splitlines()[-1])["trials"]
-        # study.optimize(n_trials=n) counts a failed trial (a NaN loss) among the n, as a
-        # script written by hand does; hpsearch trains n finished trials.
-        if len(trials) < n:
-            raise BenchError(f"{BY_HAND} on {data} ended {len(trials)} trials, not {n}")
-        steps = ended_steps(
-            (t["end"], t["number"], t["state"], t["value"], t["epochs_run"]) for t in trials
-        )
-        result = TargetRun(BY_HAND, data, seed, steps)
-        log(
-            f"  {data:13} seed {seed} {BY_HAND:13} best {result.best():.4f} after "
             f"{steps[-1][1]} epochs ({run.wall:.0f} s, core {core})"
         )
         return result
