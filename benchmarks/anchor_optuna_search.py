@@ -5,8 +5,9 @@ keras/keras_simple.py: ``optuna.create_study()`` (TPE, Optuna's default sampler,
 an objective that clears the Keras session, seeds Keras, builds a model from
 ``trial.suggest_*`` calls, fits it on the arrays with ``validation_data``, ``shuffle=True``,
 ``EarlyStopping(patience, restore_best_weights=True)`` and ``TerminateOnNaN``, and returns
-the best ``val_loss``; ``study.optimize(objective, n_trials=N)`` on an in-memory study (no
-database, nothing stored per epoch). No pruner: every trial runs until early stopping.
+the best ``val_loss``; ``study.optimize(objective, n_trials=N, timeout=T)`` on an in-memory
+study (no database, nothing stored per epoch). No pruner: every trial runs until early
+stopping.
 
 So that only the way of searching and training differs from hpsearch, the space, data and
 models are hpsearch's: the ``suggest_*`` calls are ``spaces.sample_optuna`` over the same
@@ -44,6 +45,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--patience", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--timeout", type=float, help="stop starting trials after SECONDS")
     args = parser.parse_args()
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -74,7 +76,7 @@ def main() -> None:
         return min(losses) if losses else math.nan
 
     study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=args.seed))
-    study.optimize(objective, n_trials=args.trials)
+    study.optimize(objective, n_trials=args.trials, timeout=args.timeout)
 
     trials = study.get_trials(deepcopy=False)
     first = min(t.datetime_start for t in trials if t.datetime_start)

@@ -43,9 +43,13 @@
    maximum and the number of distinct worker processes.
 
 4. Time to a target (``--only target``): how fast each way of searching finds a good model.
-   The same space (``mlp``, the default), data (digits and breast_cancer), budget (trials,
-   epochs, patience) and seeds (0, 1, 2), each search one process pinned to a core, the
-   contenders alternated within each seed: hpsearch's defaults (Optuna TPE with the median
+   The same space (``mlp``, the default), data (digits and breast_cancer), epochs and
+   patience (hpsearch's defaults, 50 and 5) and seeds (0, 1, 2), each search one process
+   pinned to a core, the contenders alternated within each seed (``--contenders`` picks
+   some). Every search gets the same wall time (``--target-seconds``, 120), counted from its
+   first trial's start, and runs as many trials as fit; what ends later is not counted. A
+   budget of trials instead would stop a way of searching whose trials cost less sooner,
+   and count that against it. The contenders: hpsearch's defaults (Optuna TPE with the median
    pruner); unpruned Optuna TPE twice, as a user writes it by hand
    (``benchmarks/anchor_optuna_search.py``: Optuna's default sampler, ``model.fit`` on the
    arrays, an in-memory study; the same space, models and data) and through hpsearch
@@ -59,6 +63,16 @@
    that target, each unpruned TPE is also a reference with a level it always reaches: the
    median of its own runs' best values. Medians over the seeds. Goal: the default at most
    0.5x the time of unpruned TPE, and ahead of the KerasTuner oracles.
+
+   Which trials a search runs is luck as much as method: pruning changes what the sampler
+   is told, and so every later trial. So hpsearch's pruners (``--pruner``: median, the
+   default; successive-halving; hyperband) are also replayed on the trials of the unpruned
+   TPE runs through hpsearch: the same trials in the same order, each told epoch by epoch
+   to Optuna's pruner as hpsearch tells it and cut where it would be cut. Per pruner: the
+   time and epochs the run would have taken, whether it keeps the run's best trial, and its
+   time to the unpruned run's best value. A trial cut after k of its n epochs costs
+   F + (its time - F) x k / n, where F, a trial's fixed cost (building the model, tracing
+   its steps, its records), is fitted to the run's trials by least squares.
 
 5. Memory of a large data set (``--only data``): peak resident memory of loading cifar10
    (``search.load_dataset``, split and scaled: what every worker holds) from a full-size
@@ -79,7 +93,8 @@
    unpruned TPE through hpsearch on a data set the benchmark generates (scikit-learn's
    ``make_classification``: 30,000 samples, 40 features, 4 classes), on which an epoch
    costs more than building and tracing a model; ``--large-trials`` (30) trials of up to
-   ``--large-epochs`` (10) epochs. Same goal as part 4.
+   ``--large-epochs`` (10) epochs, patience ``--patience`` (3): a budget of trials, as both
+   contenders' trials cost the same per epoch. Same goal as part 4.
 
 The tables and the machine they ran on (CPU, cores, memory, library versions, date) go to
 docs/benchmarks.md (``--output``; not with ``--quick`` unless asked).
@@ -87,7 +102,7 @@ docs/benchmarks.md (``--output``; not with ``--quick`` unless asked).
     make bench                                  # or: .venv/bin/python benchmarks/run.py
     .venv/bin/python benchmarks/run.py --quick --rss-trials 20 --recycle-after 5
     .venv/bin/python benchmarks/run.py --only anchors --rounds 5
-    .venv/bin/python benchmarks/run.py --only target --target-trials 20
+    .venv/bin/python benchmarks/run.py --only target --target-seconds 60 --contenders default,tpe
 
 ``--only`` rewrites the sections it runs in docs/benchmarks.md and keeps the others.
 """
@@ -145,6 +160,8 @@ CONTENDERS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
      ("--engine", "kerastuner", "--algorithm", "bayesian")),
 )  # fmt: skip
 BY_HAND = "by-hand"  # the contender that is a hand-written script, not `hpsearch run`
+UNLIMITED_TRIALS = 100_000  # the trial count of a search whose budget is its time
+REPLAYED = ("median", "successive-halving", "hyperband")  # `--pruner`s replayed on TPE's trials
 # What the default is measured against: unpruned TPE as a user writes it by hand, and the
 # same through hpsearch (what pruning alone changes).
 REFERENCES = (BY_HAND, "tpe")
@@ -640,6 +657,8 @@ class TargetRun:
     data: str
     seed: int
     steps: list[tuple[float, int, float]]
+    # The finished trials of a search through hpsearch, in order, for the pruner replay.
+    curves: list[Curve] = field(default_factory=list)
 
     def best(self) -> float:
         return self.steps[-1][2] if self.steps else float("inf")
@@ -652,6 +671,38 @@ class TargetRun:
             if best <= target:
                 return seconds, float(epochs)
         return math.inf, math.inf
+
+
+@dataclass(frozen=True)
+class Curve:
+    """One trial of an unpruned search: its objective after each epoch, how long it trained
+    and its weight count."""
+
+    values: tuple[float, ...]
+    seconds: float
+    weights: int
+
+
+def trial_curves(trials: Sequence[Any], until: float | None = None) -> list[Curve]:
+    """The curves of a study's complete trials (``optuna.FrozenTrial``), by number; with
+    ``until``, of those that ended within that many seconds of the first trial's start."""
+    starts = [t.datetime_start for t in trials if t.datetime_start]
+    if until is not None and starts:
+        first = min(starts)
+        trials = [
+            t
+            for t in trials
+            if t.datetime_complete and (t.datetime_complete - first).total_seconds() <= until
+        ]
+    return [
+        Curve(
+            values=tuple(t.intermediate_values[k] for k in sorted(t.intermediate_values)),
+            seconds=float(t.user_attrs.get("duration_s") or 0.0),
+            weights=int(t.user_attrs.get("param_count") or 0),
+        )
+        for t in sorted(trials, key=lambda t: t.number)
+        if t.state.name == "COMPLETE" and t.intermediate_values
+    ]
 
 
 def target_steps(trials: Sequence[Any]) -> list[tuple[float, int, float]]:
@@ -715,6 +766,7 @@ def compare_on_large_data(args: argparse.Namespace) -> dict[str, Any]:
             contenders=[c for c in CONTENDERS if c[0] in ("default", "tpe")],
             n=args.large_trials,
             e=args.large_epochs,
+            p=args.patience,
         )
 
 
@@ -726,17 +778,22 @@ def compare_time_to_target(
     contenders: Sequence[tuple[str, str, tuple[str, ...]]] = CONTENDERS,
     n: int = 0,
     e: int = 0,
+    p: int = 0,
 ) -> dict[str, Any]:
     """Part 4 (and 7, with its own data sets, contenders and budget): each contender's
-    searches, the tables of their times to the target and the default against each unpruned
-    TPE. ``data_sets`` maps a name to what ``--data`` gets."""
-    n, e, p = n or args.target_trials, e or args.target_epochs, args.patience
+    searches, the tables of their times to the target, the default against each unpruned
+    TPE and the pruners replayed on unpruned TPE's trials. ``data_sets`` maps a name to what
+    ``--data`` gets. The budget of a search: ``n`` finished trials if given (part 7), else
+    ``args.target_seconds`` of wall time from its first trial's start (part 4)."""
+    seconds = None if n else float(args.target_seconds)
+    e, p = e or args.target_epochs, p or args.target_patience
     sources = data_sets or {name: name for name in TARGET_DATA}
     keys = [key for key, _, _ in contenders]
     references = [ref for ref in REFERENCES if ref in keys]
     jobs = max(1, args.jobs)
+    budget = f"{n} trials" if seconds is None else f"{seconds:.0f} s"
     log(
-        f"\n{title}: space mlp, {n} trials, up to {e} epochs, patience {p}, "
+        f"\n{title}: space mlp, {budget} per search, up to {e} epochs a trial, patience {p}, "
         f"seeds {', '.join(map(str, TARGET_SEEDS))}, "
         + ("pinned to core 0" if jobs == 1 else f"{jobs} at a time, each pinned to a core")
     )
@@ -745,14 +802,18 @@ def compare_time_to_target(
         cores.put(core)
 
     def search(data: str, seed: int, key: str, options: tuple[str, ...]) -> TargetRun:
-        common = ["--data", sources[data], "--space", "mlp", "--trials", str(n)]
+        common = ["--data", sources[data], "--space", "mlp"]
+        common += ["--trials", str(n or UNLIMITED_TRIALS)]
         common += ["--epochs", str(e), "--patience", str(p), "--seed", str(seed)]
+        curves: list[Curve] = []
         core = cores.get()
         pin = ["taskset", "-c", str(core)]
         try:
             if key == BY_HAND:
                 script = [sys.executable, "benchmarks/anchor_optuna_search.py"]
-                run = timed([*pin, *script, *common])
+                # study.optimize's timeout runs from the first trial's start.
+                limit = [] if seconds is None else ["--timeout", f"{seconds + 1:g}"]
+                run = timed([*pin, *script, *common, *limit])
                 trials = json.loads(run.stdout.strip().splitlines()[-1])["trials"]
                 steps = ended_steps(
                     (t["end"], t["number"], t["state"], t["value"], t["epochs_run"]) for t in trials
@@ -761,21 +822,30 @@ def compare_time_to_target(
                 # as a script written by hand does; hpsearch trains n finished trials.
                 done = len(trials)
             else:
+                # hpsearch's timeout runs from before its worker starts (imports TensorFlow).
+                limit = [] if seconds is None else ["--timeout", f"{seconds + 15:g}"]
                 with tempfile.TemporaryDirectory(prefix="hpsearch-bench-") as name:
                     db = Path(name) / "bench.db"
                     run = timed([
                         *pin, str(BIN / "hpsearch"), "run", *common,
                         "--storage", f"sqlite:///{db}", "--study", STUDY,
-                        "--quiet", "--no-report", *options,
+                        "--quiet", "--no-report", *limit, *options,
                     ])  # fmt: skip
                     stored = load_trials(db)
                 steps = target_steps(stored)
+                curves = trial_curves(stored, until=seconds)
                 done = sum(t.state.name in FINISHED for t in stored)
         finally:
             cores.put(core)
-        if done < n:
+        if seconds is None and done < n:
             raise BenchError(f"{key} on {data} ended {done} trials, not {n}")
-        result = TargetRun(key, data, seed, steps)
+        if seconds is not None:
+            if not steps or steps[-1][0] < seconds:
+                raise BenchError(f"{key} on {data} stopped before its budget of {seconds:.0f} s")
+            # Only what ended within the budget counts, the same for every contender.
+            kept = [step for step in steps if step[0] <= seconds]
+            steps = kept
+        result = TargetRun(key, data, seed, steps, curves)
         log(
             f"  {data:13} seed {seed} {key:13} best {result.best():.4f} after "
             f"{steps[-1][1]} epochs ({run.wall:.0f} s, core {core})"
@@ -810,6 +880,22 @@ def compare_time_to_target(
             }
         versus = {ref: _versus(mine, rows, ref) for ref in references}
         tables[data] = {"target": target, "rows": rows, "versus": versus}
+        if "tpe" in keys:
+            tables[data]["replay"] = replayed = replay_pruners(
+                [r for r in mine if r.contender == "tpe"], e
+            )
+            log(
+                f"    pruners replayed on tpe's trials (median {replayed['trials']:.0f} trials, "
+                f"fixed cost {replayed['fixed']:.2f} s a trial):"
+            )
+            for name, row in replayed["rows"].items():
+                log(
+                    f"      {name:18} time {row['time']:.2f}  epochs {row['epochs']:.2f}  best "
+                    f"kept {row['kept']}/{replayed['runs']}  best {row['best']:.2f}x  to the "
+                    f"unpruned best {_never(row['to_best'])} ("
+                    + ", ".join(_never(x) for x in row["to_bests"])
+                    + ")"
+                )
         log(f"  {data}: target val_loss <= {target:.4f}")
         for key, row in rows.items():
             log(
@@ -829,7 +915,7 @@ def compare_time_to_target(
                     else f"; ahead of the KerasTuner oracles there: {verdict(v['ahead'])}"
                 )
             )
-    return {"n": n, "e": e, "p": p, "jobs": jobs, "tables": tables}
+    return {"n": n, "seconds": seconds, "e": e, "p": p, "jobs": jobs, "tables": tables}
 
 
 def _versus(runs: Sequence[TargetRun], rows: dict[str, dict[str, Any]], ref: str) -> dict[str, Any]:
@@ -849,6 +935,87 @@ def _versus(runs: Sequence[TargetRun], rows: dict[str, dict[str, Any]], ref: str
     }  # fmt: skip
 
 
+def fixed_cost(curves: Sequence[Curve]) -> float:
+    """The part of a trial's time that does not grow with its epochs (building the model,
+    tracing its steps, its records), by least squares over a run's trials: seconds = fixed +
+    epochs x (a + b x weights)."""
+    import numpy as np
+
+    epochs = np.array([len(c.values) for c in curves], dtype=float)
+    weights = np.array([c.weights for c in curves], dtype=float) / 1e5
+    seconds = np.array([c.seconds for c in curves], dtype=float)
+    design = np.column_stack([np.ones_like(epochs), epochs, epochs * weights])
+    coefficients, *_ = np.linalg.lstsq(design, seconds, rcond=None)
+    return float(max(coefficients[0], 0.0))
+
+
+def replay(curves: Sequence[Curve], pruner: Any, fixed: float) -> list[tuple[float, int, float]]:
+    """The steps of the same trials in the same order, each cut where ``pruner`` would have
+    cut it, told to an Optuna study as hpsearch tells it (the objective after each epoch; a
+    cut trial pruned, the others complete with their best value). A trial cut after k of
+    its n epochs costs fixed + (seconds - fixed) x k / n."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(pruner=pruner, sampler=optuna.samplers.RandomSampler(seed=0))
+    clock, epochs, best = 0.0, 0, math.inf
+    steps = []
+    for curve in curves:
+        trial = study.ask()
+        ran, cut = len(curve.values), False
+        for step, value in enumerate(curve.values):
+            trial.report(value, step)
+            if trial.should_prune():
+                ran, cut = step + 1, True
+                break
+        if cut:
+            study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+        else:
+            study.tell(trial, min(curve.values))
+            best = min(best, min(curve.values))
+        clock += fixed + max(curve.seconds - fixed, 0.0) * ran / len(curve.values)
+        epochs += ran
+        steps.append((clock, epochs, best))
+    return steps
+
+
+def replay_pruners(runs: Sequence[TargetRun], epochs: int) -> dict[str, Any]:
+    """hpsearch's pruners replayed on the trials of unpruned runs: per pruner, the medians
+    over the runs of the time and epochs the whole run would have taken, of its best value
+    against the unpruned best, and of the time to reach the unpruned best (a run whose best
+    trial the pruner cuts never reaches it)."""
+    import optuna
+
+    from search.engines._optuna import make_pruner
+
+    runs = [r for r in runs if r.curves]
+    fixed = {id(r): fixed_cost(r.curves) for r in runs}
+    base = {id(r): replay(r.curves, optuna.pruners.NopPruner(), fixed[id(r)]) for r in runs}
+    rows: dict[str, Any] = {}
+    for name in REPLAYED:
+        time_, spent, kept, best, to_best = [], [], [], [], []
+        for r in runs:
+            whole = base[id(r)]
+            steps = replay(r.curves, make_pruner(name, epochs), fixed[id(r)])
+            level = whole[-1][2]
+            time_.append(steps[-1][0] / whole[-1][0])
+            spent.append(steps[-1][1] / whole[-1][1])
+            kept.append(steps[-1][2] <= level)
+            best.append(steps[-1][2] / level)
+            reached = TargetRun("", "", 0, steps).reach(level)[0]
+            to_best.append(reached / TargetRun("", "", 0, whole).reach(level)[0])
+        rows[name] = {
+            "time": median(time_), "epochs": median(spent), "kept": sum(kept),
+            "best": median(best), "to_best": median(to_best), "to_bests": to_best,
+        }  # fmt: skip
+    return {
+        "runs": len(runs),
+        "trials": median([float(len(r.curves)) for r in runs]) if runs else 0.0,
+        "fixed": median(list(fixed.values())) if runs else math.nan,
+        "rows": rows,
+    }
+
+
 def _over(a: float, b: float) -> float:
     return a / b if math.isfinite(a + b) else math.nan
 
@@ -863,6 +1030,10 @@ def _count(value: float) -> str:
 
 def _ratio(value: float) -> str:
     return f"{value:.2f}" if math.isfinite(value) else "n/a"
+
+
+def _never(value: float) -> str:
+    return f"{value:.2f}" if math.isfinite(value) else "never"
 
 
 def _target_verdict(ratio: float) -> str:
@@ -1032,8 +1203,16 @@ def write_report(
             "",
             "## 4. Time to a target",
             "",
-            f"Space `mlp` (the default), {r['n']} trials of up to {r['e']} epochs, patience "
-            f"{r['p']}, seeds {', '.join(map(str, TARGET_SEEDS))}; one process (`hpsearch run` or "
+            f"Space `mlp` (the default), trials of up to {r['e']} epochs, patience {r['p']}"
+            + (
+                f", {r['n']} trials per search"
+                if r.get("seconds") is None
+                else f" (hpsearch's defaults), {r['seconds']:.0f} s per search from its first "
+                "trial's start (`hpsearch run --timeout`, `study.optimize(timeout=)`; what ends "
+                "later is not counted), as many trials as fit: a way of searching whose trials "
+                "cost less is not cut off sooner"
+            )
+            + f"; seeds {', '.join(map(str, TARGET_SEEDS))}; one process (`hpsearch run` or "
             "`benchmarks/anchor_optuna_search.py`) per "
             + (
                 "search pinned to core 0"
@@ -1046,7 +1225,13 @@ def write_report(
             "trial that first reached it; epochs: all trials' epochs until then. A run that "
             "missed it within its budget counts as never reaching it (a median of two misses "
             "of three is 'not reached'); spent: the whole run. Each unpruned TPE is also a "
-            "reference with a level it always reaches: the median of its runs' best values.",
+            "reference with a level it always reaches: the median of its runs' best values. "
+            "Below each table, hpsearch's pruners replayed on the trials of the unpruned TPE "
+            "runs through hpsearch: the same trials in the same order, each cut where the "
+            "pruner would have cut it (Optuna's pruner told the objective after each epoch, as "
+            "hpsearch tells it), so what pruning saves and loses is measured without the "
+            "sampler's luck; a trial cut after k of its n epochs costs F + (its time - F) x "
+            "k / n, with F, a trial's fixed cost, fitted to the run's trials (least squares).",
         ]
         lines += _target_tables(r)
     if "data" in results:
@@ -1168,6 +1353,26 @@ def _target_tables(r: dict[str, Any]) -> list[str]:
                     f"{verdict(v['ahead'])}."
                 ),
             ]
+        replayed = table.get("replay")
+        if replayed and replayed["runs"]:
+            lines += [
+                "",
+                f"Pruners replayed on the trials of the unpruned TPE runs through hpsearch "
+                f"(median {replayed['trials']:.0f} trials, fixed cost F "
+                f"{replayed['fixed']:.2f} s a trial); medians over the runs, each against the "
+                "same run unpruned:",
+                "",
+                "| `--pruner` | time | epochs | runs keeping their best trial | best val_loss "
+                "/ unpruned | time to the unpruned best | per run |",
+                "| --- | ---: | ---: | ---: | ---: | ---: | --- |",
+            ]
+            for name, row in replayed["rows"].items():
+                lines.append(
+                    f"| {name}{' (default)' if name == 'median' else ''} | {row['time']:.2f} "
+                    f"| {row['epochs']:.2f} | {row['kept']}/{replayed['runs']} "
+                    f"| {row['best']:.3f} | {_never(row['to_best'])} "
+                    f"| {', '.join(_never(x) for x in row['to_bests'])} |"
+                )
     return lines
 
 
@@ -1228,9 +1433,14 @@ def main() -> None:
     parser.add_argument("--rss-trials", type=int, default=200, help="trials per search in 3. [200]")
     parser.add_argument("--rss-epochs", type=int, default=2, help="epochs per trial in 3. [2]")
     parser.add_argument("--recycle-after", type=int, default=50, help="recycling in 3. [50]")
-    parser.add_argument("--target-trials", type=int, help="trials per search in 4. [20; quick 4]")
     parser.add_argument(
-        "--target-epochs", type=int, help="max epochs per trial in 4. [20; quick 3]"
+        "--target-seconds", type=float, help="wall time per search in 4. [120; quick 20]"
+    )
+    parser.add_argument(
+        "--target-epochs", type=int, help="max epochs per trial in 4. [50; quick 3]"
+    )
+    parser.add_argument(
+        "--target-patience", type=int, help="early stopping patience in 4. [5; quick 1]"
     )
     parser.add_argument("--large-trials", type=int, help="trials per search in 7. [30; quick 4]")
     parser.add_argument("--large-epochs", type=int, help="max epochs per trial in 7. [10; quick 3]")
@@ -1239,6 +1449,11 @@ def main() -> None:
     )
     parser.add_argument(
         "--report-trials", type=int, help="trials of the study read in 6. [10000; quick 1000]"
+    )
+    parser.add_argument(
+        "--contenders",
+        default=",".join(key for key, _, _ in CONTENDERS),
+        help="comma-separated contenders of 4. [all: %(default)s]",
     )
     parser.add_argument("--quick", action="store_true", help="4 trials, 5 epochs, 1 round")
     parser.add_argument(
@@ -1253,8 +1468,9 @@ def main() -> None:
     args.epochs = args.epochs or (5 if quick else 15)
     args.rounds = args.rounds or (1 if quick else 3)
     args.workers_trials = args.workers_trials or (4 if quick else 32)
-    args.target_trials = args.target_trials or (4 if quick else 20)
-    args.target_epochs = args.target_epochs or (3 if quick else 20)
+    args.target_seconds = args.target_seconds or (20.0 if quick else 120.0)
+    args.target_epochs = args.target_epochs or (3 if quick else 50)
+    args.target_patience = args.target_patience or (1 if quick else 5)
     args.report_trials = args.report_trials or (1000 if quick else 10_000)
     args.large_trials = args.large_trials or (4 if quick else 30)
     args.large_epochs = args.large_epochs or (3 if quick else 10)
@@ -1265,6 +1481,13 @@ def main() -> None:
     if unknown:
         parser.error(
             f"--only: unknown part(s) {', '.join(sorted(unknown))}; expected {', '.join(PARTS)}"
+        )
+    args.contenders = [c.strip() for c in args.contenders.split(",") if c.strip()]
+    wrong = set(args.contenders) - {key for key, _, _ in CONTENDERS}
+    if wrong or "default" not in args.contenders:
+        parser.error(
+            f"--contenders: unknown {', '.join(sorted(wrong)) or '-'}; expected some of "
+            f"{', '.join(key for key, _, _ in CONTENDERS)}, 'default' among them"
         )
     if {"anchors", "target", "large"} & set(parts) and shutil.which("taskset") is None:
         parser.error("taskset (util-linux) is needed to pin the processes of parts 1, 4 and 7")
@@ -1285,7 +1508,8 @@ def main() -> None:
         if "rss" in parts:
             results["rss"] = compare_memory(args)
         if "target" in parts:
-            results["target"] = compare_time_to_target(args)
+            chosen = [c for c in CONTENDERS if c[0] in args.contenders]
+            results["target"] = compare_time_to_target(args, contenders=chosen)
         if "data" in parts:
             results["data"] = measure_data_memory(args)
         if "report" in parts:
