@@ -880,10 +880,9 @@ def compare_time_to_target(
             }
         versus = {ref: _versus(mine, rows, ref) for ref in references}
         tables[data] = {"target": target, "rows": rows, "versus": versus}
-        if "tpe" in keys:
-            tables[data]["replay"] = replayed = replay_pruners(
-                [r for r in mine if r.contender == "tpe"], e
-            )
+        unpruned = [r for r in mine if r.contender == "tpe"]
+        replayed = tables[data]["replay"] = replay_pruners(unpruned, e)
+        if replayed["runs"]:
             log(
                 f"    pruners replayed on tpe's trials (median {replayed['trials']:.0f} trials, "
                 f"fixed cost {replayed['fixed']:.2f} s a trial):"
@@ -989,6 +988,8 @@ def replay_pruners(runs: Sequence[TargetRun], epochs: int) -> dict[str, Any]:
     from search.engines._optuna import make_pruner
 
     runs = [r for r in runs if r.curves]
+    if not runs:
+        return {"runs": 0, "trials": 0.0, "fixed": math.nan, "rows": {}}
     fixed = {id(r): fixed_cost(r.curves) for r in runs}
     base = {id(r): replay(r.curves, optuna.pruners.NopPruner(), fixed[id(r)]) for r in runs}
     rows: dict[str, Any] = {}
@@ -1010,8 +1011,8 @@ def replay_pruners(runs: Sequence[TargetRun], epochs: int) -> dict[str, Any]:
         }  # fmt: skip
     return {
         "runs": len(runs),
-        "trials": median([float(len(r.curves)) for r in runs]) if runs else 0.0,
-        "fixed": median(list(fixed.values())) if runs else math.nan,
+        "trials": median([float(len(r.curves)) for r in runs]),
+        "fixed": median(list(fixed.values())),
         "rows": rows,
     }
 
