@@ -161,7 +161,6 @@ CONTENDERS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
 )  # fmt: skip
 BY_HAND = "by-hand"  # the contender that is a hand-written script, not `hpsearch run`
 UNLIMITED_TRIALS = 100_000  # the trial count of a search whose budget is its time
-REPLAYED = ("median", "successive-halving", "hyperband")  # `--pruner`s replayed on TPE's trials
 # What the default is measured against: unpruned TPE as a user writes it by hand, and the
 # same through hpsearch (what pruning alone changes).
 REFERENCES = (BY_HAND, "tpe")
@@ -664,13 +663,17 @@ class TargetRun:
         return self.steps[-1][2] if self.steps else float("inf")
 
     def reach(self, target: float) -> tuple[float, float]:
-        """(time, epochs) when the best value first reached ``target``; infinite when it
-        never did within the budget (a run that stops short without reaching it is not
-        faster, it failed)."""
-        for seconds, epochs, best in self.steps:
-            if best <= target:
-                return seconds, float(epochs)
-        return math.inf, math.inf
+        return reach(self.steps, target)
+
+
+def reach(steps: Sequence[tuple[float, int, float]], target: float) -> tuple[float, float]:
+    """(time, epochs) when the best value first reached ``target``; infinite when it never
+    did within the budget (a run that stops short without reaching it is not faster, it
+    failed)."""
+    for seconds, epochs, best in steps:
+        if best <= target:
+            return seconds, float(epochs)
+    return math.inf, math.inf
 
 
 @dataclass(frozen=True)
@@ -843,8 +846,7 @@ def compare_time_to_target(
             if not steps or steps[-1][0] < seconds:
                 raise BenchError(f"{key} on {data} stopped before its budget of {seconds:.0f} s")
             # Only what ended within the budget counts, the same for every contender.
-            kept = [step for step in steps if step[0] <= seconds]
-            steps = kept
+            steps = [step for step in steps if step[0] <= seconds]
         result = TargetRun(key, data, seed, steps, curves)
         log(
             f"  {data:13} seed {seed} {key:13} best {result.best():.4f} after "
@@ -956,26 +958,29 @@ def replay(curves: Sequence[Curve], pruner: Any, fixed: float) -> list[tuple[flo
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(pruner=pruner, sampler=optuna.samplers.RandomSampler(seed=0))
-    clock, epochs, best = 0.0, 0, math.inf
-    steps = []
-    for curve in curves:
+    # Named: Optuna's Hyperband pruner puts a trial in a bracket by hashing the study's name
+    # with the trial's number, so an unnamed study (a random name) would replay differently.
+    study = optuna.create_study(
+        study_name="replay", pruner=pruner, sampler=optuna.samplers.RandomSampler(seed=0)
+    )
+    clock = 0.0
+    ended = []
+    for number, curve in enumerate(curves):
         trial = study.ask()
-        ran, cut = len(curve.values), False
+        ran, state = len(curve.values), "COMPLETE"
         for step, value in enumerate(curve.values):
             trial.report(value, step)
             if trial.should_prune():
-                ran, cut = step + 1, True
+                ran, state = step + 1, "PRUNED"
                 break
-        if cut:
+        value = min(curve.values)
+        if state == "PRUNED":
             study.tell(trial, state=optuna.trial.TrialState.PRUNED)
         else:
-            study.tell(trial, min(curve.values))
-            best = min(best, min(curve.values))
+            study.tell(trial, value)
         clock += fixed + max(curve.seconds - fixed, 0.0) * ran / len(curve.values)
-        epochs += ran
-        steps.append((clock, epochs, best))
-    return steps
+        ended.append((clock, number, state, value, ran))
+    return ended_steps(ended)
 
 
 def replay_pruners(runs: Sequence[TargetRun], epochs: int) -> dict[str, Any]:
@@ -986,33 +991,36 @@ def replay_pruners(runs: Sequence[TargetRun], epochs: int) -> dict[str, Any]:
     import optuna
 
     from search.engines._optuna import make_pruner
+    from search.engines._registry import ENGINES
 
-    runs = [r for r in runs if r.curves]
-    if not runs:
-        return {"runs": 0, "trials": 0.0, "fixed": math.nan, "rows": {}}
-    fixed = {id(r): fixed_cost(r.curves) for r in runs}
-    base = {id(r): replay(r.curves, optuna.pruners.NopPruner(), fixed[id(r)]) for r in runs}
+    curves = [r.curves for r in runs if r.curves]
+    if not curves:
+        return {"runs": 0, "trials": 0.0, "fixed": math.nan, "default": "", "rows": {}}
+    fixed = [fixed_cost(c) for c in curves]
+    unpruned = [
+        replay(c, optuna.pruners.NopPruner(), f) for c, f in zip(curves, fixed, strict=True)
+    ]
+    pruners = ENGINES["optuna"].options["pruner"]  # the first is the default
     rows: dict[str, Any] = {}
-    for name in REPLAYED:
+    for name in (p for p in pruners if p != "none"):
         time_, spent, kept, best, to_best = [], [], [], [], []
-        for r in runs:
-            whole = base[id(r)]
-            steps = replay(r.curves, make_pruner(name, epochs), fixed[id(r)])
+        for run, f, whole in zip(curves, fixed, unpruned, strict=True):
+            steps = replay(run, make_pruner(name, epochs), f)
             level = whole[-1][2]
             time_.append(steps[-1][0] / whole[-1][0])
             spent.append(steps[-1][1] / whole[-1][1])
             kept.append(steps[-1][2] <= level)
             best.append(steps[-1][2] / level)
-            reached = TargetRun("", "", 0, steps).reach(level)[0]
-            to_best.append(reached / TargetRun("", "", 0, whole).reach(level)[0])
+            to_best.append(reach(steps, level)[0] / reach(whole, level)[0])
         rows[name] = {
             "time": median(time_), "epochs": median(spent), "kept": sum(kept),
             "best": median(best), "to_best": median(to_best), "to_bests": to_best,
         }  # fmt: skip
     return {
-        "runs": len(runs),
-        "trials": median([float(len(r.curves)) for r in runs]),
-        "fixed": median(list(fixed.values())),
+        "runs": len(curves),
+        "trials": median([float(len(c)) for c in curves]),
+        "fixed": median(fixed),
+        "default": pruners[0],
         "rows": rows,
     }
 
@@ -1369,7 +1377,8 @@ def _target_tables(r: dict[str, Any]) -> list[str]:
             ]
             for name, row in replayed["rows"].items():
                 lines.append(
-                    f"| {name}{' (default)' if name == 'median' else ''} | {row['time']:.2f} "
+                    f"| {name}{' (default)' if name == replayed['default'] else ''} "
+                    f"| {row['time']:.2f} "
                     f"| {row['epochs']:.2f} | {row['kept']}/{replayed['runs']} "
                     f"| {row['best']:.3f} | {_never(row['to_best'])} "
                     f"| {', '.join(_never(x) for x in row['to_bests'])} |"
