@@ -124,14 +124,17 @@ def test_a_trial_fits_like_model_fit_on_the_arrays_and_repeats_itself() -> None:
     assert again.best_epoch == fast[0].best_epoch
 
 
+@pytest.mark.parametrize("validation_batch", [1024, 50])
 def test_without_shuffling_a_trial_trains_exactly_like_model_fit(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, validation_batch: int
 ) -> None:
     import_keras()
     import tensorflow as tf
 
     # The one intended difference is the shuffle order: take it away on both sides.
     monkeypatch.setattr(tf.data.Dataset, "shuffle", lambda self, *args, **kwargs: self)
+    # 114 validation samples: one batch, or batches of 50, 50 and 14.
+    monkeypatch.setattr("search._training.VALIDATION_BATCH", validation_batch)
     ds = load_dataset("breast_cancer")
     params = {"units": 8, "dropout": 0.2, "regularizer": "l2", "batch_size": 32}
     fast = _fast_fit(params, ds, epochs=4, patience=10, seed=1).history
@@ -153,8 +156,8 @@ def test_without_shuffling_a_trial_trains_exactly_like_model_fit(
     keras.backend.clear_session()
     assert sorted(fast) == sorted(plain) == ["accuracy", "loss", "val_accuracy", "val_loss"]
     for key, values in plain.items():
-        # The same batches, dropout masks and updates; validation in one batch of all its
-        # samples instead of batches of 32 only changes the rounding of the mean (~1e-7).
+        # The same batches, dropout masks and updates; validation in other batches than
+        # fit's batches of 32 only changes the rounding of the mean (~1e-7).
         assert fast[key] == pytest.approx(values, rel=1e-5), key
 
 
@@ -189,7 +192,10 @@ def test_training_batches_hold_every_sample_once_per_epoch_in_a_seeded_order() -
 
     train, val = _pipelines(ds, 4, 7)
     assert train.element_spec[0].shape.as_list() == [None, 2]  # one trace for all batches
-    assert [list(y) for _, y in val.as_numpy_iterator()] == [[0.0, 1.0, 2.0]]
+    batches = [(x.numpy(), y.numpy()) for x, y in val]
+    assert len(batches) == 1  # the validation samples fit in one batch
+    assert batches[0][0].dtype == np.float32 and batches[0][0].shape == (3, 2)
+    assert list(batches[0][1]) == [0.0, 1.0, 2.0]
 
 
 def test_thread_pools_are_set_before_tensorflow_starts_and_kept_after() -> None:
@@ -290,3 +296,4 @@ def test_timeout_stops_the_search_and_leaves_it_resumable(tmp_path: Path) -> Non
             t.state for t in optuna.load_study(study_name=result.study, storage=storage).trials
         ]
     assert TrialState.RUNNING not in states
+
