@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import copy
+import time
 import warnings
+from collections.abc import Container
 from typing import Any
 
 import numpy as np
 import optuna
-from optuna.trial import FrozenTrial
+from optuna.trial import FrozenTrial, TrialState
 
 from search._errors import ConfigError
 from search.engines._base import Proposer, TrialPlan
@@ -86,23 +89,97 @@ class OptunaProposer(Proposer):
         return None
 
     def plan(self, trial: optuna.Trial) -> TrialPlan:
+        pruner = trial.study.pruner
         return TrialPlan(
             params=sample_optuna(self.settings.space, trial),
             epochs=self.settings.epochs,
-            callbacks=(_pruning_callback(trial),),
+            # `--pruner none` never prunes: nothing to ask after each epoch.
+            callbacks=()
+            if isinstance(pruner, optuna.pruners.NopPruner)
+            else (_pruning_callback(trial, pruner, self.settings.objective),),
         )
 
 
-def _pruning_callback(trial: optuna.Trial) -> Any:
+# How old the complete trials a percentile pruner judges by may be, in seconds (below).
+COMPLETE_TRIALS_MAX_AGE_S = 1.0
+
+
+class CompleteTrials:
+    """What a percentile (or median) pruner reads of its study, its direction and its
+    complete trials, read from the database at most once every ``max_age_s`` seconds.
+
+    ``Trial.should_prune`` reads the study's trials afresh on every call; for a running trial
+    that is a query loading the trial itself with every epoch row stored so far, a fifth of a
+    small model's epoch. The complete trials change only when another worker finishes one,
+    so a worker alone judges by exactly what ``should_prune`` would read, and workers
+    together see each other's results at most ``max_age_s`` later. Optuna's own wrappers
+    hand pruners such a view of the study (``HyperbandPruner``'s ``_BracketStudy``).
+    """
+
+    def __init__(self, study: optuna.Study, max_age_s: float = COMPLETE_TRIALS_MAX_AGE_S) -> None:
+        self._study, self._max_age_s = study, max_age_s
+        self._read_at: float | None = None
+        self._trials: list[FrozenTrial] = []
+        self.direction = study.direction
+
+    def get_trials(
+        self, deepcopy: bool = True, states: Container[TrialState] | None = None
+    ) -> list[FrozenTrial]:
+        now = time.monotonic()
+        if self._read_at is None or now - self._read_at > self._max_age_s:
+            self._trials = self._study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+            self._read_at = now
+        trials = [t for t in self._trials if states is None or t.state in states]
+        return copy.deepcopy(trials) if deepcopy else trials
+
+
+def running_trial(trial: optuna.Trial, intermediate_values: dict[int, float]) -> FrozenTrial:
+    """The running trial as a pruner sees it: its number and the objective per epoch."""
+    return FrozenTrial(
+        number=trial.number,
+        trial_id=trial._trial_id,
+        state=TrialState.RUNNING,
+        value=None,
+        datetime_start=None,
+        datetime_complete=None,
+        params={},
+        distributions={},
+        user_attrs={},
+        system_attrs={},
+        intermediate_values=dict(intermediate_values),
+    )
+
+
+def _pruning_callback(
+    trial: optuna.Trial, pruner: optuna.pruners.BasePruner, objective: str
+) -> Any:
     """A Keras callback that asks the study's pruner after each epoch (the lifecycle has
-    reported the epoch's objective by then) and ends the trial as pruned if it says so."""
+    reported the epoch's objective by then) and ends the trial as pruned if it says so.
+
+    A percentile or median pruner judges only the trial's values and the complete trials, and
+    is asked with those (``CompleteTrials``); other pruners record their rungs in the trial
+    and are asked through ``Trial.should_prune``.
+    """
     from search._keras import import_keras
 
     keras: Any = import_keras()
+    percentile = isinstance(pruner, optuna.pruners.PercentilePruner)  # MedianPruner is one
 
     class PruneCheck(keras.callbacks.Callback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.values: dict[int, float] = {}
+            self.study = CompleteTrials(trial.study) if percentile else None
+
         def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
-            if trial.should_prune():
+            if self.study is None:
+                prune = trial.should_prune()
+            else:
+                value = (logs or {}).get(objective)
+                if value is not None:  # what the lifecycle reported for this epoch
+                    self.values[epoch] = float(value)
+                prune = pruner.prune(self.study, running_trial(trial, self.values))  # type: ignore[arg-type]
+            if prune:
                 raise optuna.TrialPruned(f"pruned at epoch {epoch}")
 
     return PruneCheck()

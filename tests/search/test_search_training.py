@@ -297,3 +297,43 @@ def test_timeout_stops_the_search_and_leaves_it_resumable(tmp_path: Path) -> Non
         ]
     assert TrialState.RUNNING not in states
 
+
+def test_the_median_pruner_judges_a_running_trial_as_should_prune_does(tmp_path: Path) -> None:
+    from search.engines._optuna import CompleteTrials, running_trial
+
+    url = f"sqlite:///{tmp_path / 'p.db'}"
+    study = optuna.create_study(study_name="p", storage=url, pruner=make_pruner("median", 20))
+    distribution = optuna.distributions.FloatDistribution(0, 1)
+    for k in range(6):  # complete trials whose curves fall from 1 + k/10 by 0.1 an epoch
+        curve = {step: 1 + k / 10 - step / 10 for step in range(8 - k)}
+        study.add_trial(
+            optuna.trial.create_trial(
+                params={"x": k / 10},
+                distributions={"x": distribution},
+                value=min(curve.values()),
+                intermediate_values=curve,
+            )
+        )
+    trial = study.ask()
+    complete = CompleteTrials(study)
+    values: dict[int, float] = {}
+    decisions = []
+    for step, value in enumerate([1.2, 1.0, 0.9, 0.85, 0.8, 0.7, 1.3]):
+        trial.report(value, step)
+        values[step] = value
+        decision = study.pruner.prune(complete, running_trial(trial, values))  # type: ignore[arg-type]
+        assert decision == trial.should_prune(), step
+        decisions.append(decision)
+    assert decisions == [False, False, False, False, True, True, True]
+
+    # Another worker completes a trial: it counts once the view is older than its age limit.
+    stale = CompleteTrials(study, max_age_s=3600.0)
+    assert len(stale.get_trials(states=(TrialState.COMPLETE,))) == 6
+    other = optuna.load_study(study_name="p", storage=url)
+    late = other.ask()
+    for step in range(7):
+        late.report(0.0, step)
+    other.tell(late, 0.0)
+    fresh = CompleteTrials(study, max_age_s=0.0)
+    assert len(fresh.get_trials(states=(TrialState.COMPLETE,))) == 7
+    assert len(stale.get_trials(states=(TrialState.COMPLETE,))) == 6  # read just now
