@@ -324,14 +324,10 @@ class ValidationBatches:
         samples = int(self.x.shape[0])
         for start in range(0, samples, VALIDATION_BATCH):
             stop = min(start + VALIDATION_BATCH, samples)
-            x, y = (
-                (self.x, self.y)
-                if stop - start == samples
-                else (
-                    self.x[start:stop],
-                    self.y[start:stop],
-                )
-            )
+            if stop - start == samples:  # one batch: the tensors themselves, no copy
+                x, y = self.x, self.y
+            else:
+                x, y = self.x[start:stop], self.y[start:stop]
             yield tf.cast(x, self.floatx), y
 
     def spec(self) -> Any:
