@@ -49,8 +49,8 @@
    some). Every search gets the same wall time (``--target-seconds``, 120), counted from its
    first trial's start, and runs as many trials as fit; what ends later is not counted. A
    budget of trials instead would stop a way of searching whose trials cost less sooner,
-   and count that against it. The contenders: hpsearch's defaults (Optuna TPE with the median
-   pruner); unpruned Optuna TPE twice, as a user writes it by hand
+   and count that against it. The contenders: hpsearch's defaults (Optuna TPE with the
+   percentile pruner); unpruned Optuna TPE twice, as a user writes it by hand
    (``benchmarks/anchor_optuna_search.py``: Optuna's default sampler, ``model.fit`` on the
    arrays, an in-memory study; the same space, models and data) and through hpsearch
    (``--pruner none``: the same training code, so only pruning differs); TPE with Optuna's
@@ -65,14 +65,14 @@
    0.5x the time of unpruned TPE, and ahead of the KerasTuner oracles.
 
    Which trials a search runs is luck as much as method: pruning changes what the sampler
-   is told, and so every later trial. So hpsearch's pruners (``--pruner``: median, the
-   default; successive-halving; hyperband) are also replayed on the trials of the unpruned
-   TPE runs through hpsearch: the same trials in the same order, each told epoch by epoch
-   to Optuna's pruner as hpsearch tells it and cut where it would be cut. Per pruner: the
-   time and epochs the run would have taken, whether it keeps the run's best trial, and its
-   time to the unpruned run's best value. A trial cut after k of its n epochs costs
-   F + (its time - F) x k / n, where F, a trial's fixed cost (building the model, tracing
-   its steps, its records), is fitted to the run's trials by least squares.
+   is told, and so every later trial. So hpsearch's pruners (``--pruner``: percentile,
+   the default; median; successive-halving; hyperband) are also replayed on the trials of
+   the unpruned TPE runs through hpsearch: the same trials in the same order, each told
+   epoch by epoch to Optuna's pruner as hpsearch tells it and cut where it would be cut.
+   Per pruner: the time and epochs the run would have taken, whether it keeps the run's
+   best trial, and its time to the unpruned run's best value. A trial cut after k of its n
+   epochs costs F + (its time - F) x k / n, where F, a trial's fixed cost (building the
+   model, tracing its steps, its records), is fitted to the run's trials by least squares.
 
 5. Memory of a large data set (``--only data``): peak resident memory of loading cifar10
    (``search.load_dataset``, split and scaled: what every worker holds) from a full-size
@@ -147,7 +147,7 @@ TARGET_SLACK = 1.05  # the target: within 5% of the best validation loss any run
 LARGE_SHAPE = (30_000, 40, 4)  # samples, features, classes (scikit-learn's generator)
 # (key, label, options of `hpsearch run`): what differs between the contenders.
 CONTENDERS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
-    ("default", "hpsearch's defaults (Optuna TPE + median pruner)", ()),
+    ("default", "hpsearch's defaults (Optuna TPE + percentile pruner)", ()),
     ("by-hand", "Optuna TPE, no pruning, written by hand (anchor_optuna_search.py)", ()),
     ("tpe", "Optuna TPE, no pruning, through hpsearch",
      ("--sampler", "tpe", "--pruner", "none")),

@@ -132,7 +132,7 @@ class StudySettings:
             )
 
     def engine_summary(self) -> str:
-        """The engine and its options, e.g. ``optuna (sampler tpe, pruner median)``."""
+        """The engine and its options, e.g. ``optuna (sampler tpe, pruner percentile)``."""
         options = ", ".join(f"{k} {getattr(self, k)}" for k in ENGINES[self.engine].options)
         return f"{self.engine} ({options})"
 

@@ -209,7 +209,7 @@ def main(debug: bool) -> None:
     "--sampler", type=click.Choice(SAMPLERS), default=None, help="Optuna's sampler [tpe]."
 )
 @click.option(
-    "--pruner", type=click.Choice(PRUNERS), default=None, help="Optuna's pruner [median]."
+    "--pruner", type=click.Choice(PRUNERS), default=None, help="Optuna's pruner [percentile]."
 )
 @click.option(
     "--algorithm",

@@ -53,7 +53,7 @@ ENGINES: dict[str, EngineSpec] = {
         proposer="search.engines._optuna:OptunaProposer",
         options={
             "sampler": ("tpe", "random", "gp", "qmc"),
-            "pruner": ("median", "hyperband", "successive-halving", "none"),
+            "pruner": ("percentile", "median", "hyperband", "successive-halving", "none"),
         },
         summary="Optuna's samplers propose the points, its pruners stop poor trials early",
     ),
