@@ -96,6 +96,14 @@
    ``--large-epochs`` (10) epochs, patience ``--patience`` (3): a budget of trials, as both
    contenders' trials cost the same per epoch. Same goal as part 4.
 
+8. Choosing the default pruner (``--only pruners``): part 4's replay on more searches and
+   more settings. Unpruned TPE through hpsearch on ``--pruner-seeds`` (12) seeds per data
+   set, as part 4 runs it; hpsearch's pruners and other settings of Optuna's percentile
+   pruner (which share of the complete trials goes on, after how many complete trials and
+   from which epoch) replayed on their trials. The first half of the seeds is where a
+   setting is chosen, the second half checks it on searches it was not chosen on.
+   ``--runs-dir`` keeps the searches' databases and reuses them, to replay other settings.
+
 The tables and the machine they ran on (CPU, cores, memory, library versions, date) go to
 docs/benchmarks.md (``--output``; not with ``--quick`` unless asked).
 
@@ -103,6 +111,7 @@ docs/benchmarks.md (``--output``; not with ``--quick`` unless asked).
     .venv/bin/python benchmarks/run.py --quick --rss-trials 20 --recycle-after 5
     .venv/bin/python benchmarks/run.py --only anchors --rounds 5
     .venv/bin/python benchmarks/run.py --only target --target-seconds 60 --contenders default,tpe
+    .venv/bin/python benchmarks/run.py --only pruners --jobs 2 --runs-dir /tmp/unpruned
 
 ``--only`` rewrites the sections it runs in docs/benchmarks.md and keeps the others.
 """
@@ -112,6 +121,7 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import datetime
+import functools
 import hashlib
 import json
 import math
@@ -136,7 +146,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SPACE = "benchmarks/fixed.yaml"  # relative to ROOT, where every command runs
 BIN = Path(sys.executable).parent
 PIN = ("taskset", "-c", "0")
-PARTS = ("anchors", "workers", "rss", "target", "data", "report", "large")
+PARTS = ("anchors", "workers", "rss", "target", "data", "report", "large", "pruners")
 GOAL_TIME = 0.5  # hpsearch / anchor, wall time: at most
 GOAL_WORKERS = 1.8  # throughput of --workers 2 / --workers 1: at least
 GOAL_TARGET = 0.5  # time to target, hpsearch's default / unpruned TPE: at most
@@ -1025,6 +1035,132 @@ def replay_pruners(runs: Sequence[TargetRun], epochs: int) -> dict[str, Any]:
     }
 
 
+# --- 8. choosing the default pruner -----------------------------------------------------
+
+# (percentile, complete trials before it judges, epochs before it judges) of the percentile
+# pruners replayed in part 8; 50 is the median. hpsearch's own pruners are replayed too.
+PRUNER_CANDIDATES: tuple[tuple[float, int, int], ...] = (
+    (50.0, 10, 4), (50.0, 5, 6), (50.0, 3, 2),
+    (55.0, 3, 2), (60.0, 3, 1), (60.0, 3, 3), (60.0, 5, 2), (60.0, 2, 2),
+    (65.0, 3, 2), (70.0, 3, 2), (75.0, 3, 2),
+)  # fmt: skip
+
+
+def _percentile_label(pruner: Any) -> str:
+    """A percentile pruner's settings as part 8 names them."""
+    p, trials, epochs = pruner._percentile, pruner._n_startup_trials, pruner._n_warmup_steps
+    name = "median" if p == 50.0 else f"percentile {p:g}"
+    return f"{name}, after {trials} complete trials, from epoch {epochs + 1}"
+
+
+def choose_pruner(args: argparse.Namespace) -> dict[str, Any]:
+    """Part 8: unpruned TPE searches through hpsearch, as part 4 runs them, on ``args.
+    pruner_seeds`` seeds; hpsearch's pruners and other settings of a percentile pruner
+    replayed on their trials (part 4's replay). The first half of the seeds is where a
+    setting is chosen, the second half checks it. With ``--runs-dir`` the searches'
+    databases are kept there and a search whose database is there is not run again."""
+    import optuna
+
+    from search.engines._optuna import make_pruner
+    from search.engines._registry import ENGINES
+
+    seconds, e, p = float(args.target_seconds), args.target_epochs, args.target_patience
+    seeds = list(range(args.pruner_seeds))
+    keep = args.runs_dir
+    if keep is not None:
+        keep.mkdir(parents=True, exist_ok=True)
+    log(
+        f"\n8. choosing the default pruner: unpruned TPE, {seconds:.0f} s per search, seeds "
+        f"0-{seeds[-1]}, up to {e} epochs, patience {p}, {max(1, args.jobs)} at a time"
+    )
+    cores: queue.Queue[int] = queue.Queue()
+    for core in range(max(1, args.jobs)):
+        cores.put(core)
+
+    def search(data: str, seed: int) -> list[Curve]:
+        with tempfile.TemporaryDirectory(prefix="hpsearch-bench-") as name:
+            db = (keep or Path(name)) / f"{data}-{seed}.db"
+            if not db.exists():
+                core = cores.get()
+                try:
+                    timed([
+                        "taskset", "-c", str(core), str(BIN / "hpsearch"), "run",
+                        "--data", data, "--space", "mlp", "--trials", str(UNLIMITED_TRIALS),
+                        "--epochs", str(e), "--patience", str(p), "--seed", str(seed),
+                        "--storage", f"sqlite:///{db}", "--study", STUDY, "--quiet",
+                        "--no-report", "--timeout", f"{seconds + 15:g}",
+                        "--sampler", "tpe", "--pruner", "none",
+                    ])  # fmt: skip
+                finally:
+                    cores.put(core)
+            curves = trial_curves(load_trials(db), until=seconds)
+        log(f"  {data:13} seed {seed:2}: {len(curves)} trials")
+        return curves
+
+    order = [(data, seed) for seed in seeds for data in TARGET_DATA]
+    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+        runs = dict(zip(order, pool.map(lambda job: search(*job), order), strict=True))
+    default = ENGINES["optuna"].options["pruner"][0]
+    pruners: dict[str, Callable[[], Any]] = {
+        f"{_percentile_label(make_pruner(default, e))} (`--pruner {default}`, the default)": (
+            lambda: make_pruner(default, e)
+        )
+    }
+    for name in ENGINES["optuna"].options["pruner"][1:]:
+        if name != "none":
+            built = make_pruner(name, e)
+            label = _percentile_label(built) + ", " if name == "median" else ""
+            pruners[f"{label}`--pruner {name}`"] = lambda name=name: make_pruner(name, e)
+    for percentile, trials, epochs in PRUNER_CANDIDATES:
+        settings = (percentile, trials, min(epochs, e - 1))
+        label = _percentile_label(optuna.pruners.PercentilePruner(*settings))
+        if not any(key.startswith(label) for key in pruners):
+            pruners[label] = functools.partial(optuna.pruners.PercentilePruner, *settings)
+    half = (len(seeds) + 1) // 2
+    tables: dict[str, Any] = {}
+    for data in TARGET_DATA:
+        curves = [runs[(data, seed)] for seed in seeds]
+        fixed = [fixed_cost(c) for c in curves]
+        whole = [
+            replay(c, optuna.pruners.NopPruner(), f) for c, f in zip(curves, fixed, strict=True)
+        ]
+        rows: dict[str, Any] = {}
+        for label, build in pruners.items():
+            per_run = []
+            for run, f, unpruned in zip(curves, fixed, whole, strict=True):
+                steps = replay(run, build(), f)
+                level = unpruned[-1][2]
+                per_run.append({
+                    "time": steps[-1][0] / unpruned[-1][0],
+                    "epochs": steps[-1][1] / unpruned[-1][1],
+                    "kept": steps[-1][2] <= level,
+                    "to_best": reach(steps, level)[0] / reach(unpruned, level)[0],
+                })  # fmt: skip
+            rows[label] = {
+                side: {
+                    "time": median([r["time"] for r in part]),
+                    "epochs": median([r["epochs"] for r in part]),
+                    "kept": sum(r["kept"] for r in part),
+                    "to_best": median([r["to_best"] for r in part]),
+                    "to_bests": [r["to_best"] for r in part],
+                }
+                for side, part in (("choose", per_run[:half]), ("check", per_run[half:]))
+            }
+        tables[data] = {"trials": median([float(len(c)) for c in curves]), "rows": rows}
+        log(f"  {data}: median {tables[data]['trials']:.0f} trials a search")
+        for label, row in rows.items():
+            log(
+                f"    {label:70} "
+                + "  ".join(
+                    f"{side}: time {row[side]['time']:.2f} kept {row[side]['kept']} to best "
+                    f"{_never(row[side]['to_best'])}"
+                    for side in ("choose", "check")
+                )
+            )
+    return {"seconds": seconds, "e": e, "p": p, "seeds": len(seeds), "half": half,
+            "jobs": max(1, args.jobs), "tables": tables}  # fmt: skip
+
+
 def _over(a: float, b: float) -> float:
     return a / b if math.isfinite(a + b) else math.nan
 
@@ -1321,9 +1457,48 @@ def write_report(
             "training code: only pruning differs).",
             *_target_tables(r),
         ]
+    if "pruners" in results:
+        lines += _pruner_tables(results["pruners"])
     lines = _keep_sections(path, lines, results)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def _pruner_tables(r: dict[str, Any]) -> list[str]:
+    """Part 8's section: per data set, each pruner's replay on the seeds that choose and on
+    those that check."""
+    lines = [
+        "",
+        "## 8. Choosing the default pruner",
+        "",
+        "Unpruned TPE through hpsearch (`--pruner none`), run as part 4 runs it "
+        f"({r['seconds']:.0f} s per search, up to {r['e']} epochs, patience {r['p']}, "
+        f"{r['jobs']} at a time, each pinned to a core of its own), with seeds 0 to "
+        f"{r['seeds'] - 1}; hpsearch's pruners and other settings of Optuna's percentile "
+        "pruner (50: the median) replayed on their trials as in part 4. The first "
+        f"{r['half']} seeds are where a setting is chosen; the other "
+        f"{r['seeds'] - r['half']} check it. Per pruner, medians over the runs, each against "
+        "the same run unpruned: time and epochs the run would have taken, runs keeping their "
+        "best trial, time to the unpruned run's best (never where the pruner cuts the best "
+        "trial; a median of mostly never is never).",
+    ]
+    for data, table in r["tables"].items():
+        lines += [
+            "",
+            f"**{data}** (median {table['trials']:.0f} trials a search)",
+            "",
+            "| pruner | choose: time | epochs | keeps best | to the best | check: time | epochs | "
+            "keeps best | to the best |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        ]
+        for label, row in table["rows"].items():
+            a, b = row["choose"], row["check"]
+            lines.append(
+                f"| {label} | {a['time']:.2f} | {a['epochs']:.2f} | {a['kept']}/{r['half']} "
+                f"| {_never(a['to_best'])} | {b['time']:.2f} | {b['epochs']:.2f} "
+                f"| {b['kept']}/{r['seeds'] - r['half']} | {_never(b['to_best'])} |"
+            )
+    return lines
 
 
 def _target_tables(r: dict[str, Any]) -> list[str]:
@@ -1394,6 +1569,7 @@ SECTIONS = {
     "data": "## 5.",
     "report": "## 6.",
     "large": "## 7.",
+    "pruners": "## 8.",
 }
 
 
@@ -1465,6 +1641,14 @@ def main() -> None:
         default=",".join(key for key, _, _ in CONTENDERS),
         help="comma-separated contenders of 4. [all: %(default)s]",
     )
+    parser.add_argument(
+        "--pruner-seeds", type=int, help="unpruned searches per data set in 8. [12; quick 2]"
+    )
+    parser.add_argument(
+        "--runs-dir",
+        type=Path,
+        help="keep the searches of 8. here and reuse those already there [none: not kept]",
+    )
     parser.add_argument("--quick", action="store_true", help="4 trials, 5 epochs, 1 round")
     parser.add_argument(
         "--only", default=",".join(PARTS), help=f"comma-separated parts to run [{','.join(PARTS)}]"
@@ -1486,6 +1670,7 @@ def main() -> None:
     args.report_trials = args.report_trials or (1000 if quick else 10_000)
     args.large_trials = args.large_trials or (4 if quick else 30)
     args.large_epochs = args.large_epochs or (3 if quick else 10)
+    args.pruner_seeds = args.pruner_seeds or (2 if quick else 12)
     if args.output is None and not quick:
         args.output = ROOT / "docs" / "benchmarks.md"
     parts = [p.strip() for p in args.only.split(",") if p.strip()]
@@ -1505,8 +1690,8 @@ def main() -> None:
         parser.error(
             "--contenders: 'default' must be among them (the others are measured against it)"
         )
-    if {"anchors", "target", "large"} & set(parts) and shutil.which("taskset") is None:
-        parser.error("taskset (util-linux) is needed to pin the processes of parts 1, 4 and 7")
+    if {"anchors", "target", "large", "pruners"} & set(parts) and shutil.which("taskset") is None:
+        parser.error("taskset (util-linux) is needed to pin the processes of parts 1, 4, 7 and 8")
 
     info = machine()
     code = code_fingerprint()
@@ -1532,6 +1717,8 @@ def main() -> None:
             results["report"] = measure_report_scale(args)
         if "large" in parts:
             results["large"] = compare_on_large_data(args)
+        if "pruners" in parts:
+            results["pruners"] = choose_pruner(args)
     except BenchError as exc:
         sys.exit(f"benchmark failed: {exc}")
     if code_fingerprint() != code:
