@@ -62,9 +62,9 @@ def make_pruner(name: str, epochs: int) -> optuna.pruners.BasePruner:
 
     The default, ``percentile``, stops a trial whose best value so far is worse than the 60th
     percentile of the complete trials' values at the same epoch (the best 60% go on), judged
-    from the fourth complete trial on and from the third epoch. Replayed on the trials of 24
-    unpruned searches (docs/benchmarks.md, part 4) it kept the best trial in 18 where the
-    median pruner after 5 trials and 4 epochs kept it in 14, for the same or less time.
+    once 3 trials are complete and from the third epoch. Replayed on the trials of 24 unpruned
+    searches (docs/benchmarks.md, part 8) it kept the best trial in 17 where ``median`` (after
+    5 complete trials, from the fourth epoch) kept it in 14, in about the same time.
     """
     if name == "percentile":
         return optuna.pruners.PercentilePruner(
