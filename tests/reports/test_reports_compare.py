@@ -45,7 +45,7 @@ def test_budget_numbers_per_study(make_study, kit) -> None:
         "minimize",
     )
     fast, slow = comparison.studies
-    assert (fast.engine, fast.algorithm) == ("optuna", "tpe, median")
+    assert (fast.engine, fast.algorithm) == ("optuna", "tpe, percentile")
     assert (slow.engine, slow.algorithm) == ("kerastuner", "hyperband")
     assert fast.best_value == pytest.approx(0.3) and fast.best_number == 1
     assert (fast.trials_ended, fast.epochs_spent) == (3, 8)
