@@ -783,6 +783,27 @@ def compare_on_large_data(args: argparse.Namespace) -> dict[str, Any]:
         )
 
 
+def search_options(data: str, seed: int, trials: int, e: int, p: int) -> list[str]:
+    """The options a search of parts 4, 7 and 8 shares with every other, hpsearch or not."""
+    return [
+        "--data", data, "--space", "mlp", "--trials", str(trials),
+        "--epochs", str(e), "--patience", str(p), "--seed", str(seed),
+    ]  # fmt: skip
+
+
+def run_search(
+    core: int, common: Sequence[str], db: Path, seconds: float | None, options: Sequence[str]
+) -> Run:
+    """``hpsearch run`` pinned to ``core``, into the SQLite file ``db``."""
+    # hpsearch's timeout runs from before its worker starts (imports TensorFlow).
+    limit = [] if seconds is None else ["--timeout", f"{seconds + 15:g}"]
+    return timed([
+        "taskset", "-c", str(core), str(BIN / "hpsearch"), "run", *common,
+        "--storage", f"sqlite:///{db}", "--study", STUDY, "--quiet", "--no-report",
+        *limit, *options,
+    ])  # fmt: skip
+
+
 def compare_time_to_target(
     args: argparse.Namespace,
     *,
@@ -815,9 +836,7 @@ def compare_time_to_target(
         cores.put(core)
 
     def search(data: str, seed: int, key: str, options: tuple[str, ...]) -> TargetRun:
-        common = ["--data", sources[data], "--space", "mlp"]
-        common += ["--trials", str(n or UNLIMITED_TRIALS)]
-        common += ["--epochs", str(e), "--patience", str(p), "--seed", str(seed)]
+        common = search_options(sources[data], seed, n or UNLIMITED_TRIALS, e, p)
         curves: list[Curve] = []
         core = cores.get()
         pin = ["taskset", "-c", str(core)]
@@ -835,15 +854,9 @@ def compare_time_to_target(
                 # as a script written by hand does; hpsearch trains n finished trials.
                 done = len(trials)
             else:
-                # hpsearch's timeout runs from before its worker starts (imports TensorFlow).
-                limit = [] if seconds is None else ["--timeout", f"{seconds + 15:g}"]
                 with tempfile.TemporaryDirectory(prefix="hpsearch-bench-") as name:
                     db = Path(name) / "bench.db"
-                    run = timed([
-                        *pin, str(BIN / "hpsearch"), "run", *common,
-                        "--storage", f"sqlite:///{db}", "--study", STUDY,
-                        "--quiet", "--no-report", *limit, *options,
-                    ])  # fmt: skip
+                    run = run_search(core, common, db, seconds, options)
                     stored = load_trials(db)
                 steps = target_steps(stored)
                 curves = trial_curves(stored, until=seconds)
@@ -993,6 +1006,32 @@ def replay(curves: Sequence[Curve], pruner: Any, fixed: float) -> list[tuple[flo
     return ended_steps(ended)
 
 
+def replayed(
+    curves: Sequence[Sequence[Curve]],
+    fixed: Sequence[float],
+    unpruned: Sequence[Sequence[tuple[float, int, float]]],
+    pruner: Callable[[], Any],
+) -> dict[str, Any]:
+    """A pruner (``pruner()`` makes a fresh one) replayed on the trials of each run, against
+    the same run unpruned (``unpruned``, its replay without a pruner): the medians of the
+    time and epochs the run would have taken, of its best value over the unpruned best and
+    of its time to the unpruned best (infinite where the pruner cut the best trial), and how
+    many runs kept their best trial."""
+    time_, spent, kept, best, to_best = [], [], [], [], []
+    for run, f, whole in zip(curves, fixed, unpruned, strict=True):
+        steps = replay(run, pruner(), f)
+        level = whole[-1][2]
+        time_.append(steps[-1][0] / whole[-1][0])
+        spent.append(steps[-1][1] / whole[-1][1])
+        kept.append(steps[-1][2] <= level)
+        best.append(steps[-1][2] / level)
+        to_best.append(reach(steps, level)[0] / reach(whole, level)[0])
+    return {
+        "time": median(time_), "epochs": median(spent), "kept": sum(kept),
+        "best": median(best), "to_best": median(to_best), "to_bests": to_best,
+    }  # fmt: skip
+
+
 def replay_pruners(runs: Sequence[TargetRun], epochs: int) -> dict[str, Any]:
     """hpsearch's pruners replayed on the trials of unpruned runs: per pruner, the medians
     over the runs of the time and epochs the whole run would have taken, of its best value
@@ -1011,21 +1050,11 @@ def replay_pruners(runs: Sequence[TargetRun], epochs: int) -> dict[str, Any]:
         replay(c, optuna.pruners.NopPruner(), f) for c, f in zip(curves, fixed, strict=True)
     ]
     pruners = ENGINES["optuna"].options["pruner"]  # the first is the default
-    rows: dict[str, Any] = {}
-    for name in (p for p in pruners if p != "none"):
-        time_, spent, kept, best, to_best = [], [], [], [], []
-        for run, f, whole in zip(curves, fixed, unpruned, strict=True):
-            steps = replay(run, make_pruner(name, epochs), f)
-            level = whole[-1][2]
-            time_.append(steps[-1][0] / whole[-1][0])
-            spent.append(steps[-1][1] / whole[-1][1])
-            kept.append(steps[-1][2] <= level)
-            best.append(steps[-1][2] / level)
-            to_best.append(reach(steps, level)[0] / reach(whole, level)[0])
-        rows[name] = {
-            "time": median(time_), "epochs": median(spent), "kept": sum(kept),
-            "best": median(best), "to_best": median(to_best), "to_bests": to_best,
-        }  # fmt: skip
+    rows = {
+        name: replayed(curves, fixed, unpruned, functools.partial(make_pruner, name, epochs))
+        for name in pruners
+        if name != "none"
+    }
     return {
         "runs": len(curves),
         "trials": median([float(len(c)) for c in curves]),
@@ -1083,38 +1112,40 @@ def choose_pruner(args: argparse.Namespace) -> dict[str, Any]:
             if not db.exists():
                 core = cores.get()
                 try:
-                    timed([
-                        "taskset", "-c", str(core), str(BIN / "hpsearch"), "run",
-                        "--data", data, "--space", "mlp", "--trials", str(UNLIMITED_TRIALS),
-                        "--epochs", str(e), "--patience", str(p), "--seed", str(seed),
-                        "--storage", f"sqlite:///{db}", "--study", STUDY, "--quiet",
-                        "--no-report", "--timeout", f"{seconds + 15:g}",
-                        "--sampler", "tpe", "--pruner", "none",
-                    ])  # fmt: skip
+                    common = search_options(data, seed, UNLIMITED_TRIALS, e, p)
+                    run_search(core, common, db, seconds, ("--sampler", "tpe", "--pruner", "none"))
                 finally:
                     cores.put(core)
-            curves = trial_curves(load_trials(db), until=seconds)
+            stored = load_trials(db)
+        steps = target_steps(stored)
+        if not steps or steps[-1][0] < seconds:
+            raise BenchError(
+                f"{db} holds a search that stopped before its budget of {seconds:.0f} s: "
+                "delete it and run again"
+            )
+        curves = trial_curves(stored, until=seconds)
         log(f"  {data:13} seed {seed:2}: {len(curves)} trials")
         return curves
 
     order = [(data, seed) for seed in seeds for data in TARGET_DATA]
     with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
         runs = dict(zip(order, pool.map(lambda job: search(*job), order), strict=True))
-    default = ENGINES["optuna"].options["pruner"][0]
-    pruners: dict[str, Callable[[], Any]] = {
-        f"{_percentile_label(make_pruner(default, e))} (`--pruner {default}`, the default)": (
-            lambda: make_pruner(default, e)
+    # hpsearch's pruners by name (the first is the default), then the other settings.
+    names = [name for name in ENGINES["optuna"].options["pruner"] if name != "none"]
+    pruners: dict[str, Callable[[], Any]] = {}
+    for name in names:
+        built = make_pruner(name, e)
+        settings = (
+            _percentile_label(built) + ", "
+            if isinstance(built, optuna.pruners.PercentilePruner)
+            else ""
         )
-    }
-    for name in ENGINES["optuna"].options["pruner"][1:]:
-        if name != "none":
-            built = make_pruner(name, e)
-            label = _percentile_label(built) + ", " if name == "median" else ""
-            pruners[f"{label}`--pruner {name}`"] = lambda name=name: make_pruner(name, e)
+        default = ", the default" if name == names[0] else ""
+        pruners[f"{settings}`--pruner {name}`{default}"] = functools.partial(make_pruner, name, e)
     for percentile, trials, epochs in PRUNER_CANDIDATES:
         settings = (percentile, trials, min(epochs, e - 1))
         label = _percentile_label(optuna.pruners.PercentilePruner(*settings))
-        if not any(key.startswith(label) for key in pruners):
+        if not any(key.startswith(label + ",") for key in pruners):
             pruners[label] = functools.partial(optuna.pruners.PercentilePruner, *settings)
     half = (len(seeds) + 1) // 2
     tables: dict[str, Any] = {}
@@ -1124,28 +1155,13 @@ def choose_pruner(args: argparse.Namespace) -> dict[str, Any]:
         whole = [
             replay(c, optuna.pruners.NopPruner(), f) for c, f in zip(curves, fixed, strict=True)
         ]
-        rows: dict[str, Any] = {}
-        for label, build in pruners.items():
-            per_run = []
-            for run, f, unpruned in zip(curves, fixed, whole, strict=True):
-                steps = replay(run, build(), f)
-                level = unpruned[-1][2]
-                per_run.append({
-                    "time": steps[-1][0] / unpruned[-1][0],
-                    "epochs": steps[-1][1] / unpruned[-1][1],
-                    "kept": steps[-1][2] <= level,
-                    "to_best": reach(steps, level)[0] / reach(unpruned, level)[0],
-                })  # fmt: skip
-            rows[label] = {
-                side: {
-                    "time": median([r["time"] for r in part]),
-                    "epochs": median([r["epochs"] for r in part]),
-                    "kept": sum(r["kept"] for r in part),
-                    "to_best": median([r["to_best"] for r in part]),
-                    "to_bests": [r["to_best"] for r in part],
-                }
-                for side, part in (("choose", per_run[:half]), ("check", per_run[half:]))
+        rows = {
+            label: {
+                "choose": replayed(curves[:half], fixed[:half], whole[:half], build),
+                "check": replayed(curves[half:], fixed[half:], whole[half:], build),
             }
+            for label, build in pruners.items()
+        }
         tables[data] = {"trials": median([float(len(c)) for c in curves]), "rows": rows}
         log(f"  {data}: median {tables[data]['trials']:.0f} trials a search")
         for label, row in rows.items():
