@@ -359,22 +359,43 @@ def _remember_file(path: Path) -> None:
 def _check_file(url: str, path: Path) -> None:
     """A SQLite file deleted or replaced under a running search would take its writes with
     it (SQLite goes on writing the removed file) or meet an empty database: stop instead."""
+    error = _file_gone(url, path)
+    if error is not None:
+        raise error
+
+
+def _file_gone(url: str, path: Path) -> StorageError | None:
+    """The error saying that a SQLite file this process writes was deleted or replaced,
+    or None while it is still the file that was opened."""
     known = _FILES.get(path.resolve())
     if known is None:
-        return
+        return None
     try:
         stat = path.stat()
     except FileNotFoundError:
         what = "was deleted"
     else:
         if (stat.st_dev, stat.st_ino) == known:
-            return
-        what = "was replaced by another file"
-    raise StorageError(
+            return None
+        # A connection opened after the deletion leaves an empty file in its place.
+        what = "was deleted" if _without_tables(path) else "was replaced by another file"
+    return StorageError(
         f"{mask_url(url)}: the database file {str(path)!r} {what} while the search ran; "
         "this search stops (what it wrote since went with the old file). Restore the file "
         "and `hpsearch resume NAME`, or start again with `hpsearch run`."
     )
+
+
+def _without_tables(path: Path) -> bool:
+    import sqlite3
+
+    try:
+        with contextlib.closing(
+            sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True)
+        ) as conn:
+            return conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()[0] == 0
+    except sqlite3.Error:
+        return False
 
 
 @functools.lru_cache(maxsize=4)
@@ -439,6 +460,10 @@ def _permanent(exc: BaseException) -> bool:
 def refused(exc: BaseException, url: str) -> StorageError:
     """A database error that is not a lost connection, as one line: the innermost cause
     (Optuna wraps a refused commit in StorageInternalError, whose own text guesses)."""
+    path = sqlite_path(url)
+    gone = _file_gone(url, path) if path is not None else None
+    if gone is not None:  # a new connection met the empty file left in its place
+        return gone
     causes = list(_chain(exc))
     line = _clean_reason(causes[-1], url)
     if "file is not a database" in line.lower():

@@ -14,6 +14,7 @@ from search import StorageError
 from search._api import default_report_path, default_study_name
 from search._storage import (
     DEFAULT_STORAGE,
+    exclusive,
     fail_dead_trials,
     mask_url,
     open_storage,
@@ -204,6 +205,33 @@ def test_creating_the_schema_is_safe_against_itself(tmp_path: Path) -> None:
     ]
     errors = [p.communicate(timeout=120)[1] for p in procs]
     assert [p.returncode for p in procs] == [0] * 6, errors
+
+
+@pytest.mark.parametrize("then", ["deleted", "replaced"])
+def test_a_sqlite_file_deleted_or_replaced_under_a_writer_is_named(
+    then: str, tmp_path: Path
+) -> None:
+    """Whether the next write is a fresh connection meeting the empty file SQLite leaves
+    in the deleted one's place, or the claim lock's check, the error says what happened."""
+    path = tmp_path / "gone.db"
+    with opened_storage(f"sqlite:///{path}") as storage:
+        storage.create_new_study([optuna.study.StudyDirection.MINIMIZE], "s")
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
+        if then == "replaced":
+            with opened_storage(f"sqlite:///{tmp_path / 'other.db'}") as other:
+                other.create_new_study([optuna.study.StudyDirection.MINIMIZE], "other")
+            (tmp_path / "other.db").rename(path)
+        with pytest.raises(StorageError) as info:
+            if then == "deleted":
+                storage.engine.dispose()  # the next call opens a new connection on the path
+                storage.create_new_study([optuna.study.StudyDirection.MINIMIZE], "t")
+            else:
+                with exclusive(f"sqlite:///{path}", "claim:s"):
+                    pass
+    message = str(info.value)
+    assert "gone.db" in message and "while the search ran" in message, message
+    assert ("was deleted" if then == "deleted" else "was replaced by another file") in message
 
 
 def test_a_lost_connection_is_retried_then_named_without_the_password() -> None:
