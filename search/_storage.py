@@ -364,9 +364,13 @@ def _check_file(url: str, path: Path) -> None:
         raise error
 
 
-def _file_gone(url: str, path: Path) -> StorageError | None:
+def _file_gone(url: str, path: Path, *, tables_missing: bool = False) -> StorageError | None:
     """The error saying that a SQLite file this process writes was deleted or replaced,
-    or None while it is still the file that was opened."""
+    or None while it is still the file that was opened.
+
+    A connection opened after the deletion leaves an empty file in its place, which may
+    even get the deleted file's inode number: a database without tables where this process
+    made them (``tables_missing``: a query said so) was deleted too."""
     known = _FILES.get(path.resolve())
     if known is None:
         return None
@@ -376,9 +380,11 @@ def _file_gone(url: str, path: Path) -> StorageError | None:
         what = "was deleted"
     else:
         if (stat.st_dev, stat.st_ino) == known:
-            return None
-        # A connection opened after the deletion leaves an empty file in its place.
-        what = "was deleted" if _without_tables(path) else "was replaced by another file"
+            if not (tables_missing and _without_tables(path)):
+                return None
+            what = "was deleted"
+        else:
+            what = "was deleted" if _without_tables(path) else "was replaced by another file"
     return StorageError(
         f"{mask_url(url)}: the database file {str(path)!r} {what} while the search ran; "
         "this search stops (what it wrote since went with the old file). Restore the file "
@@ -460,12 +466,13 @@ def _permanent(exc: BaseException) -> bool:
 def refused(exc: BaseException, url: str) -> StorageError:
     """A database error that is not a lost connection, as one line: the innermost cause
     (Optuna wraps a refused commit in StorageInternalError, whose own text guesses)."""
-    path = sqlite_path(url)
-    gone = _file_gone(url, path) if path is not None else None
-    if gone is not None:  # a new connection met the empty file left in its place
-        return gone
     causes = list(_chain(exc))
     line = _clean_reason(causes[-1], url)
+    path = sqlite_path(url)
+    if path is not None:
+        gone = _file_gone(url, path, tables_missing="no such table" in line.lower())
+        if gone is not None:
+            return gone
     if "file is not a database" in line.lower():
         return StorageError(
             f"{mask_url(url)}: the file is not a SQLite database (or it is damaged); "
