@@ -132,8 +132,8 @@ WAIT = "wait"
 
 @dataclass(frozen=True)
 class Proposal:
-    """A point chosen by the proposer: the trial is created with these params (enqueued, so
-    the trial's distributions are the space's) and user attributes."""
+    """A point chosen by the proposer: the trial is created holding these params (with the
+    space's distributions) and user attributes, in one write."""
 
     params: dict[str, Any]
     attrs: dict[str, Any] = field(default_factory=dict)

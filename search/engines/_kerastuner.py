@@ -98,8 +98,7 @@ class KerasTunerProposer(Proposer):
 
         values = trial.user_attrs.get(STATE_ATTR, {}).get("values", {})
         epochs = int(values.get("tuner/epochs", self.settings.epochs))
-        # The params were fixed when the trial was enqueued; suggesting them records their
-        # distributions with the trial, as for any other engine.
+        # The trial was created holding its params: suggesting them reads them back.
         return TrialPlan(params=sample_optuna(self.settings.space, trial), epochs=epochs)
 
     def _oracle(self, trials: list[FrozenTrial], seed: int) -> Any:

@@ -46,7 +46,7 @@ from search.engines._base import (
     rss_mib,
     stop_requested,
 )
-from spaces import DENSE, get_builder
+from spaces import DENSE, get_builder, sample_optuna
 
 # A worker with nothing to claim (the other workers' trials would reach the target) looks
 # again after this many seconds: one of them may fail, or die and be retried.
@@ -191,7 +191,7 @@ class Lifecycle:
                 if proposal == WAIT:
                     return None
                 if isinstance(proposal, Proposal):
-                    study.enqueue_trial(proposal.params, user_attrs=proposal.attrs)
+                    _enqueue(study, settings, proposal)
             with warnings.catch_warnings():
                 # Optuna warns that heartbeats are meant for Study.optimize; this loop
                 # records them itself (_Heartbeat), as Optuna's FAQ says to.
@@ -369,3 +369,23 @@ def aborted_message(settings: StudySettings, in_a_row: int, reason: str, url: st
             f"{settings.data.source} --space FIXED.yaml --study {settings.study}-2`."
         )
     return f"{head}; fix the cause and run `{resume_command(settings.study, url)}`."
+
+
+def _enqueue(study: optuna.Study, settings: StudySettings, proposal: Proposal) -> None:
+    """The proposed point as a waiting trial that holds its whole point from the start.
+
+    ``study.enqueue_trial`` would store the values only as each is suggested, one write
+    each: a worker killed between two of them would leave a failed trial with part of its
+    point. Here the trial is made with its params and their distributions in one write;
+    suggesting them later reads them back."""
+    fixed = optuna.trial.FixedTrial(dict(proposal.params))
+    sample_optuna(settings.space, fixed)
+    study.add_trial(
+        optuna.trial.create_trial(
+            state=TrialState.WAITING,
+            params=fixed.params,
+            distributions=fixed.distributions,
+            user_attrs=dict(proposal.attrs),
+            system_attrs={"fixed_params": dict(proposal.params)},
+        )
+    )

@@ -209,3 +209,28 @@ def test_an_exhausted_space_stops_once_every_point_has_run(tmp_path: Path, algor
     trials = stored("two", url)[1]
     assert [t.state for t in trials] == [TrialState.COMPLETE, TrialState.COMPLETE]
     assert {t.params["optimizer"] for t in trials} == {"adam", "sgd"}
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used")
+def test_a_claimed_point_is_stored_whole_before_its_trial_trains(tmp_path: Path) -> None:
+    """A worker killed while its trial starts leaves a failed trial holding the whole point
+    it was given, not the part stored before the kill: the point goes in with the trial."""
+    import optuna
+
+    from search._storage import opened_storage
+    from search.engines._base import Proposal
+    from search.engines._lifecycle import _enqueue
+
+    url = f"sqlite:///{tmp_path / 'kt.db'}"
+    search.run(
+        "iris", TINY, trials=1, epochs=1, engine="kerastuner", algorithm="random",
+        study="w", storage=url, write_report=False,
+    )  # fmt: skip
+    settings = search.load_settings("w", url)
+    given = stored("w", url)[1][0].params
+    assert len(given) >= 2, given
+    with opened_storage(url) as storage:
+        study = optuna.load_study(study_name="w", storage=storage)
+        _enqueue(study, settings, Proposal(params=given, attrs={}))
+        trial = study.ask()  # claimed: nothing suggested yet
+        assert storage.get_trial(trial._trial_id).params == given
