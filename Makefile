@@ -9,6 +9,9 @@ STAMP := $(VENV)/.installed
 #   make install TORCH='torch --index-url https://download.pytorch.org/whl/cpu'
 TORCH ?= torch==2.13.0
 PYTEST_ARGS ?=
+# Test processes: most tests wait on single-threaded work (TensorFlow's import in the CLI
+# and worker processes they start, small models' training steps), so two use both cores.
+TEST_WORKERS ?= 2
 
 .PHONY: install install-run run test lint format bench clean
 
@@ -33,7 +36,7 @@ run: $(RUN_STAMP)
 	$(BIN)/hpsearch run --data digits --space mlp --trials 30
 
 test: $(STAMP)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -98,3 +98,22 @@ def keras_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     for proxy in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY"):
         monkeypatch.setenv(proxy, "http://127.0.0.1:9")
     return home
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """With pytest-xdist (``make test`` runs two processes, ``--dist loadgroup``): every
+    test that talks to the PostgreSQL server runs in one process, since two of them stop or
+    restart the server; the tests of a module that share a module-scoped fixture (a search
+    run once) run in one process, so it runs once."""
+    if not config.pluginmanager.hasplugin("xdist"):
+        return
+    for item in items:
+        info = getattr(item, "_fixtureinfo", None)
+        defs = info.name2fixturedefs if info is not None else {}
+        if "postgres_url" in defs or item.get_closest_marker("service"):
+            group = "postgresql"
+        elif any(d.scope == "module" for ds in defs.values() for d in ds):
+            group = item.nodeid.split("::", 1)[0]
+        else:
+            continue
+        item.add_marker(pytest.mark.xdist_group(group))
