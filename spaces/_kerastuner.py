@@ -103,10 +103,12 @@ def params_from_values(space: Space, values: Mapping[str, Any]) -> dict[str, Any
             active[param.name] = param.value
             continue
         raw = values[param.name]
+        # Within the declared range: KerasTuner's log-scaled Int maps the top of its unit
+        # interval (which its Bayesian oracle reaches) to one past ``high``.
         if isinstance(param, IntParam):
-            value: Any = int(raw)
+            value: Any = min(max(int(raw), param.low), param.high)
         elif isinstance(param, FloatParam):
-            value = float(raw)
+            value = min(max(float(raw), param.low), param.high)
         else:
             value = next(c for c in param.choices if _declared(param, c) == raw)
         active[param.name] = params[param.name] = value

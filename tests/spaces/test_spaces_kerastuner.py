@@ -106,6 +106,20 @@ def test_oracle_points_respect_the_conditions_and_read_back_as_the_space_types()
     assert 0 < seen_momentum < len(points) and 0 < seen_strength < len(points)
 
 
+def test_the_ends_of_kerastuners_unit_interval_read_back_within_the_declared_range() -> None:
+    """KerasTuner maps a probability of 1.0 (its Bayesian oracle's bound) on a log-scaled
+    Int to one past the top of the range: the point is read back within the range."""
+    hp = kerastuner_hyperparameters(KINDS)
+    for end in (0.0, 1.0):
+        values = {h.name: h.prob_to_value(end) for h in hp.space if hasattr(h, "prob_to_value")}
+        values["optimizer"] = "sgd"
+        params = params_from_values(KINDS, values)
+        assert params["units"] == (8 if end == 0.0 else 512), values["units"]
+        assert params["learning_rate"] == pytest.approx(1e-4 if end == 0.0 else 1e-1)
+        assert 1e-4 <= params["learning_rate"] <= 1e-1
+        assert 0.0 <= params["momentum"] <= 0.9
+
+
 @pytest.mark.parametrize("preset", list_presets())
 def test_every_preset_translates_to_valid_builder_inputs(preset: str) -> None:
     space = load_space(preset)
