@@ -46,7 +46,7 @@ from search.engines._base import (
     rss_mib,
     stop_requested,
 )
-from spaces import DENSE, get_builder, sample_optuna
+from spaces import DENSE, get_builder, optuna_distributions
 
 # A worker with nothing to claim (the other workers' trials would reach the target) looks
 # again after this many seconds: one of them may fail, or die and be retried.
@@ -378,14 +378,12 @@ def _enqueue(study: optuna.Study, settings: StudySettings, proposal: Proposal) -
     each: a worker killed between two of them would leave a failed trial with part of its
     point. Here the trial is made with its params and their distributions in one write;
     suggesting them later reads them back."""
-    fixed = optuna.trial.FixedTrial(dict(proposal.params))
-    sample_optuna(settings.space, fixed)
+    distributions = optuna_distributions(settings.space)
     study.add_trial(
         optuna.trial.create_trial(
             state=TrialState.WAITING,
-            params=fixed.params,
-            distributions=fixed.distributions,
+            params=dict(proposal.params),
+            distributions={name: distributions[name] for name in proposal.params},
             user_attrs=dict(proposal.attrs),
-            system_attrs={"fixed_params": dict(proposal.params)},
         )
     )
