@@ -25,9 +25,11 @@ from search._errors import (
     SearchInterrupted,
 )
 from search._live import DEFAULT_EVERY_SECONDS, DEFAULT_EVERY_TRIALS, LiveReport
+from search._machine import available_cores
 from search._pool import (
     DEFAULT_MAX_MEMORY_MIB,
     DEFAULT_RECYCLE_AFTER,
+    WarmWorkers,
     resolve_workers,
     run_workers,
 )
@@ -229,7 +231,11 @@ def run(
         from reports._html import check_writable
 
         check_writable(report_path)  # before the search spends anything
-    with opened_storage(url, for_writing=True) as store:
+    # The workers import TensorFlow (most of a short search's time) while this process
+    # opens the storage, loads the data and prepares the study; on one core there is nothing
+    # to overlap, and they start when the study is ready.
+    warm_count = count if available_cores() > 1 else 0
+    with WarmWorkers(warm_count) as warm, opened_storage(url, for_writing=True) as store:
         # Two processes that start the same study together must not both create it.
         with exclusive(url, f"study:{study}"):
             settings = _prepare(store, study, url, data, data_ref, space_obj, trials, given,
@@ -239,7 +245,7 @@ def run(
                               every_trials=report_every, every_seconds=report_seconds)  # fmt: skip
         try:
             result = _search(store, settings, url, sink, count, chosen, timeout,
-                             recycle_after, max_worker_memory)  # fmt: skip
+                             recycle_after, max_worker_memory, warm)  # fmt: skip
         except (SearchAborted, SearchInterrupted) as exc:
             # The trials so far are stored: the report shows them, and where it is.
             if write_report and _report_quietly(store, study, report_path):
@@ -359,8 +365,10 @@ def _search(
     timeout: float | None,
     recycle_after: int,
     max_worker_memory: float,
+    warm: WarmWorkers | None = None,
 ) -> SearchResult:
-    """Run the workers until the study holds its target; how it ended, from the database."""
+    """Run the workers until the study holds its target; how it ended, from the database.
+    The first workers are taken from ``warm`` (started while the study was prepared)."""
     deadline = None if timeout is None else time.time() + timeout
     counts, best = _tally(store, settings.study)
     done = finished_count(counts)
@@ -385,6 +393,7 @@ def _search(
                 deadline=deadline,
                 recycle_after=recycle_after,
                 max_memory_mib=max_worker_memory,
+                warm=warm,
             )
             counts, best = _tally(store, settings.study)
             done = finished_count(counts)
@@ -396,6 +405,8 @@ def _search(
         elif stopped != "already":
             stopped = "target"
     finally:
+        if warm is not None:  # none left to take: stop the idle ones before the report
+            warm.close()
         progress.search_ended()
     return SearchResult(
         study=settings.study,

@@ -6,6 +6,8 @@ own from the database (see the Engine contract), so a pool on one machine, plain
 others and several ``hpsearch run`` commands all share one study the same way.
 
 The pool:
+- takes its first workers warm (``WarmWorkers``): started before the study was ready, they
+  imported TensorFlow while ``hpsearch run`` prepared it, and get their arguments on stdin;
 - passes every worker's progress on to one ProgressSink (``worker`` = its slot);
 - starts a fresh process in a slot whose worker recycled itself (after ``recycle_after``
   trials or past ``max_memory_mib``: TensorFlow keeps a few MiB per trial that only a new
@@ -112,34 +114,26 @@ def run_workers(
     deadline: float | None = None,
     recycle_after: int = DEFAULT_RECYCLE_AFTER,
     max_memory_mib: float = DEFAULT_MAX_MEMORY_MIB,
+    warm: WarmWorkers | None = None,
 ) -> str:
     """Run ``workers`` worker processes on ``study`` until none is needed; see the module.
 
-    Returns why a slot was given up (its workers kept dying), or "" when none was."""
+    Workers are taken from ``warm`` while it holds any, then started. Returns why a slot was
+    given up (its workers kept dying), or "" when none was."""
     threads = thread_caps(workers)
     selector = selectors.DefaultSelector()
     slots: dict[int, _Slot] = {}
     state = _State()
 
     def start(index: int) -> None:
-        read, write = os.pipe()
-        env = {**os.environ, STORAGE_ENV: url, EVENTS_ENV: str(write)}
-        env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-        args = [sys.executable, "-m", "search._worker", "--slot", str(index)]
-        args += ["--recycle-after", str(recycle_after), "--max-memory", str(max_memory_mib)]
-        args += ["--threads", f"{threads[0]},{threads[1]}"]
+        args = ["--slot", str(index), "--recycle-after", str(recycle_after)]
+        args += ["--max-memory", str(max_memory_mib), "--threads", f"{threads[0]},{threads[1]}"]
         if deadline is not None:
             args += ["--deadline", repr(deadline)]
         args += ["--", study]  # a name may look like an option
-        proc = subprocess.Popen(
-            args,
-            env=env,
-            pass_fds=(write,),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            start_new_session=True,  # signals reach a worker through the pool only
-        )
-        os.close(write)
+        env = {STORAGE_ENV: url}
+        ready = warm.take() if warm is not None else None
+        proc, read = ready.assign(args, env) if ready is not None else _spawn(args, env)
         stream = os.fdopen(read, "r", encoding="utf-8")
         slot = _Slot(index, proc, stream)
         slots[index] = slot
@@ -239,6 +233,93 @@ def run_workers(
             f"failed as interrupted; continue with `{resume_command(study, url)}`."
         )
     return state.gave_up
+
+
+def _spawn(
+    args: list[str], env: dict[str, str], *, warm: bool = False
+) -> tuple[subprocess.Popen[bytes], int]:
+    """Start ``python -m search._worker ARGS`` (or a warm one, ``--warm``, whose arguments
+    come later on its stdin) with ``env`` added; returns it and the read end of the pipe
+    its events come through."""
+    read, write = os.pipe()
+    full_env = {**os.environ, **env, EVENTS_ENV: str(write)}
+    full_env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "search._worker", *(["--warm"] if warm else args)],
+            env=full_env,
+            pass_fds=(write,),
+            stdin=subprocess.PIPE if warm else subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            start_new_session=True,  # signals reach a worker through the pool only
+        )
+    except BaseException:
+        os.close(read)
+        raise
+    finally:
+        os.close(write)
+    return proc, read
+
+
+@dataclass
+class WarmWorker:
+    """A worker process started before its study is ready: it imports what every worker
+    needs (TensorFlow and Keras, Optuna, scikit-learn), the seconds most of a short search
+    would otherwise wait for, then waits for its arguments on stdin (``assign``)."""
+
+    proc: subprocess.Popen[bytes]
+    events: int  # the read end of its events pipe
+
+    def assign(self, args: list[str], env: dict[str, str]) -> tuple[subprocess.Popen[bytes], int]:
+        """Send the worker its arguments and environment (the storage URL, never on a
+        command line); returns it and its events pipe, as ``_spawn`` does. A worker that died
+        warming up is returned all the same: its events pipe ends at once, and the pool
+        treats it as any worker that died."""
+        assert self.proc.stdin is not None
+        with contextlib.suppress(BrokenPipeError, OSError):
+            self.proc.stdin.write((json.dumps({"args": args, "env": env}) + "\n").encode())
+        with contextlib.suppress(BrokenPipeError, OSError):
+            self.proc.stdin.close()
+        return self.proc, self.events
+
+
+class WarmWorkers:
+    """Warm workers started together for ``run_workers`` to take; ``close`` (or the end of a
+    ``with`` block) kills those not taken, none of which has touched a study: the study
+    needed none, or preparing it failed."""
+
+    def __init__(self, count: int) -> None:
+        self._idle: list[WarmWorker] = []
+        try:
+            for _ in range(count):
+                self._idle.append(WarmWorker(*_spawn([], {}, warm=True)))
+        except BaseException:
+            self.close()
+            raise
+
+    def take(self) -> WarmWorker | None:
+        return self._idle.pop(0) if self._idle else None
+
+    def pids(self) -> list[int]:
+        """The process ids of the workers not taken yet, in the order they are taken."""
+        return [worker.proc.pid for worker in self._idle]
+
+    def close(self) -> None:
+        while self._idle:
+            worker = self._idle.pop()
+            with contextlib.suppress(ProcessLookupError):
+                worker.proc.kill()
+            worker.proc.wait()
+            if worker.proc.stdin is not None:
+                with contextlib.suppress(OSError):
+                    worker.proc.stdin.close()
+            os.close(worker.events)
+
+    def __enter__(self) -> WarmWorkers:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def _signal_name(code: int) -> str:

@@ -6,6 +6,10 @@ show a password) and a pipe for its events in ``$HPSEARCH_EVENTS_FD``. Everythin
 needs is in the database: the study's stored settings, its target, its trials; the data is
 loaded here and must have the stored fingerprint.
 
+``hpsearch run`` starts its first workers warm (``python -m search._worker --warm``) before
+the study is ready: they import TensorFlow while the command prepares the study, then read
+the same arguments and the storage URL as one JSON line on stdin.
+
 Events are JSON lines ``{"e": method, "a": [args]}``: the ProgressSink calls of the engine,
 then one ``exit`` event saying why the worker stopped (target, timeout, recycle, interrupted,
 orphaned, error). Ctrl-C and SIGTERM both ask the engine to stop (``request_stop``): it
@@ -131,7 +135,36 @@ def _die_with_parent() -> None:
         pass
 
 
+def _warm_up() -> tuple[list[str], dict[str, str]] | None:
+    """A warm worker (``python -m search._worker --warm``, ``search._pool.warm_workers``):
+    import what every worker needs, then wait for the pool to send the arguments and
+    environment it would otherwise have started this process with. None when the pool
+    closes stdin without sending any (the study needed no worker) or interrupts the wait."""
+    try:
+        import optuna  # noqa: F401
+        import sklearn.datasets  # noqa: F401
+
+        from search._keras import import_keras
+
+        import_keras()
+        line = sys.stdin.readline()
+    except KeyboardInterrupt:
+        return None
+    if not line:
+        return None
+    message = json.loads(line)
+    return [str(a) for a in message["args"]], {str(k): str(v) for k, v in message["env"].items()}
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv == ["--warm"]:
+        _die_with_parent()
+        assigned = _warm_up()
+        if assigned is None:
+            return 0
+        argv, env = assigned
+        os.environ.update(env)
     parser = argparse.ArgumentParser(prog="python -m search._worker")
     parser.add_argument("study")
     parser.add_argument("--slot", type=int, default=0)

@@ -17,7 +17,11 @@ import pytest
 import yaml
 from optuna.trial import FrozenTrial, TrialState
 
+import search
 from reports import history_of
+from search._errors import DataError
+from search._pool import WarmWorkers, run_workers
+from search._progress import NullProgress
 from search._storage import opened_storage
 
 pytestmark = pytest.mark.slow
@@ -271,6 +275,57 @@ def test_a_worker_joins_a_study_on_its_stored_settings(tmp_path: Path) -> None:
     missing = _start(["worker", "nosuch", "--storage", url], tmp_path)
     code, _, err = _finish(missing)
     assert code == 1 and "nosuch" in err and "Traceback" not in err
+
+
+def _warm_children() -> list[int]:
+    """The warm workers this process started that are still alive."""
+    me = str(os.getpid())
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            status = (entry / "status").read_text()
+            command = (entry / "cmdline").read_bytes()
+        except OSError:  # gone meanwhile
+            continue
+        if f"\nPPid:\t{me}\n" in status and b"search._worker\x00--warm" in command:
+            found.append(int(entry.name))
+    return found
+
+
+def test_warm_workers_are_taken_first_and_the_idle_ones_are_stopped(tmp_path: Path) -> None:
+    """The pool's first workers are the warm ones (started before the study was ready):
+    they train its trials with the study's settings; one not taken is killed, not left
+    importing TensorFlow."""
+    url = f"sqlite:///{tmp_path / 'warm.db'}"
+    created = [*_run_args(_space(tmp_path), "warm", 2, 1, url), "--timeout", "0"]
+    code, _, err = _finish(_start(created, tmp_path))  # the study, and no trial yet
+    assert code == 0, err
+    assert _trials(url, "warm") == []
+    with WarmWorkers(2) as warm:
+        first, second = warm.pids()
+        assert sorted(_warm_children()) == sorted([first, second])
+        run_workers("warm", url, workers=1, progress=NullProgress(), warm=warm)
+        assert warm.pids() == [second]
+    assert _warm_children() == []
+    trials = _check_study(url, "warm", target=2, epochs=1)
+    assert {t.user_attrs["worker"]["pid"] for t in trials} == {first}
+
+
+def test_a_search_that_fails_before_its_first_trial_leaves_no_worker(tmp_path: Path) -> None:
+    """`run` starts its workers while it prepares the study; when preparing fails (here the
+    data file is not a data file), they are gone by the time the error reaches the caller,
+    and the study was never created."""
+    bad = tmp_path / "bad.csv"
+    bad.write_bytes(b"\x00\x01 not a table")
+    url = f"sqlite:///{tmp_path / 'failed.db'}"
+    with pytest.raises(DataError):
+        search.run(str(bad), _space(tmp_path), trials=2, storage=url, workers=2,
+                   write_report=False)  # fmt: skip
+    assert _warm_children() == []
+    with opened_storage(url, for_writing=False) as storage:
+        assert optuna.get_all_study_names(storage) == []
 
 
 # --- a PostgreSQL server that restarts, or stays down ---------------------------------
