@@ -104,6 +104,13 @@
    setting is chosen, the second half checks it on searches it was not chosen on.
    ``--runs-dir`` keeps the searches' databases and reuses them, to replay other settings.
 
+9. A short search on every core (``--only short``): part 1's three sides, not pinned, with
+   ``--short-trials`` (1) trial(s) and ``--short-rounds`` (5) rounds: what a user waits for
+   when a search is mostly start-up (importing TensorFlow, opening the database, loading the
+   data), where hpsearch's own start-up is measured against a script that does only the
+   first and runs in one process. Goal, as in part 1: hpsearch at most 0.5x the wall time of
+   (b) and of (c) (not expected of one trial; the ratio says how far start-up is from it).
+
 The tables and the machine they ran on (CPU, cores, memory, library versions, date) go to
 docs/benchmarks.md (``--output``; not with ``--quick`` unless asked).
 
@@ -146,7 +153,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SPACE = "benchmarks/fixed.yaml"  # relative to ROOT, where every command runs
 BIN = Path(sys.executable).parent
 PIN = ("taskset", "-c", "0")
-PARTS = ("anchors", "workers", "rss", "target", "data", "report", "large", "pruners")
+PARTS = ("anchors", "workers", "rss", "target", "data", "report", "large", "pruners", "short")
 GOAL_TIME = 0.5  # hpsearch / anchor, wall time: at most
 GOAL_WORKERS = 1.8  # throughput of --workers 2 / --workers 1: at least
 GOAL_TARGET = 0.5  # time to target, hpsearch's default / unpruned TPE: at most
@@ -288,8 +295,14 @@ class Side:
         return median([sum(r["epochs_run"]) for r in self.records])
 
 
-def compare_anchors(args: argparse.Namespace) -> dict[str, Any]:
-    n, e, p = args.trials, args.epochs, args.patience
+def compare_anchors(
+    args: argparse.Namespace, *, trials: int | None = None, pinned: bool = True
+) -> dict[str, Any]:
+    """Part 1 (each process pinned to core 0), or part 9 (``pinned=False``: a short search
+    on every core, as a user runs one)."""
+    n, e, p = trials or args.trials, args.epochs, args.patience
+    pin = PIN if pinned else ()
+    rounds = args.rounds if pinned else args.short_rounds
     py = sys.executable
     common = ["--trials", str(n), "--epochs", str(e), "--patience", str(p)]
     sides = [
@@ -315,14 +328,15 @@ def compare_anchors(args: argparse.Namespace) -> dict[str, Any]:
         ),
     ]
     log(
-        f"\n1. hpsearch vs. anchors: {n} trials, up to {e} epochs, patience {p}, "
-        f"{args.rounds} round(s), each process on core 0"
+        f"\n{'1' if pinned else '9'}. hpsearch vs. anchors: {n} trial(s), up to {e} epochs, "
+        f"patience {p}, {rounds} round(s), "
+        + ("each process on core 0" if pinned else "each process on every core")
     )
-    for r in range(args.rounds):
+    for r in range(rounds):
         for side in sides:
             with tempfile.TemporaryDirectory(prefix="hpsearch-bench-") as name:
                 tmp = Path(name)
-                run = timed([*PIN, *side.command(tmp)])
+                run = timed([*pin, *side.command(tmp)])
                 record = side.record(tmp, run)
             if record["trials"] != n:
                 raise BenchError(f"({side.key}) ran {record['trials']} trials, not {n}")
@@ -339,7 +353,8 @@ def compare_anchors(args: argparse.Namespace) -> dict[str, Any]:
         "n": n,
         "e": e,
         "p": p,
-        "rounds": args.rounds,
+        "rounds": rounds,
+        "pinned": pinned,
         "same": same,
         "sides": [],
     }
@@ -1282,35 +1297,7 @@ def write_report(
         f"Command: `{shlex.join(['.venv/bin/python', 'benchmarks/run.py', *sys.argv[1:]])}`",
     ]
     if "anchors" in results:
-        r = results["anchors"]
-        lines += [
-            "",
-            "## 1. hpsearch vs. hand-written anchors",
-            "",
-            f"{r['n']} trials of `benchmarks/fixed.yaml` on digits, up to {r['e']} epochs, "
-            f"patience {r['p']}; whole processes, each pinned to core 0 (`taskset -c 0`), "
-            f"alternated a, b, c for {r['rounds']} round(s); medians. "
-            f"Same work: {r['same']['summary']}.",
-            "",
-            "| side | wall (median) | runs (s) | CPU (median) | epochs trained |",
-            "| --- | ---: | --- | ---: | ---: |",
-        ]
-        for s in r["sides"]:
-            runs = ", ".join(f"{w:.1f}" for w in s["walls"])
-            lines.append(
-                f"| ({s['key']}) {s['label']} | {s['wall']:.1f} s | {runs} "
-                f"| {s['cpu']:.1f} s | {s['epochs']:.0f} |"
-            )
-        lines += [
-            "",
-            "| ratio | wall | CPU | wall per epoch trained | goal (wall) |",
-            "| --- | ---: | ---: | ---: | --- |",
-        ]
-        for key, (wall, cpu, per_epoch) in r["ratios"].items():
-            lines.append(
-                f"| hpsearch / ({key}) | **{wall:.2f}** | {cpu:.2f} | {per_epoch:.2f} "
-                f"| <= {GOAL_TIME:.2f}: {verdict(wall <= GOAL_TIME)} |"
-            )
+        lines += _anchor_lines(results["anchors"], "## 1. hpsearch vs. hand-written anchors")
     if "workers" in results:
         r = results["workers"]
         lines += [
@@ -1475,9 +1462,49 @@ def write_report(
         ]
     if "pruners" in results:
         lines += _pruner_tables(results["pruners"])
+    if "short" in results:
+        lines += _anchor_lines(results["short"], "## 9. A short search, on every core")
     lines = _keep_sections(path, lines, results)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def _anchor_lines(r: dict[str, Any], heading: str) -> list[str]:
+    """Part 1's tables, or part 9's (the same comparison, not pinned)."""
+    how = (
+        "each pinned to core 0 (`taskset -c 0`)"
+        if r.get("pinned", True)
+        else "not pinned (every core, as a user runs them)"
+    )
+    lines = [
+        "",
+        heading,
+        "",
+        f"{r['n']} trial(s) of `benchmarks/fixed.yaml` on digits, up to {r['e']} epochs, "
+        f"patience {r['p']}; whole processes, {how}, "
+        f"alternated a, b, c for {r['rounds']} round(s); medians. "
+        f"Same work: {r['same']['summary']}.",
+        "",
+        "| side | wall (median) | runs (s) | CPU (median) | epochs trained |",
+        "| --- | ---: | --- | ---: | ---: |",
+    ]
+    for s in r["sides"]:
+        runs = ", ".join(f"{w:.1f}" for w in s["walls"])
+        lines.append(
+            f"| ({s['key']}) {s['label']} | {s['wall']:.1f} s | {runs} "
+            f"| {s['cpu']:.1f} s | {s['epochs']:.0f} |"
+        )
+    lines += [
+        "",
+        "| ratio | wall | CPU | wall per epoch trained | goal (wall) |",
+        "| --- | ---: | ---: | ---: | --- |",
+    ]
+    for key, (wall, cpu, per_epoch) in r["ratios"].items():
+        lines.append(
+            f"| hpsearch / ({key}) | **{wall:.2f}** | {cpu:.2f} | {per_epoch:.2f} "
+            f"| <= {GOAL_TIME:.2f}: {verdict(wall <= GOAL_TIME)} |"
+        )
+    return lines
 
 
 def _pruner_tables(r: dict[str, Any]) -> list[str]:
@@ -1586,6 +1613,7 @@ SECTIONS = {
     "report": "## 6.",
     "large": "## 7.",
     "pruners": "## 8.",
+    "short": "## 9.",
 }
 
 
@@ -1665,6 +1693,8 @@ def main() -> None:
         type=Path,
         help="keep the searches of 8. here and reuse those already there [none: not kept]",
     )
+    parser.add_argument("--short-trials", type=int, default=1, help="trials per search in 9. [1]")
+    parser.add_argument("--short-rounds", type=int, help="alternated rounds in 9. [5; quick 1]")
     parser.add_argument("--quick", action="store_true", help="4 trials, 5 epochs, 1 round")
     parser.add_argument(
         "--only", default=",".join(PARTS), help=f"comma-separated parts to run [{','.join(PARTS)}]"
@@ -1677,6 +1707,7 @@ def main() -> None:
     args.trials = args.trials or (4 if quick else 12)
     args.epochs = args.epochs or (5 if quick else 15)
     args.rounds = args.rounds or (1 if quick else 3)
+    args.short_rounds = args.short_rounds or (1 if quick else 5)
     args.workers_trials = args.workers_trials or (4 if quick else 32)
     if args.target_seconds is not None and not args.target_seconds > 0:
         parser.error(f"--target-seconds: expected seconds > 0; got {args.target_seconds:g}")
@@ -1735,6 +1766,8 @@ def main() -> None:
             results["large"] = compare_on_large_data(args)
         if "pruners" in parts:
             results["pruners"] = choose_pruner(args)
+        if "short" in parts:
+            results["short"] = compare_anchors(args, trials=args.short_trials, pinned=False)
     except BenchError as exc:
         sys.exit(f"benchmark failed: {exc}")
     if code_fingerprint() != code:
