@@ -232,9 +232,10 @@ def run(
 
         check_writable(report_path)  # before the search spends anything
     # The workers import TensorFlow (most of a short search's time) while this process
-    # opens the storage, loads the data and prepares the study; on one core there is nothing
-    # to overlap, and they start when the study is ready.
-    warm_count = count if available_cores() > 1 else 0
+    # opens the storage, loads the data and prepares the study: as many as leave this
+    # process a core of its own (none on one core, where nothing overlaps), the others
+    # start when the study is ready.
+    warm_count = max(0, min(count, available_cores() - 1))
     with WarmWorkers(warm_count) as warm, opened_storage(url, for_writing=True) as store:
         # Two processes that start the same study together must not both create it.
         with exclusive(url, f"study:{study}"):

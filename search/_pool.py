@@ -26,6 +26,7 @@ The pool's own process never imports TensorFlow.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import selectors
@@ -46,6 +47,8 @@ from search._storage import STORAGE_ENV, resume_command
 
 # The pipe a worker writes its events to (a file descriptor number).
 EVENTS_ENV = "HPSEARCH_EVENTS_FD"
+# The process id of the pool that started a worker.
+POOL_PID_ENV = "HPSEARCH_POOL_PID"
 
 # How long stopping workers may take to store their interrupted trial before they are killed.
 STOP_GRACE_S = 60.0
@@ -241,8 +244,8 @@ def _spawn(
     """Start ``python -m search._worker ARGS`` (or a warm one, ``--warm``, whose arguments
     come later on its stdin) with ``env`` added; returns it and the read end of the pipe
     its events come through."""
-    read, write = os.pipe()
-    full_env = {**os.environ, **env, EVENTS_ENV: str(write)}
+    read, write = (_above_stdio(fd) for fd in os.pipe())
+    full_env = {**os.environ, **env, EVENTS_ENV: str(write), POOL_PID_ENV: str(os.getpid())}
     full_env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     try:
         proc = subprocess.Popen(
@@ -259,6 +262,17 @@ def _spawn(
     finally:
         os.close(write)
     return proc, read
+
+
+def _above_stdio(fd: int) -> int:
+    """``fd``, or a copy of it numbered 3 or more: a process started with its stdin or
+    stdout closed gets those numbers for its first pipes, and a worker's events pipe must not
+    be one its stdin or stdout (/dev/null) replaces."""
+    if fd > 2:
+        return fd
+    moved = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 3)
+    os.close(fd)
+    return moved
 
 
 @dataclass

@@ -2,7 +2,8 @@
 
 Started by the pool (``search._pool``) as ``python -m search._worker STUDY --slot I ...``,
 with the storage URL in ``$HPSEARCH_STORAGE`` (never on the command line, where ``ps`` would
-show a password) and a pipe for its events in ``$HPSEARCH_EVENTS_FD``. Everything a worker
+show a password), a pipe for its events in ``$HPSEARCH_EVENTS_FD`` and the pool's process id
+in ``$HPSEARCH_POOL_PID`` (a worker whose pool is gone exits). Everything a worker
 needs is in the database: the study's stored settings, its target, its trials; the data is
 loaded here and must have the stored fingerprint.
 
@@ -34,7 +35,7 @@ from search._errors import (
     debugging,
     describe_error,
 )
-from search._pool import EVENTS_ENV
+from search._pool import EVENTS_ENV, POOL_PID_ENV
 from search._progress import ProgressSink
 from search._storage import STORAGE_ENV, opened_storage, redact, resume_command
 from search.engines import WorkerLimits
@@ -158,8 +159,14 @@ def _warm_up() -> tuple[list[str], dict[str, str]] | None:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    # The pool that started this process says who it is: a pool that died before the line
+    # below took effect (its worker then has another parent) must not leave it running.
+    pool = os.environ.get(POOL_PID_ENV, "")
+    parent = int(pool) if pool.isdigit() else os.getppid()
+    _die_with_parent()
+    if os.getppid() != parent:
+        return 1
     if argv == ["--warm"]:
-        _die_with_parent()
         assigned = _warm_up()
         if assigned is None:
             return 0
@@ -173,10 +180,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-memory", type=float, default=0.0)
     parser.add_argument("--threads", default=None, help="INTRA,INTER")
     args = parser.parse_args(argv)
-    parent = os.getppid()
-    _die_with_parent()
-    if os.getppid() != parent:  # the pool died before the line above took effect
-        return 1
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
     fd = os.environ.get(EVENTS_ENV)

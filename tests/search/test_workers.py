@@ -22,7 +22,7 @@ from reports import history_of
 from search._errors import DataError
 from search._pool import WarmWorkers, run_workers
 from search._progress import NullProgress
-from search._storage import opened_storage
+from search._storage import exclusive, opened_storage
 
 pytestmark = pytest.mark.slow
 HPSEARCH = str(Path(sys.executable).with_name("hpsearch"))
@@ -326,6 +326,79 @@ def test_a_search_that_fails_before_its_first_trial_leaves_no_worker(tmp_path: P
     assert _warm_children() == []
     with opened_storage(url, for_writing=False) as storage:
         assert optuna.get_all_study_names(storage) == []
+
+
+def _workers_of(pool: int) -> list[int]:
+    """The live worker processes the pool process ``pool`` started (its pid is in their
+    environment), wherever they were reparented."""
+    mark = f"HPSEARCH_POOL_PID={pool}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if (entry / "stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
+                continue  # a zombie is dead, only not reaped yet
+            if mark in (entry / "environ").read_bytes().split(b"\x00"):
+                found.append(int(entry.name))
+        except OSError:  # gone meanwhile
+            continue
+    return found
+
+
+def _blocked_in_preparation(tmp_path: Path, url: str) -> subprocess.Popen[str]:
+    """`hpsearch run` with two workers, held while it prepares its study (the test holds
+    the lock the study is created under) once its warm worker exists."""
+    args = [*_run_args(_space(tmp_path), "held", 2, 1, url), "--workers", "2"]
+    proc = _start(args, tmp_path)
+    deadline = time.monotonic() + 60
+    while not _workers_of(proc.pid):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.01)
+    return proc
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="warm workers need 2 cores")
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "kill-9"])
+def test_a_run_stopped_while_it_prepares_leaves_no_worker(tmp_path: Path, signum: int) -> None:
+    """SIGTERM while the study is being prepared stops the run as Ctrl-C does (one line,
+    130); kill -9 at the moment its warm worker starts takes the worker with it, even before
+    that worker could ask the kernel to (it checks which process started it)."""
+    url = f"sqlite:///{tmp_path / 'held.db'}"
+    with exclusive(url, "study:held"):
+        proc = _blocked_in_preparation(tmp_path, url)
+        proc.send_signal(signum)
+        proc.wait(timeout=60)  # not communicate(): a worker left over holds its stderr
+    # A worker notices within the second it takes to start Python and import hpsearch; left
+    # to itself, it would import TensorFlow first (seconds) and only then find its pool gone.
+    deadline = time.monotonic() + 3
+    while _workers_of(proc.pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _workers_of(proc.pid) == []
+    code, _, err = _finish(proc)
+    if signum == signal.SIGTERM:
+        assert code == 130, err
+        assert err.strip().startswith("interrupted:") and len(err.strip().splitlines()) == 1
+    else:
+        assert code == -signal.SIGKILL
+
+
+def test_a_run_started_with_stdin_and_stdout_closed_hears_every_worker(tmp_path: Path) -> None:
+    """A process started with fds 0 and 1 closed gets them for its first pipes: a worker's
+    events pipe must not be one of them (the worker's /dev/null stdout would replace it, its
+    progress would be lost, and the pool would take it for dead)."""
+    url = f"sqlite:///{tmp_path / 'closed.db'}"
+    args = [*_run_args(_space(tmp_path), "closed", 2, 1, url), "--workers", "2"]
+    args.remove("--quiet")
+    proc = subprocess.run(
+        ["bash", "-c", 'exec "$@" <&- >&-', "bash", HPSEARCH, *args], cwd=tmp_path,
+        env=_env(), capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "died" not in proc.stderr
+    assert "2/2 finished" in proc.stderr
+    trials = _check_study(url, "closed", target=2, epochs=1)
+    assert len({t.user_attrs["worker"]["pid"] for t in trials}) <= 2
 
 
 # --- a PostgreSQL server that restarts, or stays down ---------------------------------
