@@ -236,7 +236,10 @@ def run(
     # process a core of its own (none on one core, where nothing overlaps), the others
     # start when the study is ready.
     warm_count = max(0, min(count, available_cores() - 1))
-    with WarmWorkers(warm_count) as warm, opened_storage(url, for_writing=True) as store:
+    with (
+        WarmWorkers(warm_count) as warm,
+        opened_storage(url, for_writing=True, patient=False) as store,
+    ):
         # Two processes that start the same study together must not both create it.
         with exclusive(url, f"study:{study}"):
             settings = _prepare(store, study, url, data, data_ref, space_obj, trials, given,

@@ -207,12 +207,16 @@ def sqlite_path(url: str) -> Path | None:
     return None if path in ("", ":memory:") else Path(path)
 
 
-def open_storage(url: str | None = None, *, for_writing: bool = True) -> RDBStorage:
+def open_storage(
+    url: str | None = None, *, for_writing: bool = True, patient: bool = True
+) -> RDBStorage:
     """Open (for writing: create if needed) the storage, with heartbeats when writing.
 
     Reading a SQLite file that does not exist is an error rather than a new empty file.
     Writing creates the schema once, under ``exclusive``, however many workers start at the
     same instant; the storage then retries calls that lose the connection (see the module).
+    Not ``patient`` (a command the user just started): a database server that cannot be
+    reached at all is an error at once, rather than a lost connection waited for.
     """
     resolved = resolve_url(url)
     path = sqlite_path(resolved)
@@ -249,6 +253,8 @@ def open_storage(url: str | None = None, *, for_writing: bool = True) -> RDBStor
             # the writer fail on a duplicate row), so readers wait for the schema too.
             with exclusive(resolved, "schema", patient=False):
                 return RDBStorage(resolved, engine_kwargs=engine_kwargs, **kwargs)
+        if not patient and resolved.startswith("postgresql"):
+            _lock_engine(resolved).connect().close()
         with exclusive(resolved, "schema"):
             storage = RDBStorage(resolved, engine_kwargs=engine_kwargs, **kwargs)
             if path is not None:
@@ -565,9 +571,11 @@ def close_storage(storage: RDBStorage) -> None:
 
 
 @contextlib.contextmanager
-def opened_storage(url: str | None = None, *, for_writing: bool = True) -> Iterator[RDBStorage]:
+def opened_storage(
+    url: str | None = None, *, for_writing: bool = True, patient: bool = True
+) -> Iterator[RDBStorage]:
     """``open_storage`` as a context manager that closes the connections afterwards."""
-    storage = open_storage(url, for_writing=for_writing)
+    storage = open_storage(url, for_writing=for_writing, patient=patient)
     try:
         yield storage
     finally:

@@ -161,6 +161,11 @@ CASES: dict[str, Case] = {
         1,
         ("bob:***@127.0.0.1:1/x", "cannot open the storage"),
     ),
+    "a search started on a server that is down": Case(
+        ("run", "--data", "iris", "--storage", f"postgresql://bob:{SECRET}@{PG_DOWN}/x"),
+        1,
+        ("bob:***@127.0.0.1:1/x", "cannot open the storage", "Check that the server runs"),
+    ),
     "password as a query parameter, server refuses": Case(
         ("trials", "s", "--storage", f"postgresql://bob@{PG_DOWN}/x?password={SECRET}"),
         1,
