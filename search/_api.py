@@ -236,31 +236,42 @@ def run(
     # process a core of its own (none on one core, where nothing overlaps), the others
     # start when the study is ready.
     warm_count = max(0, min(count, available_cores() - 1))
-    with (
-        WarmWorkers(warm_count) as warm,
-        opened_storage(url, for_writing=True, patient=False) as store,
-    ):
-        # Two processes that start the same study together must not both create it.
-        with exclusive(url, f"study:{study}"):
-            settings = _prepare(store, study, url, data, data_ref, space_obj, trials, given,
-                                data_given)  # fmt: skip
-        if write_report and (report_every or report_seconds):
-            sink = LiveReport(sink, url=url, study=study, path=report_path,
-                              every_trials=report_every, every_seconds=report_seconds)  # fmt: skip
-        try:
-            result = _search(store, settings, url, sink, count, chosen, timeout,
-                             recycle_after, max_worker_memory, warm)  # fmt: skip
-        except (SearchAborted, SearchInterrupted) as exc:
-            # The trials so far are stored: the report shows them, and where it is.
-            if write_report and _report_quietly(store, study, report_path):
-                raise type(exc)(f"{exc} Report: {report_path.resolve()}") from None
-            raise
-        if write_report:
-            from reports import write_report as _write_report
+    searching = False
+    try:
+        with (
+            WarmWorkers(warm_count) as warm,
+            opened_storage(url, for_writing=True, patient=False) as store,
+        ):
+            # Two processes that start the same study together must not both create it.
+            with exclusive(url, f"study:{study}"):
+                settings = _prepare(store, study, url, data, data_ref, space_obj, trials,
+                                    given, data_given)  # fmt: skip
+            if write_report and (report_every or report_seconds):
+                sink = LiveReport(sink, url=url, study=study, path=report_path,
+                                  every_trials=report_every,
+                                  every_seconds=report_seconds)  # fmt: skip
+            searching = True
+            try:
+                result = _search(store, settings, url, sink, count, chosen, timeout,
+                                 recycle_after, max_worker_memory, warm)  # fmt: skip
+            except (SearchAborted, SearchInterrupted) as exc:
+                # The trials so far are stored: the report shows them, and where it is.
+                if write_report and _report_quietly(store, study, report_path):
+                    raise type(exc)(f"{exc} Report: {report_path.resolve()}") from None
+                raise
+            if write_report:
+                from reports import write_report as _write_report
 
-            written = _write_report(store, study, report_path)
-            result = dataclasses.replace(result, report=str(Path(written).resolve()))
-        return result
+                written = _write_report(store, study, report_path)
+                result = dataclasses.replace(result, report=str(Path(written).resolve()))
+            return result
+    except KeyboardInterrupt:
+        if searching:
+            raise
+        raise SearchInterrupted(
+            f"study {study!r}: interrupted before a trial started; nothing was trained. The "
+            "same command starts it (or goes on with it) again."
+        ) from None
 
 
 def _check_refresh(every: int, seconds: float) -> None:
