@@ -97,6 +97,7 @@ class _Slot:
     stream: TextIO
     exit: dict[str, Any] | None = None
     trials: int = 0
+    running: int | None = None  # the number of the trial it trains
     buffer: str = ""
 
 
@@ -151,8 +152,11 @@ def run_workers(
         if name == "exit":
             slot.exit = event
         elif name in ("trial_started", "epoch_ended", "trial_ended", "note"):
+            if name == "trial_started":
+                slot.running = event.get("a", [None])[0]
             if name == "trial_ended":
                 slot.trials += 1
+                slot.running = None
                 state.deaths[slot.index] = 0
             getattr(progress, name)(*event.get("a", []), worker=slot.index)
 
@@ -198,8 +202,13 @@ def run_workers(
                 )
                 return
             progress.note(
-                f"worker {slot.index} (pid {slot.proc.pid}) died ({signal_name}); its trial "
-                "will be failed and retried; starting a new worker",
+                f"worker {slot.index} (pid {slot.proc.pid}) died ({signal_name}); "
+                + (
+                    f"its trial {slot.running} will be failed and retried"
+                    if slot.running is not None
+                    else "it had not started a trial"
+                )
+                + "; starting a new worker",
                 worker=slot.index,
             )
             start(slot.index)
