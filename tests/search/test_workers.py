@@ -205,7 +205,9 @@ def test_kill_9_of_one_worker_of_a_pool(tmp_path: Path) -> None:
     os.kill(victim.user_attrs["worker"]["pid"], signal.SIGKILL)
     code, _, err = _finish(proc)
     assert code == 0, err
-    assert "died" in err and "Traceback" not in err
+    said = " ".join(err.split())  # the progress display wraps its lines
+    assert f"died (signal SIGKILL); its trial {victim.number} will be failed and retried" in said
+    assert "Traceback" not in err
     trials = _check_study(url, "k9", target=5, epochs=300)
     killed = trials[victim.number]
     assert killed.state == TrialState.FAIL
@@ -305,12 +307,40 @@ def test_warm_workers_are_taken_first_and_the_idle_ones_are_stopped(tmp_path: Pa
     assert _trials(url, "warm") == []
     with WarmWorkers(2) as warm:
         first, second = warm.pids()
-        assert sorted(_warm_children()) == sorted([first, second])
+        # Both run `search._worker --warm` (a child shows it once it has started Python).
+        deadline = time.monotonic() + 30
+        while sorted(_warm_children()) != sorted([first, second]):
+            assert time.monotonic() < deadline, _warm_children()
+            time.sleep(0.05)
         run_workers("warm", url, workers=1, progress=NullProgress(), warm=warm)
         assert warm.pids() == [second]
     assert _warm_children() == []
     trials = _check_study(url, "warm", target=2, epochs=1)
     assert {t.user_attrs["worker"]["pid"] for t in trials} == {first}
+
+
+class _Notes(NullProgress):
+    def __init__(self) -> None:
+        self.notes: list[str] = []
+
+    def note(self, message: str, worker: int = 0) -> None:
+        self.notes.append(message)
+
+
+def test_a_warm_worker_that_dies_before_its_first_trial_is_replaced(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'lost.db'}"
+    created = [*_run_args(_space(tmp_path), "lost", 1, 1, url), "--timeout", "0"]
+    code, _, err = _finish(_start(created, tmp_path))
+    assert code == 0, err
+    progress = _Notes()
+    with WarmWorkers(1) as warm:
+        (victim,) = warm.pids()
+        os.kill(victim, signal.SIGKILL)
+        run_workers("lost", url, workers=1, progress=progress, warm=warm)
+    (note,) = progress.notes
+    assert f"(pid {victim}) died (signal SIGKILL); it had not started a trial" in note
+    trials = _check_study(url, "lost", target=1, epochs=1)
+    assert trials[0].user_attrs["worker"]["pid"] != victim
 
 
 def test_a_search_that_fails_before_its_first_trial_leaves_no_worker(tmp_path: Path) -> None:
