@@ -50,6 +50,16 @@ F = TypeVar("F", bound=Callable[..., Any])
 def resolve_url(url: str | None = None) -> str:
     """The storage URL to use: the one given, else $HPSEARCH_STORAGE, else ./hpsearch.db."""
     chosen = url or os.environ.get(STORAGE_ENV) or DEFAULT_STORAGE
+    try:
+        chosen.encode("utf-8")
+    except UnicodeEncodeError:  # a file name in another encoding, given on a command line
+        shown = chosen.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        shown = shown if shown.startswith("sqlite") else mask_url(shown)  # no password there
+        raise ConfigError(
+            f"--storage '{shown}': the URL holds bytes that are not UTF-8 (a file or "
+            "folder name in another encoding), and the database drivers take text only; "
+            "rename it or give another --storage."
+        ) from None
     if chosen.startswith(("postgresql://", "postgres://")):
         # SQLAlchemy's default PostgreSQL driver is psycopg2; hpsearch ships psycopg 3.
         chosen = "postgresql+psycopg://" + chosen.split("://", 1)[1]

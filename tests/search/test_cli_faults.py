@@ -166,6 +166,11 @@ CASES: dict[str, Case] = {
         1,
         ("bob:***@127.0.0.1:1/x", "cannot open the storage", "Check that the server runs"),
     ),
+    "a database path that is not UTF-8": Case(
+        ("studies", "--storage", "sqlite:///caf\udce9/x.db"),
+        2,
+        ("sqlite:///caf\\xe9/x.db", "not UTF-8", "give another --storage"),
+    ),
     "password as a query parameter, server refuses": Case(
         ("trials", "s", "--storage", f"postgresql://bob@{PG_DOWN}/x?password={SECRET}"),
         1,
