@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import os
 import pickle
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,11 +22,18 @@ def postgres_url() -> Iterator[str]:
     psycopg = pytest.importorskip("psycopg")
     admin = PG_ADMIN_URL.replace("postgresql+psycopg://", "postgresql://")
     name = f"hpsearch_test_{uuid.uuid4().hex[:12]}"
-    try:
-        with psycopg.connect(admin, autocommit=True, connect_timeout=5) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
-    except psycopg.OperationalError as exc:
-        pytest.fail(f"PostgreSQL at {admin} is not reachable: {exc}")
+    # Two tests stop or restart the server; should another test process start a test while
+    # it is down (a few seconds), wait for it rather than fail.
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            with psycopg.connect(admin, autocommit=True, connect_timeout=5) as conn:
+                conn.execute(f'CREATE DATABASE "{name}"')
+            break
+        except psycopg.OperationalError as exc:
+            if time.monotonic() > deadline:
+                pytest.fail(f"PostgreSQL at {admin} is not reachable: {exc}")
+            time.sleep(0.5)
     base = admin.rsplit("/", 1)[0]
     yield f"{base}/{name}".replace("postgresql://", "postgresql+psycopg://", 1)
     with psycopg.connect(admin, autocommit=True) as conn:
