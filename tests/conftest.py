@@ -108,11 +108,16 @@ def keras_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return home
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """With pytest-xdist (``make test`` runs two processes, ``--dist loadgroup``): every
     test that talks to the PostgreSQL server runs in one process, since two of them stop or
     restart the server; the tests of a module that share a module-scoped fixture (a search
-    run once) run in one process, so it runs once."""
+    run once) run in one process, so it runs once.
+
+    First among the hooks: pytest-xdist reads the ``xdist_group`` marks in its own
+    ``pytest_collection_modifyitems``, which would otherwise run before this one adds them.
+    """
     if not config.pluginmanager.hasplugin("xdist"):
         return
     for item in items:
