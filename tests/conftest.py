@@ -108,6 +108,21 @@ def keras_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return home
 
 
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Fail a grouped test, in words, if the grouping did not take: pytest-xdist then spreads
+    the PostgreSQL tests over both processes, and a test stopping the server fails others."""
+    if (
+        getattr(item.config.option, "loadgroup", False)
+        and item.get_closest_marker("xdist_group")
+        and "@" not in item.nodeid
+    ):
+        pytest.fail(
+            "--dist loadgroup did not group this test: this pytest and pytest-xdist do not "
+            "work together (see the pins in pyproject.toml)",
+            pytrace=False,
+        )
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """With pytest-xdist (``make test`` runs two processes, ``--dist loadgroup``): every
