@@ -178,7 +178,8 @@ def load_space(
         where = f"preset {name!r}"
         return parse_space(_read_yaml(preset_text(name), where), where, builder)
     if isinstance(path_or_preset, os.PathLike) or name.endswith(_SUFFIXES) or os.sep in name:
-        raise SpaceError(f"no such file (presets are: {', '.join(list_presets())}).", source=name)
+        what = "not a regular file" if path.exists() else "no such file"
+        raise SpaceError(f"{what} (presets are: {', '.join(list_presets())}).", source=name)
     raise SpaceError(
         f"unknown space {name!r}: not a file, and not a preset; "
         f"expected one of: {', '.join(list_presets())}."

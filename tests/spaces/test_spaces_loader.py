@@ -133,6 +133,10 @@ def test_missing_file_is_reported_as_a_file(tmp_path: Path) -> None:
         load_space(missing)
     with pytest.raises(SpaceError, match="no such file"):
         load_space(str(missing))
+    folder = tmp_path / "folder.yaml"
+    folder.mkdir()
+    with pytest.raises(SpaceError, match="folder.yaml: not a regular file"):
+        load_space(folder)
 
 
 def test_presets_are_listed_and_readable() -> None:
