@@ -20,7 +20,7 @@ import click
 
 # Only leaves here: `hpsearch --help` must not import Optuna, SQLAlchemy or NumPy.
 from search._defaults import DEFAULT_STORAGE, STORAGE_ENV
-from search._errors import DEBUG_ENV, debugging, describe_error
+from search._errors import DEBUG_ENV, SearchInterrupted, debugging, describe_error
 from search.engines._registry import ENGINES
 
 SAMPLERS = ENGINES["optuna"].options["sampler"]
@@ -54,10 +54,7 @@ def _handle_errors(func: F) -> F:
         except KeyboardInterrupt:
             if debugging():
                 raise
-            click.echo(
-                "interrupted: finished trials are stored; continue with `hpsearch resume NAME`.",
-                err=True,
-            )
+            click.echo(_interrupted(kwargs.get("study"), url), err=True)
             sys.exit(130)
         except Exception as exc:
             if debugging():
@@ -65,10 +62,31 @@ def _handle_errors(func: F) -> F:
             from search._storage import redact
 
             message, code = describe_error(exc)
-            click.echo(f"error: {redact(message, url)}", err=True)
+            # A search stopped by Ctrl-C or SIGTERM is not an error: its line says so itself.
+            prefix = "" if isinstance(exc, SearchInterrupted) else "error: "
+            click.echo(f"{prefix}{redact(message, url)}", err=True)
             sys.exit(code)
 
     return cast(F, wrapper)
+
+
+def _interrupted(study: Any, url: str | None) -> str:
+    """What an interrupt says that the search itself did not report (one that came while
+    the command started, or stopped a command that only reads): what is kept and how to go
+    on, for the command that was interrupted."""
+    import shlex
+
+    from search._storage import storage_option
+
+    context = click.get_current_context()
+    command, path = context.command.name, context.command_path
+    named = f"study {study!r}" if isinstance(study, str) else "the search"
+    if command == "run":
+        return f"{named} interrupted: its finished trials are stored; the same command goes on."
+    if command in ("resume", "worker") and isinstance(study, str):
+        again = f"hpsearch {command} {shlex.quote(study)}{storage_option(url)}"
+        return f"{named} interrupted: its finished trials are stored; go on with `{again}`."
+    return f"`{path}` interrupted: nothing stored was changed."
 
 
 def _storage_option(func: F) -> F:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -584,3 +585,55 @@ def test_a_full_disk_stops_the_search_with_one_line_and_keeps_the_trials(tmp_pat
         assert listed.stdout.count('"number"') == 2
     finally:
         subprocess.run(["umount", str(tiny)], check=False)
+
+
+@pytest.mark.parametrize(
+    ("command", "said"),
+    [
+        (["studies"], "`hpsearch studies` interrupted: nothing stored was changed."),
+        (["trials", "held"], "`hpsearch trials` interrupted: nothing stored was changed."),
+        (["resume", "held"], "study 'held' interrupted: its finished trials are stored; go on "
+                             "with `hpsearch resume held --storage"),
+        (["worker", "held"], "study 'held' interrupted: its finished trials are stored; go on "
+                             "with `hpsearch worker held --storage"),
+        (["run", "--data", "digits", "--study", "held"],
+         "study 'held': interrupted before a trial started; nothing was trained."),
+    ],
+    ids=["studies", "trials", "resume", "worker", "run"],
+)  # fmt: skip
+def test_ctrl_c_while_a_command_waits_for_the_database_says_what_is_kept(
+    postgres_url: str, tmp_path: Path, command: list[str], said: str
+) -> None:
+    """Ctrl-C while the command waits for a table another session holds locked: one line
+    for that command (what is kept, how to go on), exit 130, no traceback, no password."""
+    psycopg = pytest.importorskip("psycopg")
+    url = postgres_url.replace("://postgres@", f"://postgres:{SECRET}@", 1)
+    made = hp("studies", "--storage", url, cwd=tmp_path)  # creates the tables
+    assert made.returncode == 0, made.stderr
+    plain = postgres_url.replace("postgresql+psycopg://", "postgresql://", 1)
+    with psycopg.connect(plain) as holder, psycopg.connect(plain, autocommit=True) as watch:
+        holder.execute("LOCK TABLE studies IN ACCESS EXCLUSIVE MODE")
+        proc = subprocess.Popen(
+            [HPSEARCH, *command, "--storage", url], cwd=tmp_path, env=_env(),
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        try:
+            deadline = time.monotonic() + 120
+            waiting = 0
+            while not waiting and proc.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.2)
+                row = watch.execute(
+                    "SELECT count(*) FROM pg_locks WHERE NOT granted "
+                    "AND relation = 'studies'::regclass"
+                ).fetchone()
+                waiting = row[0] if row else 0
+            assert waiting, f"the command never waited for the lock: {proc.poll()}"
+            proc.send_signal(signal.SIGINT)
+            out, err = proc.communicate(timeout=60)
+        finally:
+            proc.kill()
+            holder.rollback()
+    assert proc.returncode == 130, err
+    assert said in err, err
+    assert len(err.strip().splitlines()) == 1, err
+    assert "Traceback" not in err and SECRET not in out + err
