@@ -44,6 +44,10 @@ MAX_RETRY = 1
 # How long a worker keeps retrying a database it lost (seconds), and the variable that sets it.
 RETRY_ENV = "HPSEARCH_DB_RETRY"
 DEFAULT_RETRY_S = 60.0
+# How long SQLite itself waits for a lock before a call fails as "database is locked" (and is
+# retried, above). Python runs no signal handler while SQLite waits: Ctrl-C takes effect at
+# most this late.
+SQLITE_BUSY_S = 5.0
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -241,8 +245,9 @@ def open_storage(
     engine_kwargs: dict[str, Any] = {}
     if path is not None:
         # Several processes write one SQLite file (workers, heartbeat threads, a report read
-        # while a search runs): wait for locks rather than fail at once.
-        engine_kwargs["connect_args"] = {"timeout": 60}
+        # while a search runs): wait for locks rather than fail at once; a lock held longer
+        # (another program's open transaction) is waited for by retrying the call.
+        engine_kwargs["connect_args"] = {"timeout": SQLITE_BUSY_S}
     elif "://" in resolved and not resolved.startswith("sqlite"):
         # A server may restart under a long search: test a pooled connection before use.
         engine_kwargs["pool_pre_ping"] = True
@@ -536,16 +541,30 @@ def retrying(func: F, url: str, limit: float | None = None) -> F:
                     now = time.monotonic()
                     deadline = now + budget if deadline is None else deadline
                     if now >= deadline:
-                        raise StorageUnavailable(
-                            f"{mask_url(url)}: lost the database for {budget:.0f} s "
-                            f"({_clean_reason(exc, url)}); the trials it holds are kept"
-                        ) from None
+                        raise _unavailable(exc, url, budget) from None
                     time.sleep(min(delay, deadline - now))
                     delay = min(delay * 2, 5.0)
         finally:
             _depth.active = False
 
     return call  # type: ignore[return-value]
+
+
+def _unavailable(exc: BaseException, url: str, budget: float) -> StorageUnavailable:
+    """The database could not be used for ``budget`` seconds, as one line: the innermost
+    cause (Optuna wraps a failed commit in StorageInternalError, whose own text guesses)."""
+    reason = _clean_reason(list(_chain(exc))[-1], url)
+    if sqlite_path(url) is not None and "locked" in reason.lower():
+        return StorageUnavailable(
+            f"{mask_url(url)}: the database file stayed locked for {budget:.0f} s ({reason}): "
+            "another program holds it in a transaction (a SQLite browser or shell with "
+            "changes not written); close it, then `hpsearch resume NAME`. The trials it holds "
+            "are kept"
+        )
+    return StorageUnavailable(
+        f"{mask_url(url)}: lost the database for {budget:.0f} s ({reason}); the trials it "
+        "holds are kept"
+    )
 
 
 # RDBStorage methods that are not database calls.

@@ -637,3 +637,45 @@ def test_ctrl_c_while_a_command_waits_for_the_database_says_what_is_kept(
     assert said in err, err
     assert len(err.strip().splitlines()) == 1, err
     assert "Traceback" not in err and SECRET not in out + err
+
+
+def test_a_sqlite_file_another_program_keeps_locked_is_named_and_ctrl_c_stops_the_wait(
+    folder: Path,
+) -> None:
+    """Another program holding the file in a write transaction (a SQLite browser with
+    changes not written): the search waits ``$HPSEARCH_DB_RETRY`` seconds, then says the
+    file stayed locked and what to do (exit 1, the study unchanged); Ctrl-C during the wait
+    stops it within seconds, not after SQLite's own wait."""
+    import sqlite3
+
+    db = folder / "hpsearch.db"
+    before = hp("trials", "digits-mlp", "--format", "json", cwd=folder)
+    assert before.returncode == 0, before.stderr
+    holder = sqlite3.connect(db, isolation_level=None)
+    try:
+        holder.execute("BEGIN IMMEDIATE")
+        out = hp("resume", "digits-mlp", "--trials", "3", cwd=folder, HPSEARCH_DB_RETRY="2")
+        assert out.returncode == 1, out.stderr
+        assert "the database file stayed locked for 2 s (database is locked)" in out.stderr
+        assert "close it, then `hpsearch resume NAME`" in out.stderr
+        assert len(out.stderr.strip().splitlines()) == 1, out.stderr
+        proc = subprocess.Popen(
+            [HPSEARCH, "resume", "digits-mlp", "--trials", "3"], cwd=folder, env=_env(),
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        try:
+            time.sleep(8)  # started, and waiting for the lock (it waits 60 s)
+            proc.send_signal(signal.SIGINT)
+            signalled = time.monotonic()
+            _, err = proc.communicate(timeout=120)
+            waited = time.monotonic() - signalled
+        finally:
+            proc.kill()
+        assert proc.returncode == 130, err
+        assert "interrupted" in err and "Traceback" not in err, err
+        assert waited < 30, f"Ctrl-C took effect {waited:.0f} s later"
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    after = hp("trials", "digits-mlp", "--format", "json", cwd=folder)
+    assert after.stdout == before.stdout
