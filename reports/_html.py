@@ -69,7 +69,7 @@ from reports._plots import (
     plot_trial_curves,
     trial_curves_data,
 )
-from reports._study import LoadedStudy, ReportError, StorageLike, load
+from reports._study import LoadedStudy, ReportError, StorageLike, load, storage_url
 from reports._summary import StudySummary, summary_from_loaded
 from search._storage import resume_command, storage_option
 
@@ -230,7 +230,7 @@ def _summary_rows(
                     f"{scores} ({winner.get('n_test')} held-out samples, scored once)",
                 )
             )
-    url = storage if isinstance(storage, str) else None
+    url = storage_url(storage)
     rows.append(("resume it", resume_command(summary.name, url)))
     if summary.best_number is not None:
         where = storage_option(url)
@@ -488,7 +488,7 @@ def render_report(
         "live": live,
         "running": summary.counts.get("RUNNING", 0),
         "study_name": summary.name,
-        "storage_flag": storage_option(storage if isinstance(storage, str) else None),
+        "storage_flag": storage_option(storage_url(storage)),
         "study_arg": shlex.quote(summary.name),
         "summary_rows": _summary_rows(summary, frame, board, loaded.winner, storage),
         "settings_rows": settings_rows,

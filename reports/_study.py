@@ -45,6 +45,15 @@ class ReportError(HpsearchError):
     """A report cannot be made from this storage or study, or cannot be written."""
 
 
+def storage_url(storage: StorageLike) -> str | None:
+    """The URL the storage was opened with (an Optuna RDBStorage keeps it), None for a
+    storage without one (in memory)."""
+    if isinstance(storage, str):
+        return storage
+    url = getattr(storage, "url", None)
+    return url if isinstance(url, str) else None
+
+
 def describe_storage(storage: StorageLike) -> str:
     """The storage as it may be shown to a person: a URL without its password."""
     if isinstance(storage, str):

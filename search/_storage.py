@@ -155,7 +155,11 @@ def storage_option(url: str | None) -> str:
     password in the URL shows as ``***``, to fill in)."""
     import shlex
 
-    return f" --storage {shlex.quote(mask_url(url))}" if url and url != DEFAULT_STORAGE else ""
+    if not url or url == DEFAULT_STORAGE:
+        return ""
+    # As the user writes it: hpsearch chooses psycopg 3 for a plain postgresql:// URL itself.
+    shown = mask_url(url).replace("postgresql+psycopg://", "postgresql://", 1)
+    return f" --storage {shlex.quote(shown)}"
 
 
 def resume_command(study: str, url: str | None) -> str:

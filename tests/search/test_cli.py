@@ -322,3 +322,19 @@ def test_compare_puts_an_optuna_and_a_kerastuner_study_side_by_side(tmp_path: Pa
     assert Path(page.stdout.strip()) == (tmp_path / "cmp.html").resolve()
     html = (tmp_path / "cmp.html").read_text()
     assert "iris-kt" in html and "kerastuner" in html and "data:image/png;base64," in html
+
+
+def test_the_report_of_a_run_on_another_database_names_it_in_its_commands(
+    tmp_path: Path,
+) -> None:
+    """The report `run` writes gives the commands that go on (resume, export) with the
+    run's --storage, so that they work when pasted."""
+    db = f"sqlite:///{tmp_path / 'elsewhere.db'}"
+    out = hp("run", "--data", "iris", "--space", "small", "--trials", "2", "--epochs", "2",
+             "--study", "far", "--storage", db, "--quiet", cwd=tmp_path)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    html = Path(out.stdout.strip()).read_text()
+    for command in ("hpsearch resume far", "hpsearch export far"):
+        assert f"{command} --storage {db}" in html, command
+    again = hp(*f"resume far --storage {db} --quiet --no-report".split(), cwd=tmp_path)
+    assert again.returncode == 0, again.stderr

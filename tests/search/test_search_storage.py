@@ -88,7 +88,10 @@ def test_the_resume_command_names_a_storage_other_than_the_default() -> None:
     assert (
         resume_command("a b", "sqlite:///x.db") == "hpsearch resume 'a b' --storage sqlite:///x.db"
     )
-    assert "pw-1" not in resume_command("s", "postgresql+psycopg://u:pw-1@h/db")
+    # The password masked, the URL as a user writes it (hpsearch picks psycopg 3 itself).
+    assert resume_command("s", "postgresql+psycopg://u:pw-1@h/db") == (
+        "hpsearch resume s --storage 'postgresql://u:***@h/db'"
+    )
 
 
 def test_default_names_do_not_collide(tmp_path: Path) -> None:

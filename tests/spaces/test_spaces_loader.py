@@ -135,7 +135,7 @@ def test_missing_file_is_reported_as_a_file(tmp_path: Path) -> None:
         load_space(str(missing))
     folder = tmp_path / "folder.yaml"
     folder.mkdir()
-    with pytest.raises(SpaceError, match="folder.yaml: not a regular file"):
+    with pytest.raises(SpaceError, match=r"folder\.yaml: not a regular file"):
         load_space(folder)
 
 
