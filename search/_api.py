@@ -320,13 +320,9 @@ def _prepare(
         if trials is not None:
             held = finished_count(count_states(store.get_all_trials(
                 store.get_study_id_from_name(study), deepcopy=False)))  # fmt: skip
-            if trials < held:
-                raise ConfigError(
-                    f"--trials {trials}: study {study!r} already holds {held} finished trials "
-                    f"(its target is {settings.trials}); give --trials {held + 1} or more to "
-                    "continue it, or leave --trials out."
-                )
-            settings = settings.replace(trials=trials)
+            # A target the study already holds is reached: nothing is trained, and nothing
+            # stored is dropped (the target becomes what it holds).
+            settings = settings.replace(trials=max(trials, held))
     elif data is None:
         raise missing_study(store, study, url, " Give --data to create it.")
     else:
