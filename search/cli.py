@@ -215,8 +215,9 @@ def _interrupt(signum: int, frame: Any) -> None:
     help=f"Show the traceback of an error (also: {DEBUG_ENV}=1), for bug reports.",
 )
 def main(debug: bool) -> None:
-    """Hyperparameter search for Keras models: Optuna trials with early stopping and
-    pruning, every epoch in a database, resumable studies, ranked HTML reports."""
+    """Hyperparameter search for Keras models: Optuna or KerasTuner trials with early
+    stopping and pruning, every epoch in a database, resumable studies, ranked HTML
+    reports."""
     if debug:
         os.environ[DEBUG_ENV] = "1"
 
