@@ -696,12 +696,26 @@ def spaces_show(name: str) -> None:
 
 @spaces.command("validate")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option(
+    "--model",
+    default=None,
+    metavar="MODULE:FUNCTION",
+    help="Check it for your own model builder, as `run --model` does [the built-in Dense "
+    "builder].",
+)
 @_handle_errors
-def spaces_validate(file: str) -> None:
+def spaces_validate(file: str, model: str | None) -> None:
     """Check a space file; exits 2 naming the problem if it is invalid."""
+    from spaces import get_builder
     from spaces import load_space as _load
 
-    space = _load(file)
+    # Your builder is imported, as `run` imports it where it trains: a missing function, or
+    # a module that fails to import, is found here too (Keras first, without its noise).
+    if model is not None:
+        from search._keras import import_keras
+
+        import_keras()
+    space = _load(file, get_builder(model))
     click.echo(f"{file}: valid space {space.name!r} with {len(space.params)} parameters")
 
 

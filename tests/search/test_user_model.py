@@ -102,6 +102,14 @@ def test_the_space_of_ones_own_builder_is_not_held_to_the_dense_vocabulary(
     assert "mine.yaml: parameter 'width': unknown parameter 'width'; expected one of:" in (
         dense.stderr
     )
+    # `spaces validate` checks it as `run` would: for the Dense builder, or for one's own.
+    validate = hp(folder, "spaces", "validate", "mine.yaml")
+    assert validate.returncode == 2 and "unknown parameter 'width'" in validate.stderr
+    mine = hp(folder, "spaces", "validate", "mine.yaml", "--model", "my_models:build")
+    assert mine.returncode == 0, mine.stderr
+    assert mine.stdout.startswith("mine.yaml: valid space") and mine.stderr == ""
+    missing = hp(folder, "spaces", "validate", "mine.yaml", "--model", "my_models:nothere")
+    assert missing.returncode == 2 and "module 'my_models' has no 'nothere'" in missing.stderr
 
 
 @pytest.mark.parametrize(
