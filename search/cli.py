@@ -700,8 +700,7 @@ def spaces_show(name: str) -> None:
     "--model",
     default=None,
     metavar="MODULE:FUNCTION",
-    help="Check it for your own model builder, as `run --model` does [the built-in Dense "
-    "builder].",
+    help="Check it for your own model builder, as `run --model` does [the built-in Dense builder].",
 )
 @_handle_errors
 def spaces_validate(file: str, model: str | None) -> None:
