@@ -666,15 +666,22 @@ def worker_identity() -> dict[str, Any]:
     return {"host": socket.gethostname(), "pid": pid, "started": _process_start(pid)}
 
 
-def _process_start(pid: int) -> int | None:
-    """The start time of a process in clock ticks since boot (Linux), to tell a live
-    process from a new one that reuses a dead one's pid."""
+def _proc_stat(pid: int) -> list[str] | None:
+    """The fields of /proc/PID/stat after the command name (Linux; None elsewhere or for a
+    process that is gone): [0] is its state, [19] its start time in clock ticks since boot.
+    The command name (field 2) may hold spaces, so they are counted from its ')'."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
-    # Field 22; the command name (field 2) may hold spaces, so count from its ')'.
-    return int(stat.rsplit(")", 1)[1].split()[19])
+    return stat.rsplit(")", 1)[1].split()
+
+
+def _process_start(pid: int) -> int | None:
+    """The start time of a process in clock ticks since boot (Linux), to tell a live
+    process from a new one that reuses a dead one's pid."""
+    fields = _proc_stat(pid)
+    return None if fields is None else int(fields[19])
 
 
 def _alive(worker: dict[str, Any]) -> bool:
@@ -687,8 +694,15 @@ def _alive(worker: dict[str, Any]) -> bool:
         return False
     except PermissionError:
         return True
+    fields = _proc_stat(pid)
+    if fields is None:
+        return True  # no /proc: the pid answers, and that is all that is known
+    # A zombie is dead: a worker whose run was killed is reparented, and nothing may reap it
+    # for a while (a container's first process often does not), yet it answers os.kill.
+    if fields[0] in ("Z", "X"):
+        return False
     started = worker.get("started")
-    return started is None or _process_start(pid) in (None, started)
+    return started is None or int(fields[19]) == started
 
 
 def fail_dead_trials(study: optuna.Study) -> list[int]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import optuna
@@ -161,6 +162,32 @@ def test_a_trial_whose_local_process_died_is_failed_and_retried_once(tmp_path: P
         assert retry.params == trials[orphan.number].params
         # Nothing more to do on a second look.
         assert fail_dead_trials(study) == []
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used")
+def test_a_trial_whose_worker_is_a_zombie_is_failed_at_once(tmp_path: Path) -> None:
+    """A worker whose run was killed with kill -9 is reparented and may stay a zombie (a
+    container's first process often reaps late); it answers os.kill, but it is dead: its
+    trial is failed at once, not after the heartbeat's grace period."""
+    zombie = subprocess.Popen([sys.executable, "-c", "pass"])
+    try:
+        stat = Path(f"/proc/{zombie.pid}/stat")
+        deadline = time.monotonic() + 60
+        while stat.read_text().rsplit(")", 1)[1].split()[0] != "Z":  # exited, not reaped
+            assert time.monotonic() < deadline, "the child did not exit"
+            time.sleep(0.05)
+        started = int(stat.read_text().rsplit(")", 1)[1].split()[19])
+        url = f"sqlite:///{tmp_path / 'zombie.db'}"
+        with opened_storage(url) as storage:
+            study = optuna.create_study(study_name="s", storage=storage)
+            orphan = study.ask()
+            orphan.suggest_int("units", 1, 100)
+            orphan.set_user_attr("worker", {**worker_identity(), "pid": zombie.pid,
+                                            "started": started})  # fmt: skip
+            assert fail_dead_trials(study) == [orphan.number]
+            assert study.get_trials()[orphan.number].state == TrialState.FAIL
+    finally:
+        zombie.wait()
 
 
 _COUNT_UNDER_LOCK = """
