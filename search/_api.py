@@ -377,6 +377,7 @@ def _search(
     recycle_after: int,
     max_worker_memory: float,
     warm: WarmWorkers | None = None,
+    command: str = "resume",
 ) -> SearchResult:
     """Run the workers until the study holds its target; how it ended, from the database.
     The first workers are taken from ``warm`` (started while the study was prepared)."""
@@ -405,6 +406,7 @@ def _search(
                 recycle_after=recycle_after,
                 max_memory_mib=max_worker_memory,
                 warm=warm,
+                command=command,
             )
             counts, best = _tally(store, settings.study)
             done = finished_count(counts)
@@ -535,6 +537,7 @@ def work(
             timeout,
             recycle_after,
             max_worker_memory,
+            command="worker",
         )
 
 

@@ -119,11 +119,14 @@ def run_workers(
     recycle_after: int = DEFAULT_RECYCLE_AFTER,
     max_memory_mib: float = DEFAULT_MAX_MEMORY_MIB,
     warm: WarmWorkers | None = None,
+    command: str = "resume",
 ) -> str:
     """Run ``workers`` worker processes on ``study`` until none is needed; see the module.
 
     Workers are taken from ``warm`` while it holds any, then started. Returns why a slot was
-    given up (its workers kept dying), or "" when none was."""
+    given up (its workers kept dying), or "" when none was. ``command``: the ``hpsearch``
+    command an interrupt names to go on with (``resume``, or ``worker`` for a joined study).
+    """
     threads = thread_caps(workers)
     selector = selectors.DefaultSelector()
     slots: dict[int, _Slot] = {}
@@ -242,7 +245,7 @@ def run_workers(
     if state.stopping == "interrupted":
         raise SearchInterrupted(
             f"study {study!r} interrupted: finished trials are stored, running ones are "
-            f"failed as interrupted; continue with `{resume_command(study, url)}`."
+            f"failed as interrupted; continue with `{resume_command(study, url, command)}`."
         )
     return state.gave_up
 

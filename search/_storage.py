@@ -162,11 +162,12 @@ def storage_option(url: str | None) -> str:
     return f" --storage {shlex.quote(shown)}"
 
 
-def resume_command(study: str, url: str | None) -> str:
-    """The command that continues ``study`` (``storage_option``)."""
+def resume_command(study: str, url: str | None, command: str = "resume") -> str:
+    """The command that continues ``study`` (``storage_option``): ``hpsearch resume``, or
+    another command on the study (``worker``)."""
     import shlex
 
-    return f"hpsearch resume {shlex.quote(study)}{storage_option(url)}"
+    return f"hpsearch {command} {shlex.quote(study)}{storage_option(url)}"
 
 
 def mask_url(url: str) -> str:

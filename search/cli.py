@@ -74,18 +74,19 @@ def _interrupted(study: Any, url: str | None) -> str:
     """What an interrupt says that the search itself did not report (one that came while
     the command started, or stopped a command that only reads): what is kept and how to go
     on, for the command that was interrupted."""
-    import shlex
-
-    from search._storage import storage_option
+    from search._storage import resume_command
 
     context = click.get_current_context()
     command, path = context.command.name, context.command_path
-    named = f"study {study!r}" if isinstance(study, str) else "the search"
-    if command == "run":
-        return f"{named} interrupted: its finished trials are stored; the same command goes on."
+    if command == "run":  # run's own search reports an interrupt itself: this is before it
+        named = f"study {study!r}" if isinstance(study, str) else "the search"
+        return (
+            f"{named}: interrupted before a trial started; nothing was trained. The same "
+            "command starts it (or goes on with it) again."
+        )
     if command in ("resume", "worker") and isinstance(study, str):
-        again = f"hpsearch {command} {shlex.quote(study)}{storage_option(url)}"
-        return f"{named} interrupted: its finished trials are stored; go on with `{again}`."
+        again = resume_command(study, url, command)
+        return f"study {study!r} interrupted: its finished trials are stored; go on with `{again}`."
     return f"`{path}` interrupted: nothing stored was changed."
 
 

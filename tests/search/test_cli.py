@@ -287,6 +287,20 @@ def test_ctrl_c_stops_the_search_naming_the_study_to_resume(tmp_path: Path) -> N
     stopped = _trials(tmp_path / "hpsearch.db", "cc")[victim.number]
     assert stopped.state == TrialState.FAIL
     assert stopped.user_attrs["fail_reason"] == "interrupted"
+    # A worker that joined the study is told to go on as a worker, not to resume it.
+    joined = subprocess.Popen(
+        [HPSEARCH, "worker", "cc", "--quiet"], cwd=tmp_path, env=_env(), stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        second = wait_for_running_trial(f"sqlite:///{tmp_path / 'hpsearch.db'}", "cc", joined)
+        assert second is not None and second.number != victim.number, "no trial started in time"
+        joined.send_signal(signal.SIGINT)
+        _, err = joined.communicate(timeout=120)
+    finally:
+        joined.kill()
+    assert joined.returncode == 130, err
+    assert "continue with `hpsearch worker cc`" in err, err
 
 
 def test_compare_puts_an_optuna_and_a_kerastuner_study_side_by_side(tmp_path: Path) -> None:
