@@ -563,8 +563,8 @@ def _unavailable(exc: BaseException, url: str, budget: float) -> StorageUnavaila
         return StorageUnavailable(
             f"{mask_url(url)}: the database file stayed locked for {budget:.0f} s ({reason}): "
             "another program holds it in a transaction (a SQLite browser or shell with "
-            "changes not written); close it, then `hpsearch resume NAME`. The trials it holds "
-            "are kept"
+            "changes not written); close it, then run the command again. The trials it holds "
+            "are kept."
         )
     return StorageUnavailable(
         f"{mask_url(url)}: lost the database for {budget:.0f} s ({reason}); the trials it "

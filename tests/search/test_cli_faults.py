@@ -654,7 +654,7 @@ def test_a_sqlite_file_another_program_keeps_locked_is_named_and_ctrl_c_stops_th
         out = hp("resume", "digits-mlp", "--trials", "3", cwd=folder, HPSEARCH_DB_RETRY="2")
         assert out.returncode == 1, out.stderr
         assert "the database file stayed locked for 2 s (database is locked)" in out.stderr
-        assert "close it, then `hpsearch resume NAME`" in out.stderr
+        assert "close it, then run the command again. The trials it holds are kept." in out.stderr
         assert len(out.stderr.strip().splitlines()) == 1, out.stderr
         proc = subprocess.Popen(
             [HPSEARCH, "resume", "digits-mlp", "--trials", "3"], cwd=folder, env=_env(),
