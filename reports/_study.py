@@ -30,6 +30,7 @@ from reports._read import LIGHT_KEYS, Select, load_rdb
 from search._errors import HpsearchError, StorageError
 from search._records import as_int, as_number
 from search._storage import (
+    DEFAULT_STORAGE,
     mask_url,
     missing_study,
     reading,
@@ -47,11 +48,16 @@ class ReportError(HpsearchError):
 
 def storage_url(storage: StorageLike) -> str | None:
     """The URL the storage was opened with (an Optuna RDBStorage keeps it), None for a
-    storage without one (in memory)."""
-    if isinstance(storage, str):
-        return storage
-    url = getattr(storage, "url", None)
-    return url if isinstance(url, str) else None
+    storage without one (in memory). A SQLite file other than the default is given by its
+    absolute path: a report's commands then work from any folder."""
+    url = storage if isinstance(storage, str) else getattr(storage, "url", None)
+    if not isinstance(url, str):
+        return None
+    path = sqlite_path(url)
+    if path is None or path.is_absolute() or url == DEFAULT_STORAGE:
+        return url
+    query = url.partition("?")[2]
+    return f"sqlite:///{path.resolve()}" + (f"?{query}" if query else "")
 
 
 def describe_storage(storage: StorageLike) -> str:

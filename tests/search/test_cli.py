@@ -352,3 +352,11 @@ def test_the_report_of_a_run_on_another_database_names_it_in_its_commands(
         assert f"{command} --storage {db}" in html, command
     again = hp(*f"resume far --storage {db} --quiet --no-report".split(), cwd=tmp_path)
     assert again.returncode == 0, again.stderr
+    # A relative path is given absolute: the commands work from any folder.
+    (tmp_path / "sub").mkdir()
+    near = hp("run", "--data", "iris", "--space", "small", "--trials", "1", "--epochs", "2",
+              "--study", "near", "--storage", "sqlite:///../near.db", "--quiet",
+              cwd=tmp_path / "sub")  # fmt: skip
+    assert near.returncode == 0, near.stderr
+    html = Path(near.stdout.strip()).read_text()
+    assert f"hpsearch resume near --storage sqlite:///{tmp_path / 'near.db'}" in html
