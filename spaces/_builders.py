@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import inspect
 import math
 import os
 import re
@@ -251,9 +252,18 @@ def user_builder(ref: str) -> Builder:
         raise SpaceError(f"--model {ref}: module {module_name!r} has no {function_name!r}.")
     if not callable(function):
         raise SpaceError(
-            f"--model {ref}: {function_name!r} is a {type(function).__name__}, not a function "
-            "taking (params, data_spec)."
+            f"--model {ref}: {function_name!r} is of type {type(function).__name__}, not a "
+            "function taking (params, data_spec)."
         )
+    try:
+        inspect.signature(function).bind({}, None)
+    except TypeError:
+        raise SpaceError(
+            f"--model {ref}: {function_name}{inspect.signature(function)} cannot be called "
+            "with (params, data_spec); give a function taking those two."
+        ) from None
+    except ValueError:  # no signature to read (a built-in): found out when it is called
+        pass
 
     def build(params: Mapping[str, Any], spec: DataSpec) -> keras.Model:
         model = function(dict(params), spec)

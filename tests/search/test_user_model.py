@@ -36,6 +36,10 @@ def not_compiled(params, spec):
 
 
 NOT_A_FUNCTION = 3
+
+
+def no_params():
+    return None
 """
 SPACE = """name: mine
 params:
@@ -116,7 +120,8 @@ def test_the_space_of_ones_own_builder_is_not_held_to_the_dense_vocabulary(
     ("model", "space", "code", "line"),
     [
         ("my_models:nothere", "mine.yaml", 2, "module 'my_models' has no 'nothere'"),
-        ("my_models:NOT_A_FUNCTION", "mine.yaml", 2, "'NOT_A_FUNCTION' is a int, not a"),
+        ("my_models:NOT_A_FUNCTION", "mine.yaml", 2, "'NOT_A_FUNCTION' is of type int, not a"),
+        ("my_models:no_params", "mine.yaml", 2, "no_params() cannot be called with (params, "),
         ("my-models", "mine.yaml", 2, "expected package.module:function"),
         ("nowhere:build", "mine.yaml", 2, "no module 'nowhere' here"),
         ("my_models:build", None, 2, "give --space too"),
