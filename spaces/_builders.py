@@ -216,7 +216,12 @@ def check_model_ref(ref: str) -> str:
             f"--model {ref!r}: expected package.module:function, e.g. my_models:build "
             "(a function in my_models.py of the current folder)."
         )
-    module = ref.split(":")[0]
+    module, function = ref.split(":")
+    if module.endswith(".py"):  # a file name where a module name goes
+        raise SpaceError(
+            f"--model {ref}: give the module's name, not its file: "
+            f"--model {module.removesuffix('.py').replace('/', '.')}:{function}."
+        )
     _importable_from_here()
     try:
         found = importlib.util.find_spec(module)

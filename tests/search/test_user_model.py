@@ -123,6 +123,7 @@ def test_the_space_of_ones_own_builder_is_not_held_to_the_dense_vocabulary(
         ("my_models:NOT_A_FUNCTION", "mine.yaml", 2, "'NOT_A_FUNCTION' is of type int, not a"),
         ("my_models:no_params", "mine.yaml", 2, "no_params() cannot be called with (params, "),
         ("my-models", "mine.yaml", 2, "expected package.module:function"),
+        ("my_models.py:build", "mine.yaml", 2, "not its file: --model my_models:build."),
         ("nowhere:build", "mine.yaml", 2, "no module 'nowhere' here"),
         ("my_models:build", None, 2, "give --space too"),
         (
