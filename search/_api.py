@@ -274,6 +274,12 @@ def run(
         ) from None
 
 
+def _uses_num_words(source: str) -> bool:
+    """Whether a data set is word data, whose multi-hot width ``--num-words`` sets."""
+    entry = KERAS_DATASETS.get(source)
+    return entry is not None and entry.uses_num_words
+
+
 def _check_refresh(every: int, seconds: float) -> None:
     if isinstance(every, bool) or not isinstance(every, int) or every < 0:
         raise ConfigError(f"--report-every: expected a number of trials >= 0; got {every!r}.")
@@ -716,6 +722,7 @@ def export(
                 "fingerprint",
                 "test_split",
             )
+            if key != "num_words" or _uses_num_words(str(data.get("source")))
         },
         # output k of the model is class_names[k] (text labels were encoded this way)
         "class_names": data.get("class_names") if data.get("task") != "regression" else None,

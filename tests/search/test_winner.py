@@ -220,6 +220,7 @@ def test_text_labels_keep_their_names_in_the_report_and_the_exported_card(
     assert str(tmp_path / "iris.json") in proc.stderr
     assert card["class_names"] == ["setosa", "versicolor", "virginica"]
     assert card["data"]["task"] == "multiclass" and card["data"]["scaling"] == "standard"
+    assert "num_words" not in card["data"]  # only word data (imdb, reuters) have one
     assert card["test_metrics"] == study(url).user_attrs[WINNER_KEY]["test_metrics"]
     assert card["params"] == study(url).best_trial.params
 
