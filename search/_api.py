@@ -220,7 +220,7 @@ def run(
     if (
         num_words is not None
         and data is not None
-        and not (data in KERAS_DATASETS and KERAS_DATASETS[data].uses_num_words)
+        and not _uses_num_words(data)
     ):
         users = ", ".join(n for n, e in KERAS_DATASETS.items() if e.uses_num_words)
         raise ConfigError(f"--num-words applies to word data ({users}), not to {data!r}.")
@@ -268,10 +268,7 @@ def run(
     except KeyboardInterrupt:
         if searching:
             raise
-        raise SearchInterrupted(
-            f"study {study!r}: interrupted before a trial started; nothing was trained. The "
-            "same command starts it (or goes on with it) again."
-        ) from None
+        raise SearchInterrupted.before_search(study) from None
 
 
 def _uses_num_words(source: str) -> bool:

@@ -64,6 +64,15 @@ class SearchInterrupted(HpsearchError):
 
     exit_code = 130
 
+    @classmethod
+    def before_search(cls, study: str | None) -> SearchInterrupted:
+        """An interrupt of ``run`` before its first trial started."""
+        named = f"study {study!r}" if study else "the search"
+        return cls(
+            f"{named}: interrupted before a trial started; nothing was trained. The same "
+            "command starts it (or goes on with it) again."
+        )
+
 
 class TrialFailed(Exception):
     """One trial failed; the engine stores the reason and goes on with the next trial."""

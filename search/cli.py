@@ -79,11 +79,7 @@ def _interrupted(study: Any, url: str | None) -> str:
     context = click.get_current_context()
     command, path = context.command.name, context.command_path
     if command == "run":  # run's own search reports an interrupt itself: this is before it
-        named = f"study {study!r}" if isinstance(study, str) else "the search"
-        return (
-            f"{named}: interrupted before a trial started; nothing was trained. The same "
-            "command starts it (or goes on with it) again."
-        )
+        return str(SearchInterrupted.before_search(study if isinstance(study, str) else None))
     if command in ("resume", "worker") and isinstance(study, str):
         again = resume_command(study, url, command)
         return f"study {study!r} interrupted: its finished trials are stored; go on with `{again}`."
@@ -706,12 +702,12 @@ def spaces_show(name: str) -> None:
 @_handle_errors
 def spaces_validate(file: str, model: str | None) -> None:
     """Check a space file; exits 2 naming the problem if it is invalid."""
-    from spaces import get_builder
+    from spaces import DENSE, get_builder
     from spaces import load_space as _load
 
     # Your builder is imported, as `run` imports it where it trains: a missing function, or
     # a module that fails to import, is found here too (Keras first, without its noise).
-    if model is not None:
+    if model not in (None, DENSE.name):
         from search._keras import import_keras
 
         import_keras()
