@@ -245,7 +245,8 @@ def run_workers(
     if state.stopping == "interrupted":
         raise SearchInterrupted(
             f"study {study!r} interrupted: finished trials are stored, running ones are "
-            f"failed as interrupted; continue with `{resume_command(study, url, command)}`."
+            f"failed as interrupted; continue with `{resume_command(study, url, command)}` "
+            "(it runs them again first)."
         )
     return state.gave_up
 

@@ -706,6 +706,19 @@ def _alive(worker: dict[str, Any]) -> bool:
     return started is None or int(fields[19]) == started
 
 
+def queue_retry(study: optuna.Study, trial: FrozenTrial) -> None:
+    """Queue the retry of a failed trial whose attempt was cut short (its worker died or was
+    stopped): a copy with the same parameters, run first when the search goes on, at most
+    MAX_RETRY times for one point (Optuna's ``RetryHeartbeatStaleTrialCallback``, the
+    storage's own, as the heartbeat uses it)."""
+    storage = study._storage
+    # study._storage may wrap the RDBStorage (Optuna's cache layer): ask for the interface.
+    if isinstance(storage, BaseHeartbeat):
+        callback = storage.get_heartbeat_stale_trial_callback()
+        if callback is not None:
+            callback(study, trial)
+
+
 def fail_dead_trials(study: optuna.Study) -> list[int]:
     """Fail the RUNNING trials whose process is gone, and queue their retry.
 
@@ -736,13 +749,8 @@ def fail_dead_trials(study: optuna.Study) -> list[int]:
                 failed.append(copy.deepcopy(storage.get_trial(trial._trial_id)))
         except optuna.exceptions.UpdateFinishedTrialError:
             continue  # another process got there first
-    # study._storage may wrap the RDBStorage (Optuna's cache layer): ask for the interface.
-    callback = (
-        storage.get_heartbeat_stale_trial_callback() if isinstance(storage, BaseHeartbeat) else None
-    )
     for trial in failed:
-        if callback is not None:
-            callback(study, trial)
+        queue_retry(study, trial)
     numbers = [t.number for t in failed]
     before = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
     optuna.storages.fail_stale_trials(study)

@@ -12,8 +12,8 @@ study's lock) builds the oracle afresh from the stored trials:
 - the oracle gets one KerasTuner trial per id, whose status is that of its latest attempt
   (COMPLETE -> COMPLETED with the stored value as score, RUNNING or a queued retry ->
   running, anything else -> FAILED), the values tried so far (not those of a trial stopped
-  by Ctrl-C: it was never judged, so its point may come again), and the Hyperband
-  bookkeeping of the newest trial;
+  by Ctrl-C whose one retry was stopped too: it was never judged, so its point may come
+  again), and the Hyperband bookkeeping of the newest trial;
 - an oracle with no new point (a small space, all tried) makes the worker wait while other
   trials run, and stops the search (SearchAborted, one line) once none does;
 - the oracle is seeded from the study's seed and the new trial's number, like Optuna's
@@ -196,8 +196,9 @@ def _status(frozen: FrozenTrial, worst: float | None) -> tuple[str, float | None
 
 
 def _interrupted(frozen: FrozenTrial) -> bool:
-    """A trial stopped by Ctrl-C or SIGTERM was never judged: its point may be proposed
-    again (a trial whose worker died is retried by the lifecycle instead)."""
+    """A trial stopped by Ctrl-C or SIGTERM was never judged. The lifecycle retries it once
+    (as a trial whose worker died); should the retry be stopped too, its point may be
+    proposed again."""
     return frozen.state == TrialState.FAIL and TrialRecord.of(frozen).fail_reason == "interrupted"
 
 

@@ -30,6 +30,7 @@ from search._storage import (
     HEARTBEAT_INTERVAL,
     exclusive,
     fail_dead_trials,
+    queue_retry,
     resume_command,
     worker_identity,
 )
@@ -285,8 +286,11 @@ class Lifecycle:
             self._store(trial, ended(recorder.outcome(), exc.reason))
             return TrialState.FAIL, None, exc.reason
         except KeyboardInterrupt:
+            # Stopped, not failed by its point: retried once when the search goes on, as a
+            # trial whose worker was killed is.
             self._store(trial, ended(recorder.outcome(), "interrupted"))
-            trial.study.tell(trial, state=TrialState.FAIL)
+            frozen = trial.study.tell(trial, state=TrialState.FAIL)
+            queue_retry(trial.study, frozen)
             raise
         except optuna.exceptions.UpdateFinishedTrialError:
             raise _Lost() from None

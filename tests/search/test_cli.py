@@ -295,6 +295,9 @@ def test_ctrl_c_stops_the_search_naming_the_study_to_resume(tmp_path: Path) -> N
     try:
         second = wait_for_running_trial(f"sqlite:///{tmp_path / 'hpsearch.db'}", "cc", joined)
         assert second is not None and second.number != victim.number, "no trial started in time"
+        # The interrupted trial runs again first, with its parameters.
+        assert second.system_attrs.get("failed_trial") == victim.number
+        assert second.params == victim.params
         joined.send_signal(signal.SIGINT)
         _, err = joined.communicate(timeout=120)
     finally:

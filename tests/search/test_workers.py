@@ -239,16 +239,26 @@ def test_ctrl_c_or_sigterm_stops_every_worker_and_the_study_resumes(
     assert "hpsearch resume stop" in err and "Traceback" not in err
     trials = _trials(url, "stop")
     assert not [t for t in trials if t.state == TrialState.RUNNING]
-    interrupted = [t for t in trials if t.user_attrs.get("fail_reason") == "interrupted"]
-    assert len(interrupted) == 2
-    assert all(t.state == TrialState.FAIL for t in interrupted)
+    failed = [t for t in trials if t.state == TrialState.FAIL]
+    interrupted = [t for t in failed if t.user_attrs.get("fail_reason") == "interrupted"]
+    assert len(interrupted) == len(failed) == 2
+    # Each is queued to run again with its parameters, as a killed trial is.
+    queued = [t for t in trials if t.state == TrialState.WAITING]
+    assert sorted(t.system_attrs["failed_trial"] for t in queued) == sorted(
+        t.number for t in interrupted
+    )
 
     again = _start(["resume", "stop", "--storage", url, "--quiet", "--no-report",
                     "--workers", "2"], tmp_path)  # fmt: skip
     code, _, err = _finish(again)
     assert code == 0, err
-    finished = [t for t in _trials(url, "stop") if t.state in FINISHED]
+    trials = _trials(url, "stop")
+    finished = [t for t in trials if t.state in FINISHED]
     assert len(finished) == 4
+    for stopped in interrupted:
+        retries = [t for t in trials if t.system_attrs.get("failed_trial") == stopped.number]
+        assert len(retries) == 1 and retries[0].params == stopped.params
+        assert retries[0].state in FINISHED
 
 
 def test_workers_recycle_themselves_and_the_study_goes_on(tmp_path: Path) -> None:
