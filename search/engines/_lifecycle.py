@@ -247,7 +247,11 @@ class Lifecycle:
             on_epoch=on_epoch,
         )
 
-        seed = settings.seed + trial.number
+        # A retry trains as the attempt it repeats would have: the same point, the same seed.
+        attempt = trial.number
+        if TrialRecord.is_retry(trial.user_attrs):
+            attempt = storage.get_trial_system_attrs(trial_id).get("failed_trial", attempt)
+        seed = settings.seed + int(attempt)
         point: dict[str, Any] = {}
 
         def ended(outcome: TrialOutcome, reason: str | None = None) -> TrialRecord:

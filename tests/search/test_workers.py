@@ -214,6 +214,7 @@ def test_kill_9_of_one_worker_of_a_pool(tmp_path: Path) -> None:
     assert "died" in killed.user_attrs["fail_reason"]
     retries = [t for t in trials if t.system_attrs.get("failed_trial") == victim.number]
     assert len(retries) == 1 and retries[0].params == victim.params
+    assert retries[0].user_attrs["seed"] == victim.number  # --seed 0: as the attempt would
     assert retries[0].state in FINISHED
 
 
@@ -258,6 +259,7 @@ def test_ctrl_c_or_sigterm_stops_every_worker_and_the_study_resumes(
     for stopped in interrupted:
         retries = [t for t in trials if t.system_attrs.get("failed_trial") == stopped.number]
         assert len(retries) == 1 and retries[0].params == stopped.params
+        assert retries[0].user_attrs["seed"] == stopped.user_attrs["seed"]
         assert retries[0].state in FINISHED
 
 
