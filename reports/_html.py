@@ -539,7 +539,9 @@ def write_report(
 
 
 def write_page(target: Path, html: str) -> Path:
-    """Write ``html`` to ``target`` atomically (see ``write_report``)."""
+    """Write ``html`` to ``target`` atomically (see ``write_report``); a symbolic link is
+    followed (the file it names is replaced, not the link)."""
+    target = _followed(target)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         temp = target.with_name(f".{target.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
@@ -593,33 +595,71 @@ def write_comparison(storage: StorageLike, names: Sequence[str], path: str | Pat
     return write_page(target, render_comparison(storage, names))
 
 
+# What an HTML page starts with (after blanks): an existing file that does not is never
+# replaced by a report (a database or a data file given as -o by mistake).
+_HTML_STARTS = (b"<!doctype html", b"<html", b"<!--")
+
+
+def _followed(target: Path) -> Path:
+    """``target``, or the file a symbolic link there points to."""
+    return Path(os.path.realpath(target)) if target.is_symlink() else target
+
+
 def check_writable(path: str | Path) -> None:
     """Raise ReportError unless a report can be written at ``path`` (its folder can be made
-    or written, the file replaced): checked before a search spends anything."""
-    target = Path(path)
+    or written, the file replaced): checked before a search spends anything.
+
+    Only a page is replaced: an existing file that is not a regular file (a device, a FIFO)
+    or not an HTML page (the study's database, a data file) is refused, not overwritten.
+    """
+    given = Path(path)
+    target = _followed(given)
     try:
         if target.is_dir():
             raise ReportError(
-                f"report {str(target)!r}: is a folder; give a file path (-o FILE.html)."
+                f"report {str(given)!r}: is a folder; give a file path (-o FILE.html)."
             )
-        folder = target.parent
-        while not folder.exists() and folder != folder.parent:
-            folder = folder.parent
-        if not folder.is_dir():
-            raise NotADirectoryError(20, "Not a directory", str(folder))
-        # Try it: permissions, read-only and special file systems all answer a real create.
-        probe = folder / f".hpsearch.{os.getpid()}.{uuid.uuid4().hex[:8]}.probe"
-        try:
-            os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-        except OSError as exc:
-            # A folder that exists but takes no new files (/proc) answers "no such file".
-            reason = "no new files can be made there" if exc.errno == errno.ENOENT else None
-            raise type(exc)(exc.errno, reason or exc.strerror, str(folder)) from None
-        probe.unlink(missing_ok=True)
-        if len(target.name.encode()) > 255:
-            raise OSError(36, "File name too long", target.name[:40] + "...")
+        if target.exists() and not target.is_file():
+            raise ReportError(
+                f"report {str(given)!r}: is not a regular file (a device or a pipe); give a "
+                "path for an .html file with -o/--report."
+            )
+        if target.is_file() and not _replaceable(target):
+            raise ReportError(
+                f"report {str(given)!r}: that file exists and is not an HTML page (a database "
+                "or a data file?); it is left as it is. Give another path with -o/--report."
+            )
+        probe_folder(target)
     except OSError as exc:
         raise _unwritable(target, exc) from None
+
+
+def probe_folder(target: Path) -> None:
+    """Raise OSError (naming the folder) unless a file named ``target`` can be made: its
+    folder exists or can be made, and takes a new file of that name."""
+    folder = target.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise NotADirectoryError(20, "Not a directory", str(folder))
+    # Try it: permissions, read-only and special file systems all answer a real create.
+    probe = folder / f".hpsearch.{os.getpid()}.{uuid.uuid4().hex[:8]}.probe"
+    try:
+        os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except OSError as exc:
+        # A folder that exists but takes no new files (/proc) answers "no such file".
+        reason = "no new files can be made there" if exc.errno == errno.ENOENT else None
+        raise type(exc)(exc.errno, reason or exc.strerror, str(folder)) from None
+    probe.unlink(missing_ok=True)
+    if len(target.name.encode()) > 255:
+        raise OSError(36, "File name too long", target.name[:40] + "...")
+
+
+def _replaceable(target: Path) -> bool:
+    """Whether an existing file may be replaced by a page: empty, or an HTML page."""
+    with open(target, "rb") as handle:
+        head = handle.read(512).lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    return not head or head.startswith(_HTML_STARTS)
 
 
 def _unwritable(target: Path, exc: OSError) -> ReportError:

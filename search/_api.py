@@ -642,7 +642,7 @@ def export(
     it (``--keep-top``), else the trial trained again with its params and seed on the study's
     data. Loading it with ``keras.models.load_model`` gives a compiled model; with a test
     split, its ``evaluate`` on the test data gives the stored test scores."""
-    from reports._html import write_page
+    from reports._html import probe_folder, write_page
     from search._winner import WINNER_KEY, checkpoint_path, ranked, trained_model
 
     out = Path(output)
@@ -653,6 +653,24 @@ def export(
         )
     if out.exists() and out.is_dir():
         raise ConfigError(f"-o {str(output)!r} is a folder; give a file path ending in .keras.")
+
+    def unwritable(exc: OSError) -> HpsearchError:
+        # The folder that refused, not the temporary file written first.
+        named = str(exc.filename or "")
+        where = (
+            f" ({named})"
+            if named and Path(named).name != out.name and ".keras." not in named
+            else ""
+        )
+        return HpsearchError(
+            f"-o {str(output)!r}: cannot be written: {exc.strerror or exc}{where}; give "
+            "another path with -o."
+        )
+
+    try:
+        probe_folder(out)  # before a model is trained again for nothing
+    except OSError as exc:
+        raise unwritable(exc) from None
     url = resolve_url(storage)
     with reading(url, study) as store:
         stored = _stored_attrs(store, study)
@@ -681,11 +699,13 @@ def export(
     if not checkpoint_path(url, study, chosen.number).is_file():  # it is trained again
         dataset = study_dataset(settings, stored, "export where the study's data is")
     model, how = trained_model(settings, dataset, chosen, url)
-    out.parent.mkdir(parents=True, exist_ok=True)
     partial = out.with_name(f".{out.name}.{os.getpid()}.keras")
     try:
+        out.parent.mkdir(parents=True, exist_ok=True)
         model.save(partial)
         os.replace(partial, out)
+    except OSError as exc:
+        raise unwritable(exc) from None
     finally:
         partial.unlink(missing_ok=True)
         keras.backend.clear_session()

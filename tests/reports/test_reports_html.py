@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import base64
 import io
+import os
 import re
 import subprocess
 import sys
@@ -184,6 +185,39 @@ def test_write_report(mixed_study: tuple[str, str], tmp_path: Path) -> None:
     reports.write_report(*mixed_study, str(target), top=1)
     assert sorted(p.name for p in target.parent.iterdir()) == ["report.html"]
     assert "The top 1" in target.read_text(encoding="utf-8")
+
+
+def test_a_report_replaces_only_a_page_and_writes_through_a_link(
+    mixed_study: tuple[str, str], tmp_path: Path
+) -> None:
+    """-o naming the database or a data file by mistake, or a device, leaves it alone; a
+    symbolic link keeps pointing at the (new) page."""
+    database = tmp_path / "study.db"
+    database.write_bytes(b"SQLite format 3\x00" + bytes(100))
+    notes = tmp_path / "data.csv"
+    notes.write_text("a,b\n1,2\n")
+    for kept in (database, notes):
+        before = kept.read_bytes()
+        with pytest.raises(reports.ReportError, match="not an HTML page"):
+            reports.write_report(*mixed_study, kept)
+        assert kept.read_bytes() == before
+    pipe = tmp_path / "pipe.html"
+    os.mkfifo(pipe)
+    with pytest.raises(reports.ReportError, match="not a regular file"):
+        reports.write_report(*mixed_study, pipe)
+    assert pipe.is_fifo()
+    # An empty file and an old page are replaced.
+    (tmp_path / "empty.html").touch()
+    reports.write_report(*mixed_study, tmp_path / "empty.html")
+    pages = tmp_path / "pages"
+    pages.mkdir()
+    (pages / "old.html").write_text("<!DOCTYPE html><html></html>")
+    link = tmp_path / "latest.html"
+    link.symlink_to(pages / "old.html")
+    reports.write_report(*mixed_study, link)
+    assert link.is_symlink() and link.resolve() == (pages / "old.html").resolve()
+    assert "hpsearch report" in link.read_text(encoding="utf-8")
+    assert sorted(p.name for p in pages.iterdir()) == ["old.html"]
 
 
 def test_write_report_missing_study_writes_nothing(

@@ -210,6 +210,26 @@ CASES: dict[str, Case] = {
     "report file name too long": Case(
         ("report", "digits-mlp", "-o", f"{LONG}.html"), 1, ("File name too long",)
     ),
+    "report over the study's own database": Case(
+        ("report", "digits-mlp", "-o", "hpsearch.db"), 1, ("'hpsearch.db'", "not an HTML page")
+    ),
+    "run --report over a data file, checked before the search": Case(
+        ("run", "--data", "digits", "--trials", "3", "--report", "notes.csv"),
+        1,
+        ("'notes.csv'", "not an HTML page", "it is left as it is"),
+        setup=lambda folder: (folder / "notes.csv").write_text("a,b\n1,2\n"),
+    ),
+    "export into /proc, checked before a model is trained": Case(
+        ("export", "digits-mlp", "-o", "/proc/x.keras"),
+        1,
+        ("-o '/proc/x.keras': cannot be written", "no new files can be made there (/proc)"),
+    ),
+    "report into a named pipe": Case(
+        ("report", "digits-mlp", "-o", "pipe.html"),
+        1,
+        ("'pipe.html'", "not a regular file"),
+        setup=lambda folder: os.mkfifo(folder / "pipe.html"),
+    ),
     "run --report unwritable, checked before the search": Case(
         ("run", "--data", "digits", "--trials", "3", "--report", "/proc/x.html"),
         1,
