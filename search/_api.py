@@ -217,6 +217,11 @@ def run(
             f"--target {target!r}: the built-in data set {data!r} has its own target; "
             "--target names the label column of a CSV file."
         )
+    if target is not None and data is not None and data.lower().endswith(".npz"):
+        raise ConfigError(
+            f"--target {target!r}: the labels of {data} are its y_train array (and y_val, "
+            "y_test); --target names the label column of a CSV file: leave it out."
+        )
     if num_words is not None and data is not None and not _uses_num_words(data):
         users = ", ".join(n for n, e in KERAS_DATASETS.items() if e.uses_num_words)
         raise ConfigError(f"--num-words applies to word data ({users}), not to {data!r}.")

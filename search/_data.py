@@ -327,6 +327,7 @@ def _load_csv(path: Path, target: str | None) -> _Raw:
             f"{path}: feature column(s) {', '.join(map(repr, bad))} have missing values "
             "(NaN); fill or drop them first."
         )
+    _check_text_columns(path, features)
     encoded = pd.get_dummies(features, dtype=float)
     x = encoded.to_numpy(dtype=np.float64)
     y = y_series.to_numpy()
@@ -337,6 +338,40 @@ def _load_csv(path: Path, target: str | None) -> _Raw:
         kind="csv",
         target=target,
     )
+
+
+def _plain(value: Any) -> Any:
+    """A NumPy scalar as the Python value it holds (its repr without ``np.int64(...)``)."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _check_text_columns(path: Path, features: Any) -> None:
+    """Refuse a text column that one-hot encoding would turn into nonsense: numbers with a
+    few stray cells ("?" for missing, "1,037.5", a typo), or nearly one value per row (an
+    identifier, free text), which would add an input per row."""
+    import pandas as pd
+
+    rows = len(features)
+    for name in features.columns:
+        column = features[name]
+        if column.dtype != object and not isinstance(column.dtype, pd.StringDtype):
+            continue
+        numbers = pd.to_numeric(column, errors="coerce")
+        stray = numbers.isna().to_numpy()
+        if stray.any() and stray.mean() <= 0.5:
+            first = int(np.flatnonzero(stray)[0])
+            raise DataError(
+                f"{path}: feature column {str(name)!r} holds numbers, but {int(stray.sum())} "
+                f"cell(s) are not, the first in data row {first + 1}: {column.iloc[first]!r}; "
+                "fix them, or leave a missing value's cell empty (then fill or drop it)."
+            )
+        distinct = int(column.nunique())
+        if distinct > max(20, rows // 2):
+            raise DataError(
+                f"{path}: feature column {str(name)!r} holds {distinct} different texts in "
+                f"{rows} rows (an identifier or free text?): one-hot encoding would add an "
+                "input for each; drop the column or turn it into numbers."
+            )
 
 
 def _header(path: Path) -> list[str]:
@@ -459,19 +494,28 @@ def _prepare(
     source: str, raw: _Raw, task: str | None, val_split: float, test_split: float, seed: int
 ) -> Dataset:
     if len(raw.x) < 4:
-        raise DataError(f"{source}: only {len(raw.x)} rows; too few to split and train.")
+        rows = "row" if len(raw.x) == 1 else "rows"
+        raise DataError(f"{source}: only {len(raw.x)} {rows}; too few to split and train.")
     for name, x_part in (("features", raw.x), ("x_val", raw.x_val), ("x_test", raw.x_test)):
         if x_part is not None:
             _check_features(source, name, x_part, raw.feature_names)
     for name, y_part in (("y_train", raw.y), ("y_val", raw.y_val), ("y_test", raw.y_test)):
         if y_part is not None and y_part.dtype.kind == "c":
             raise DataError(f"{source}: {name} holds complex numbers; expected labels or reals.")
+    parts = {"y_train": raw.y, "y_val": raw.y_val, "y_test": raw.y_test}
+    texts = {name for name, part in parts.items() if part is not None and part.dtype.kind in "OUS"}
+    if texts and len(texts) < sum(part is not None for part in parts.values()):
+        numbers = [n for n, part in parts.items() if part is not None and n not in texts]
+        raise DataError(
+            f"{source}: the labels of {' and '.join(sorted(texts))} are text but those of "
+            f"{' and '.join(numbers)} are numbers; give every part labels of one kind."
+        )
     y_all = raw.y if raw.y_val is None else np.concatenate([raw.y, raw.y_val])
     if raw.y.dtype.kind not in "OUSb" and not np.all(np.isfinite(y_all.astype(float))):
         raise DataError(f"{source}: the target has NaN or infinite values.")
     if len(np.unique(y_all)) < 2:
         raise DataError(
-            f"{source}: the target has a single value ({y_all[0]!r}); there is nothing to "
+            f"{source}: the target has a single value ({_plain(y_all[0])!r}); there is nothing to "
             "learn. Check --target."
         )
     if raw.task is not None and task is not None and task != raw.task:
@@ -498,6 +542,14 @@ def _prepare(
     else:
         x_train, x_val, y_train, y_val = _split(x, y, val_split, seed, stratify, source)
     del x
+    kinds = len(np.unique(y_train)) if stratify else 2
+    if len(x_train) < 2 or kinds < 2:
+        of = f" of {kinds} class" if stratify else ""
+        raise DataError(
+            f"{source}: {len(x_train)} row(s){of} are left to train on after the splits "
+            f"(--val-split {val_split}, --test-split {test_split}); too few to learn from: "
+            "give splits nearer 0.2, or more data."
+        )
     scale = _scaler(raw.scaling, x_train)
     return Dataset(
         source=source,

@@ -251,6 +251,12 @@ CASES: dict[str, Case] = {
         ("inf.csv", "'b'", "row 8"),
         setup=_inf_csv,
     ),
+    "--target for an NPZ file": Case(
+        ("run", "--data", "nan.npz", "--target", "label", "--no-report"),
+        2,
+        ("--target 'label'", "y_train array", "leave it out"),
+        setup=_nan_npz,
+    ),
     "NaN in NPZ features": Case(
         ("run", "--data", "nan.npz", "--no-report"), 2, ("nan.npz", "NaN"), setup=_nan_npz
     ),

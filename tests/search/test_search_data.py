@@ -106,6 +106,18 @@ def test_csv_task_override_to_regression(tmp_path: Path) -> None:
         ("a,y\n1,0\n2,\n3,1\n4,0\n", "y", "target column 'y' has 1 missing value(s)"),
         ("a,y\n1,0\n2,1\n", None, "--target is required"),
         ("a,b,y\n1,,0\n2,3,1\n2,3,1\n2,3,0\n", "y", "feature column(s) 'b' have missing values"),
+        # Numbers with stray text ("?" for missing, a typo) are not categories.
+        (
+            "a,b,y\n1,2.5,0\n2,?,1\n3,4.1,1\n4,3.3,0\n",
+            "y",
+            "feature column 'b' holds numbers, but 1 cell(s) are not, the first in data row 2: '?'",
+        ),
+        # One text per row (an identifier) would be an input per row.
+        (
+            "id,a,y\n" + "".join(f"row{i},{i % 7},{i % 2}\n" for i in range(30)),
+            "y",
+            "feature column 'id' holds 30 different texts in 30 rows (an identifier",
+        ),
     ],
 )
 def test_csv_errors_name_the_file_and_the_problem(
@@ -142,6 +154,15 @@ def test_npz_with_given_validation_part(tmp_path: Path) -> None:
             {"x_train": np.zeros((5, 2)), "y_train": np.zeros(5), "x_val": np.zeros((2, 2))},
             "'x_val' is present but 'y_val' is missing",
         ),
+        (
+            {
+                "x_train": np.arange(12.0).reshape(6, 2),
+                "y_train": np.array([0, 1] * 3),
+                "x_val": np.zeros((2, 2)),
+                "y_val": np.array(["a", "b"]),
+            },
+            "the labels of y_val are text but those of y_train are numbers",
+        ),
     ],
 )
 def test_npz_errors(tmp_path: Path, arrays: dict[str, np.ndarray], expected: str) -> None:
@@ -158,6 +179,9 @@ def test_unknown_source_and_bad_splits() -> None:
         load_dataset("mnist2")
     with pytest.raises(DataError, match="--val-split"):
         load_dataset("iris", val_split=1.5)
+    # A split that leaves one row (of one class) to train on.
+    with pytest.raises(DataError, match=r"iris: 1 row\(s\) of 1 class are left to train on"):
+        load_dataset("iris", val_split=0.99)
     with pytest.raises(DataError, match="--task must be one of"):
         load_dataset("iris", task="ranking")
     with pytest.raises(DataError, match="--task binary needs exactly 2 classes"):
