@@ -27,7 +27,7 @@ from optuna.trial import FrozenTrial
 from sqlalchemy.exc import SQLAlchemyError
 
 from reports._read import LIGHT_KEYS, Select, load_rdb
-from search._errors import HpsearchError, StorageError
+from search._errors import ConfigError, HpsearchError, StorageError
 from search._records import as_int, as_number
 from search._storage import (
     DEFAULT_STORAGE,
@@ -73,7 +73,7 @@ def missing_sqlite_file(storage: StorageLike) -> Path | None:
         return None
     try:
         path = sqlite_path(resolve_url(storage))
-    except StorageError:
+    except (StorageError, ConfigError):
         return None
     return None if path is None or path.exists() else path
 

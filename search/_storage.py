@@ -83,12 +83,18 @@ def resolve_url(url: str | None = None) -> str:
             f"workers exact; got a {scheme!r} URL."
         )
     if chosen.startswith("sqlite:") and sqlite_path(chosen) is None:
-        raise StorageError(
+        raise ConfigError(
             f"--storage {chosen!r}: an in-memory SQLite database lives in one process and "
             "vanishes with it; give a file, e.g. sqlite:///hpsearch.db."
         )
+    path = sqlite_path(chosen)
+    if path is not None and path.is_dir():
+        raise ConfigError(
+            f"--storage {chosen!r}: {str(path)!r} is a folder; give a database file, e.g. "
+            f"sqlite:///{(path / 'hpsearch.db').as_posix()}."
+        )
     if "://" not in chosen:
-        raise StorageError(
+        raise ConfigError(
             f"--storage: expected a database URL such as {DEFAULT_STORAGE} or "
             f"postgresql://user@host/db; got {mask_url(chosen)!r}."
         )
@@ -181,9 +187,11 @@ def mask_url(url: str) -> str:
         if sep:
             return f"{scheme}://{MASK}"
         return f"{MASK}@{url.rpartition('@')[2]}" if "@" in url else url
+    query = {key: (MASK if _secret_key(key) else value) for key, value in parsed.query.items()}
+    if parsed.password is None and query == dict(parsed.query):
+        return _without_secrets(url, url)  # nothing to mask: as the user spelled it
     if parsed.password is not None:
         parsed = parsed.set(password=MASK)
-    query = {key: (MASK if _secret_key(key) else value) for key, value in parsed.query.items()}
     if query != dict(parsed.query):
         parsed = parsed.set(query=query)
     shown = str(parsed.render_as_string(hide_password=False))

@@ -435,7 +435,12 @@ def studies(storage: str | None, fmt: str) -> None:
             }
         )
     frame = pd.DataFrame(rows)
-    _emit(frame, fmt, empty=f"no studies yet in {mask_url(url)}")
+    from reports._study import missing_sqlite_file
+
+    absent = missing_sqlite_file(url)
+    # A misspelt file name reads as "none yet" too: say which file was looked for.
+    where = f" (no file {str(absent)!r} yet)" if absent is not None else ""
+    _emit(frame, fmt, empty=f"no studies yet in {mask_url(url)}{where}")
 
 
 @main.command()

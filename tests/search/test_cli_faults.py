@@ -336,7 +336,19 @@ CASES: dict[str, Case] = {
     ),
     # storages and names
     "in-memory SQLite": Case(
-        ("run", "--data", "iris", "--storage", "sqlite://"), 1, ("sqlite:///",)
+        ("run", "--data", "iris", "--storage", "sqlite://"), 2, ("sqlite:///",)
+    ),
+    "in-memory SQLite, spelt out": Case(
+        ("studies", "--storage", "sqlite:///:memory:"), 2, ("'sqlite:///:memory:'", "in-memory")
+    ),
+    "a storage that is not a URL": Case(
+        ("trials", "s", "--storage", "nonsense"), 2, ("expected a database URL", "'nonsense'")
+    ),
+    "a SQLite storage that is a folder, before a lock file is made": Case(
+        ("run", "--data", "iris", "--storage", "sqlite:///adir", "--study", "f"),
+        2,
+        ("'adir' is a folder", "sqlite:///adir/hpsearch.db"),
+        setup=lambda folder: (folder / "adir").mkdir(),
     ),
     "a study name that reads as an option": Case(
         ("run", "--data", "iris", "--study=-x"), 2, ("cannot start with '-'",)
@@ -486,6 +498,8 @@ def test_a_missing_study_on_postgresql_hides_a_query_password(postgres_url: str)
 def test_studies_in_a_fresh_folder_says_there_are_none(tmp_path: Path) -> None:
     out = hp("studies", cwd=tmp_path)
     assert out.returncode == 0 and "no studies yet" in out.stderr
+    typo = hp("studies", "--storage", "sqlite:///hpsearhc.db", cwd=tmp_path)
+    assert typo.returncode == 0 and "(no file 'hpsearhc.db' yet)" in typo.stderr
     bad_name = hp("run", "--data", "digits", "--study", "", cwd=tmp_path)
     assert bad_name.returncode == 2 and "expected a name" in bad_name.stderr
     assert list(tmp_path.iterdir()) == []  # no database, no lock file, no report
