@@ -82,9 +82,12 @@ def _check_bounds(root: yaml.Node) -> None:
 
 
 def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode) -> dict[Any, Any]:
-    loader.flatten_mapping(node)
+    # The keys written here, not those a merge (<<: *name) brings: a key written beside a
+    # merge overrides the merged one, as YAML says.
     seen: set[Any] = set()
     for key_node, _ in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":
+            continue
         key = loader.construct_object(key_node)
         if key in seen:
             raise yaml.constructor.ConstructorError(

@@ -115,6 +115,22 @@ def test_bad_files_name_the_file_and_the_problem(
         assert fragment in message
 
 
+def test_a_key_beside_a_merge_overrides_the_merged_one(tmp_path: Path) -> None:
+    """YAML's merge key: an anchor's entries reused, some written again to override."""
+    path = _write(
+        tmp_path,
+        "params:\n  units: &range {type: int, low: 8, high: 64}\n"
+        "  depth: {<<: *range, low: 1, high: 3}\n",
+    )
+    space = load_space(path)
+    assert space.get("units") == IntParam("units", 8, 64)
+    assert space.get("depth") == IntParam("depth", 1, 3)
+    # A key written twice in one mapping is still an error.
+    twice = _write(tmp_path, "params:\n  units: {type: int, low: 8, low: 9, high: 64}\n")
+    with pytest.raises(SpaceError, match="the key 'low' is given twice"):
+        load_space(twice)
+
+
 def test_yaml_syntax_error_names_line_and_column(tmp_path: Path) -> None:
     path = _write(tmp_path, "name: x\nparams:\n  units: {type: int, low: 8 high: 16]\n")
     with pytest.raises(SpaceError, match=r"invalid YAML at line 3, column \d+"):
