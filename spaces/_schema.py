@@ -374,8 +374,9 @@ def _check_feeds(param: Param) -> None:
         raise SpaceError(f"`as`: {error.message}", param=param.name) from None
     if param.when is None and param.feeds != param.name:
         raise SpaceError(
-            f"`as: {param.feeds}` makes this one of several branches that set "
-            f"{param.feeds!r}; give it a `when` condition.",
+            f"`as: {param.feeds}` is for a branch that sets {param.feeds!r} under a "
+            f"condition: give it a `when`, or, with none, name the parameter {param.feeds!r} "
+            "and drop `as`.",
             param=param.name,
         )
 

@@ -268,7 +268,10 @@ def test_exclusive_branches_feed_one_builder_parameter() -> None:
     ("change", "fragment"),
     [
         ({"when": {"activation": ["relu", "tanh"]}}, "both 'init_relu' and 'init_tanh' set"),
-        ({"when": None}, "`as: initializer` makes this one of several branches"),
+        (
+            {"when": None},
+            "`as: initializer` is for a branch that sets 'initializer' under a condition",
+        ),
         ({"as": "2x"}, "`as`: a parameter name is a Python identifier"),
     ],
 )
