@@ -108,6 +108,7 @@ class RichProgress(ProgressSink):
             f"{_fmt(best)}{on if done < target else ''}",
             markup=True,
             highlight=False,
+            soft_wrap=True,  # one line per event in a log file, never cut at 80 columns
         )
         if not self.console.is_terminal or done >= target:
             return
@@ -169,6 +170,7 @@ class RichProgress(ProgressSink):
             f"{elapsed:.0f}s",
             markup=False,
             highlight=False,
+            soft_wrap=True,
         )
         self._worker_row(worker, "")
         if self._progress is not None and self._task is not None:
@@ -179,7 +181,7 @@ class RichProgress(ProgressSink):
             )
 
     def note(self, message: str, worker: int = 0) -> None:
-        self.console.print(message, markup=False, highlight=False)
+        self.console.print(message, markup=False, highlight=False, soft_wrap=True)
 
     def search_ended(self) -> None:
         if self._live is not None:

@@ -363,3 +363,24 @@ def test_the_report_of_a_run_on_another_database_names_it_in_its_commands(
     assert near.returncode == 0, near.stderr
     html = Path(near.stdout.strip()).read_text()
     assert f"hpsearch resume near --storage sqlite:///{tmp_path / 'near.db'}" in html
+
+
+def test_progress_lines_in_a_log_file_are_never_cut() -> None:
+    """stderr sent to a file (no terminal, 80 columns to rich): each event stays one line,
+    so a log can be searched with grep."""
+    import io
+
+    from rich.console import Console
+
+    from search._progress import RichProgress
+
+    log = io.StringIO()
+    progress = RichProgress(Console(file=log, width=80))
+    progress.search_started("a-study-with-a-long-name-" + "x" * 60, 4, 0, None, "val_loss")
+    reason = "training failed: ValueError: " + "a long reason " * 12
+    progress.trial_ended(0, "FAIL", None, 1, None, reason)
+    progress.note("note: " + "n" * 120)
+    progress.search_ended()
+    lines = log.getvalue().splitlines()
+    assert len(lines) == 3, lines
+    assert lines[1].startswith("trial 0 fail: training failed") and "| 1/4 done |" in lines[1]
