@@ -208,6 +208,11 @@ def _load_cached(
         raw = _Raw(x=x, y=y, feature_names=names, kind="builtin", target="target")
     elif source in KERAS_DATASETS:
         raw = _load_keras(source, num_words)
+    elif "://" in source:
+        raise DataError(
+            f"--data {source!r}: a URL; hpsearch reads files on this machine: download it "
+            "(e.g. curl -o data.csv URL) and give its path."
+        )
     else:
         path = Path(source)
         suffix = path.suffix.lower()
@@ -283,8 +288,7 @@ def _load_builtin(name: str) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
 def _load_csv(path: Path, target: str | None) -> _Raw:
     import pandas as pd
 
-    if not path.is_file():
-        raise DataError(f"{path}: no such file.")
+    _require_file(path)
     try:
         frame = pd.read_csv(path)
     except pd.errors.EmptyDataError:
@@ -305,8 +309,15 @@ def _load_csv(path: Path, target: str | None) -> _Raw:
             f"{path}: --target is required for CSV data; columns are: {', '.join(columns)}."
         )
     if target not in frame.columns:
+        separator = next((s for s in ";\t|" if len(columns) == 1 and s in columns[0]), None)
+        hint = (
+            f" The header reads as one column: the values seem separated by {separator!r}, "
+            "and a CSV file here is separated by commas; save it with commas."
+            if separator
+            else ""
+        )
         raise DataError(
-            f"{path}: no column {target!r} for --target; columns are: {', '.join(columns)}."
+            f"{path}: no column {target!r} for --target; columns are: {', '.join(columns)}." + hint
         )
     if len(frame) == 0:
         raise DataError(f"{path}: the file has a header but no rows.")
@@ -338,6 +349,17 @@ def _load_csv(path: Path, target: str | None) -> _Raw:
         kind="csv",
         target=target,
     )
+
+
+def _require_file(path: Path) -> None:
+    if path.is_dir():
+        raise DataError(f"{path}: is a folder; give a .csv or .npz file.")
+    if not path.exists():
+        raise DataError(f"{path}: no such file.")
+    if not path.is_file():
+        raise DataError(
+            f"{path}: not a regular file (a pipe or a device); give a .csv or .npz file."
+        )
 
 
 def _plain(value: Any) -> Any:
@@ -383,8 +405,7 @@ def _header(path: Path) -> list[str]:
 
 
 def _load_npz(path: Path) -> _Raw:
-    if not path.is_file():
-        raise DataError(f"{path}: no such file.")
+    _require_file(path)
     import zipfile
 
     if not zipfile.is_zipfile(path):

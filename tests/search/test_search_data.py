@@ -112,6 +112,7 @@ def test_csv_task_override_to_regression(tmp_path: Path) -> None:
             "y",
             "feature column 'b' holds numbers, but 1 cell(s) are not, the first in data row 2: '?'",
         ),
+        ("a;b;y\n1;2;0\n3;4;1\n", "y", "the values seem separated by ';'"),
         # One text per row (an identifier) would be an input per row.
         (
             "id,a,y\n" + "".join(f"row{i},{i % 7},{i % 2}\n" for i in range(30)),
@@ -172,6 +173,14 @@ def test_npz_errors(tmp_path: Path, arrays: dict[str, np.ndarray], expected: str
         load_dataset(str(path))
     assert expected in str(info.value)
     assert str(path) in str(info.value)
+
+
+def test_a_data_path_that_is_a_folder_or_a_url_says_so(tmp_path: Path) -> None:
+    (tmp_path / "parts.csv").mkdir()
+    with pytest.raises(DataError, match=r"parts.csv: is a folder; give a .csv or .npz file"):
+        load_dataset(str(tmp_path / "parts.csv"), target="y")
+    with pytest.raises(DataError, match=r"'https://example.org/d.csv': a URL; .* download it"):
+        load_dataset("https://example.org/d.csv", target="y")
 
 
 def test_unknown_source_and_bad_splits() -> None:
