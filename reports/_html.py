@@ -612,6 +612,8 @@ def check_writable(path: str | Path) -> None:
     Only a page is replaced: an existing file that is not a regular file (a device, a FIFO)
     or not an HTML page (the study's database, a data file) is refused, not overwritten.
     """
+    if not str(path).strip():
+        raise ReportError("report '': an empty path; give a file path (-o FILE.html).")
     given = Path(path)
     target = _followed(given)
     try:

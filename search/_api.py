@@ -227,7 +227,7 @@ def run(
         raise ConfigError(f"--num-words applies to word data ({users}), not to {data!r}.")
     count, chosen = resolve_workers(workers)
     sink = progress or NullProgress()
-    report_path = Path(report) if report is not None else default_report_path(study, url)
+    report_path = Path(report) if report else default_report_path(study, url)
     if write_report:
         from reports._html import check_writable
 
@@ -654,7 +654,7 @@ def export(
     if out.suffix != ".keras":
         raise ConfigError(
             f"-o {str(output)!r}: Keras saves a model to a file ending in .keras; "
-            f"give e.g. -o {out.with_suffix('.keras').name}."
+            f"give e.g. -o {out.with_suffix('.keras').name if out.name else 'best.keras'}."
         )
     if out.exists() and out.is_dir():
         raise ConfigError(f"-o {str(output)!r} is a folder; give a file path ending in .keras.")
