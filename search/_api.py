@@ -401,6 +401,17 @@ def _search(
         if done < settings.trials and (deadline is None or time.time() < deadline):
             if chosen:
                 progress.note(chosen)
+            points = settings.space.distinct_points()
+            if points is not None and points < settings.trials:
+                then = (
+                    "the search stops once every one is tried"
+                    if settings.engine == "kerastuner"
+                    else f"the trials beyond {points} train points again, with other seeds"
+                )
+                progress.note(
+                    f"note: space {settings.space.name!r} holds {points} distinct point(s) and "
+                    f"the target is {settings.trials} trials: {then}."
+                )
             gave_up = run_workers(
                 settings.study,
                 url,

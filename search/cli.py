@@ -717,7 +717,9 @@ def spaces_validate(file: str, model: str | None) -> None:
 
         import_keras()
     space = _load(file, get_builder(model))
-    click.echo(f"{file}: valid space {space.name!r} with {len(space.params)} parameters")
+    points = space.distinct_points()
+    many = f", {points} distinct point(s)" if points is not None else ""
+    click.echo(f"{file}: valid space {space.name!r} with {len(space.params)} parameters{many}")
 
 
 @main.command()

@@ -381,6 +381,34 @@ def _check_feeds(param: Param) -> None:
         )
 
 
+def _size(param: Param) -> int | None:
+    """How many values a parameter can take, None for a continuous range."""
+    if isinstance(param, FixedParam):
+        return 1
+    if isinstance(param, CategoricalParam):
+        return len(param.choices)
+    if isinstance(param, IntParam):
+        return (param.high - param.low) // param.step + 1
+    if param.low == param.high:
+        return 1
+    if param.step is None:
+        return None
+    return round((param.high - param.low) / param.step) + 1
+
+
+def _values(param: Param) -> tuple[Any, ...]:
+    """Every value of a parameter with finitely many (see ``_size``)."""
+    if isinstance(param, FixedParam):
+        return (param.value,)
+    if isinstance(param, CategoricalParam):
+        return param.choices
+    if isinstance(param, IntParam):
+        return tuple(range(param.low, param.high + 1, param.step))
+    if param.low == param.high or param.step is None:
+        return (param.low,)
+    return tuple(param.low + k * param.step for k in range(_size(param) or 1))
+
+
 def builder_name(param: Param) -> str:
     """The builder parameter ``param`` sets: its ``as``, else its own name."""
     return param.feeds or param.name
@@ -502,6 +530,25 @@ class Space:
         return all(
             parent in values and values[parent] in allowed for parent, allowed in param.when.items()
         )
+
+    def distinct_points(self, limit: int = 100_000) -> int | None:
+        """How many distinct points the space holds, counting only the active parameters
+        of each; None when a parameter is continuous (a float range without `step`) or
+        there are more than ``limit``."""
+        sizes = [_size(param) for param in self.params]
+        if any(size is None for size in sizes) or math.prod(s or 0 for s in sizes) > limit:
+            return None
+        options = [_values(param) for param in self.params]
+
+        def count(i: int, drawn: dict[str, Any]) -> int:
+            if i == len(self.params):
+                return 1
+            param = self.params[i]
+            if not self.is_active(param, drawn):
+                return count(i + 1, drawn)
+            return sum(count(i + 1, {**drawn, param.name: v}) for v in options[i])
+
+        return count(0, {})
 
     def builder_point(self, values: Mapping[str, Any]) -> dict[str, Any]:
         """A point as the builder takes it: each value under the builder parameter it sets

@@ -384,3 +384,18 @@ def test_progress_lines_in_a_log_file_are_never_cut() -> None:
     lines = log.getvalue().splitlines()
     assert len(lines) == 3, lines
     assert lines[1].startswith("trial 0 fail: training failed") and "| 1/4 done |" in lines[1]
+
+
+def test_a_target_beyond_the_points_of_a_space_is_noted(tmp_path: Path) -> None:
+    space = tmp_path / "two.yaml"
+    space.write_text("name: two\nparams:\n  units: {type: int, low: 8, high: 9}\n")
+    valid = hp("spaces", "validate", str(space), cwd=tmp_path)
+    assert valid.returncode == 0, valid.stderr
+    assert "valid space 'two' with 1 parameters, 2 distinct point(s)" in valid.stdout
+    run = hp("run", "--data", "iris", "--space", str(space), "--trials", "3", "--epochs", "1",
+             "--no-report", cwd=tmp_path)  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert (
+        "note: space 'two' holds 2 distinct point(s) and the target is 3 trials: the trials "
+        "beyond 2 train points again, with other seeds." in run.stderr
+    )

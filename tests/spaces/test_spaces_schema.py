@@ -296,3 +296,17 @@ def test_the_vocabulary_checks_a_branch_under_the_name_it_sets() -> None:
     data["params"]["init_relu"]["as"] = "initialiser"
     with pytest.raises(SpaceError, match=r"unknown parameter 'initialiser'"):
         DENSE.check_space(Space.from_dict(data))
+
+
+def test_distinct_points_count_the_active_parameters_only() -> None:
+    space = _space(
+        IntParam("units", 8, 12, step=2),  # 8, 10, 12
+        CategoricalParam("optimizer", ("sgd", "adam")),
+        FloatParam("momentum", 0.0, 0.9, step=0.3, when={"optimizer": ["sgd"]}),  # 4 values
+        FixedParam("batch_size", 32),
+    )
+    assert space.distinct_points() == 3 * (4 + 1)
+    assert space.distinct_points(limit=10) is None  # more than the limit: not counted
+    assert _space(FloatParam("dropout", 0.0, 0.5)).distinct_points() is None  # continuous
+    assert _space(IntParam("units", 1, 10**9)).distinct_points() is None  # never enumerated
+    assert load_space("mlp").distinct_points() is None
