@@ -772,8 +772,12 @@ def describe(
     import_keras()
 
     try:
-        resolved = resolve_params(params)
         spec = DataSpec(input_shape=shape, task=task, classes=classes)  # type: ignore[arg-type]
+    except ValueError as exc:
+        what = str(exc).removeprefix("DataSpec: ")
+        raise ConfigError(f"--task {task} --classes {classes}: {what}") from None
+    try:
+        resolved = resolve_params(params)
         model = build_model(resolved, spec)
     except ValueError as exc:
         raise ConfigError(f"--params: {exc}") from None

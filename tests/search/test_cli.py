@@ -266,6 +266,10 @@ def test_describe_builds_the_classic_architectures(tmp_path: Path) -> None:
     bad = hp("describe", "--input-dim", "4", "--task", "binary", "--params", "{units: 3}",
              cwd=tmp_path)  # fmt: skip
     assert bad.returncode == 2 and "--params" in bad.stderr
+    classes = hp("describe", "--input-dim", "4", "--task", "binary", "--classes", "5",
+                 cwd=tmp_path)  # fmt: skip
+    assert classes.returncode == 2
+    assert "--task binary --classes 5: task 'binary' takes classes=None or 2" in classes.stderr
 
 
 def test_ctrl_c_stops_the_search_naming_the_study_to_resume(tmp_path: Path) -> None:
