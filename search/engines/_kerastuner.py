@@ -13,7 +13,8 @@ study's lock) builds the oracle afresh from the stored trials:
   (COMPLETE -> COMPLETED with the stored value as score, RUNNING or a queued retry ->
   running, anything else -> FAILED), the values tried so far (not those of a trial stopped
   by Ctrl-C whose one retry was stopped too: it was never judged, so its point may come
-  again), and the Hyperband bookkeeping of the newest trial;
+  again), and the Hyperband bookkeeping of the newest proposal (not of a retry, which
+  carries its attempt's);
 - an oracle with no new point (a small space, all tried) makes the worker wait while other
   trials run, and stops the search (SearchAborted, one line) once none does;
 - the oracle is seeded from the study's seed and the new trial's number, like Optuna's
@@ -137,7 +138,9 @@ class KerasTunerProposer(Proposer):
             if not isinstance(stored, dict) or "trial_id" not in stored:
                 continue
             latest[stored["trial_id"]] = frozen
-            if stored.get("oracle"):
+            # A retry carries a copy of its attempt's bookkeeping, older than that of the
+            # proposals made since: only a proposal's own is the newest.
+            if stored.get("oracle") and "failed_trial" not in frozen.system_attrs:
                 newest_state = stored["oracle"]
         ongoing = {}
         worst = _worst(latest.values(), s.direction)

@@ -234,3 +234,29 @@ def test_a_claimed_point_is_stored_whole_before_its_trial_trains(tmp_path: Path)
         _enqueue(study, settings, Proposal(params=given, attrs={}))
         trial = study.ask()  # claimed: nothing suggested yet
         assert storage.get_trial(trial._trial_id).params == given
+
+
+def test_a_retry_does_not_bring_back_older_hyperband_bookkeeping(tmp_path: Path) -> None:
+    """A retry is a copy of its attempt, bookkeeping included; proposals made after the
+    attempt hold newer bookkeeping (a finished trial in its bracket), which must stay."""
+    import optuna
+
+    from search._storage import opened_storage, queue_retry
+    from search.engines._kerastuner import KerasTunerProposer
+
+    url = f"sqlite:///{tmp_path / 'hb.db'}"
+    search.run(
+        "iris", TINY, trials=3, epochs=3, patience=3, engine="kerastuner",
+        algorithm="hyperband", study="hb", storage=url, write_report=False,
+    )  # fmt: skip
+    with opened_storage(url) as storage:
+        study = optuna.load_study(study_name="hb", storage=storage)
+        first, *_, newest = study.get_trials()
+        queue_retry(study, first)  # as for an attempt that was stopped
+        trials = study.get_trials()
+    assert trials[-1].state == TrialState.WAITING
+    assert trials[-1].user_attrs[STATE_ATTR]["oracle"] == first.user_attrs[STATE_ATTR]["oracle"]
+    oracle = KerasTunerProposer(search.load_settings("hb", url))._oracle(trials, seed=0)
+    kept = newest.user_attrs[STATE_ATTR]["oracle"]
+    assert kept != first.user_attrs[STATE_ATTR]["oracle"]
+    assert {key: getattr(oracle, f"_{key}") for key in kept} == kept
