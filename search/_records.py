@@ -132,10 +132,12 @@ class TrialRecord:
     @staticmethod
     def claimed(engine: str, worker: Mapping[str, Any], *, retry: bool) -> dict[str, Any]:
         """The attributes a trial gets when a worker claims it; a retry (a copy of an attempt
-        whose worker died) also drops the copied failure reason."""
+        that was stopped or whose worker died) also clears what the copy holds of its
+        attempt's record (its failure reason; the history, duration... of a stopped one), so
+        that, running, it shows its own epochs only."""
         attrs: dict[str, Any] = {"engine": engine, "worker": dict(worker), "epochs_run": 0}
         if retry:
-            attrs["fail_reason"] = None
+            attrs.update({f.name: None for f in fields(TrialRecord) if f.name not in attrs})
         return attrs
 
     @staticmethod
@@ -147,7 +149,8 @@ class TrialRecord:
     def from_attrs(cls, attrs: Mapping[str, Any]) -> TrialRecord:
         """The record of stored user attributes, whatever wrote them: a value of the wrong
         type reads as missing, and a trial without a final history gets its epoch rows."""
-        history = _history(attrs.get("history")) if "history" in attrs else _epoch_rows(attrs)
+        raw = attrs.get("history")
+        history = _history(raw) if raw is not None else _epoch_rows(attrs)
         best_epoch = as_int(attrs.get("best_epoch"))
         raw_best = attrs.get("best_metrics")
         if isinstance(raw_best, Mapping):

@@ -127,7 +127,9 @@ class TrialRecorder:
         pick = min if self.direction == "minimize" else max
         return pick(range(len(values)), key=lambda i: (values[i], i))
 
-    def outcome(self, *, pruned: bool = False) -> TrialOutcome:
+    def outcome(self, *, pruned: bool = False, failed: bool = False) -> TrialOutcome:
+        """The outcome so far; a trial that was pruned, failed or was stopped did not end by
+        early stopping, whatever epoch it reached."""
         best = self.best_epoch()
         best_metrics = (
             {k: v[best] for k, v in self.history.items() if len(v) > best}
@@ -142,7 +144,7 @@ class TrialRecorder:
             best_metrics=best_metrics,
             epochs_run=ran,
             max_epochs=self.max_epochs,
-            early_stopped=not pruned and 0 < ran < self.max_epochs,
+            early_stopped=not (pruned or failed) and 0 < ran < self.max_epochs,
             pruned=pruned,
             param_count=self.param_count,
             duration_s=time.perf_counter() - self.started,

@@ -287,12 +287,12 @@ class Lifecycle:
         except TrialFailed as exc:
             if isinstance(exc.__cause__, optuna.exceptions.UpdateFinishedTrialError):
                 raise _Lost() from None
-            self._store(trial, ended(recorder.outcome(), exc.reason))
+            self._store(trial, ended(recorder.outcome(failed=True), exc.reason))
             return TrialState.FAIL, None, exc.reason
         except KeyboardInterrupt:
             # Stopped, not failed by its point: retried once when the search goes on, as a
             # trial whose worker was killed is.
-            self._store(trial, ended(recorder.outcome(), "interrupted"))
+            self._store(trial, ended(recorder.outcome(failed=True), "interrupted"))
             frozen = trial.study.tell(trial, state=TrialState.FAIL)
             queue_retry(trial.study, frozen)
             raise
@@ -302,7 +302,7 @@ class Lifecycle:
             raise  # the database is gone: nothing can be stored; the worker stops
         except Exception as exc:
             reason = f"{type(exc).__name__}: {exc}"
-            self._store(trial, ended(recorder.outcome(), reason))
+            self._store(trial, ended(recorder.outcome(failed=True), reason))
             return TrialState.FAIL, None, reason
         finally:
             # Frees the model's graph; it also runs gc.collect() (0.25 s: once is enough).

@@ -17,6 +17,7 @@ import pytest
 import yaml
 from optuna.trial import TrialState
 
+from search._records import TrialRecord
 from search._storage import opened_storage
 from search.testing import wait_for_running_trial
 from spaces import load_space
@@ -299,9 +300,12 @@ def test_ctrl_c_stops_the_search_naming_the_study_to_resume(tmp_path: Path) -> N
     try:
         second = wait_for_running_trial(f"sqlite:///{tmp_path / 'hpsearch.db'}", "cc", joined)
         assert second is not None and second.number != victim.number, "no trial started in time"
-        # The interrupted trial runs again first, with its parameters.
+        # The interrupted trial runs again first, with its parameters, showing only its own
+        # epochs (the copy it was made from held the stopped attempt's whole record).
         assert second.system_attrs.get("failed_trial") == victim.number
         assert second.params == victim.params
+        assert TrialRecord.of(second).duration_s is None
+        assert TrialRecord.of(stopped).early_stopped is False  # stopped, not early-stopped
         joined.send_signal(signal.SIGINT)
         _, err = joined.communicate(timeout=120)
     finally:

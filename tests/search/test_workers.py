@@ -243,6 +243,7 @@ def test_ctrl_c_or_sigterm_stops_every_worker_and_the_study_resumes(
     failed = [t for t in trials if t.state == TrialState.FAIL]
     interrupted = [t for t in failed if t.user_attrs.get("fail_reason") == "interrupted"]
     assert len(interrupted) == len(failed) == 2
+    assert all(t.user_attrs["early_stopped"] is False for t in interrupted)
     # Each is queued to run again with its parameters, as a killed trial is.
     queued = [t for t in trials if t.state == TrialState.WAITING]
     assert sorted(t.system_attrs["failed_trial"] for t in queued) == sorted(
