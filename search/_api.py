@@ -8,6 +8,7 @@ import json
 import math
 import os
 import re
+import shlex
 import time
 from pathlib import Path
 from typing import Any
@@ -44,7 +45,9 @@ from search._storage import (
     reading,
     require_study,
     resolve_url,
+    resume_command,
     sqlite_path,
+    storage_option,
     study_names,
 )
 from search.engines import SearchResult
@@ -237,7 +240,7 @@ def run(
     # process a core of its own (none on one core, where nothing overlaps), the others
     # start when the study is ready.
     warm_count = max(0, min(count, available_cores() - 1))
-    searching = False
+    searching = reporting = False
     try:
         with (
             WarmWorkers(warm_count) as warm,
@@ -260,15 +263,29 @@ def run(
                 if write_report and _report_quietly(store, study, report_path):
                     raise type(exc)(f"{exc} Report: {report_path.resolve()}") from None
                 raise
+            searching = False
             if write_report:
                 from reports import write_report as _write_report
 
+                reporting = True
                 written = _write_report(store, study, report_path)
                 result = dataclasses.replace(result, report=str(Path(written).resolve()))
             return result
     except KeyboardInterrupt:
+        # An interrupt the search did not report itself (a second Ctrl-C while it stops).
         if searching:
-            raise
+            again = resume_command(study, url, "resume")
+            raise SearchInterrupted(
+                f"study {study!r} interrupted: its finished trials are stored; go on with "
+                f"`{again}`."
+            ) from None
+        if reporting:
+            raise SearchInterrupted(
+                f"study {study!r}: interrupted while its report was written; the trials are "
+                f"stored and the old report, if any, is unchanged: "
+                f"`hpsearch report {shlex.quote(study)}{storage_option(url)} -o "
+                f"{shlex.quote(str(report_path))}` writes it."
+            ) from None
         raise SearchInterrupted.before_search(study) from None
 
 
