@@ -12,9 +12,9 @@ The pool:
 - starts a fresh process in a slot whose worker recycled itself (after ``recycle_after``
   trials or past ``max_memory_mib``: TensorFlow keeps a few MiB per trial that only a new
   process gives back);
-- starts a fresh process in a slot whose worker died (kill -9, out of memory): its trial is
-  failed and retried once by the next claim of any worker; it gives up on a slot whose
-  workers die three times in a row before finishing a trial;
+- starts a fresh process in a slot whose worker died (kill -9, out of memory) or was
+  stopped by a signal sent to it alone: its trial is failed and retried once; it gives up
+  on a slot whose workers die three times in a row before finishing a trial;
 - on Ctrl-C or SIGTERM sends SIGINT to every worker (each fails its running trial as
   "interrupted" and exits), waits for them, and raises SearchInterrupted;
 - when a worker stops with an error (the database lost past the retry limit, the data
@@ -192,7 +192,9 @@ def run_workers(
                 state.error = slot.exit
             stop_all("error")
             return
-        if why is None and not state.stopping:
+        if why in (None, "interrupted") and not state.stopping:
+            # Died, or stopped by a signal sent to it alone (not by this pool): its trial is
+            # failed and retried, and the slot gets a new worker.
             signal_name = _signal_name(code)
             deaths = state.deaths.get(slot.index, 0) + 1
             state.deaths[slot.index] = deaths
@@ -204,8 +206,13 @@ def run_workers(
                     f"--max-worker-memory), then `{resume_command(study, url)}`."
                 )
                 return
+            what = (
+                f"died ({signal_name})"
+                if why is None
+                else "was stopped by a signal sent to it alone"
+            )
             progress.note(
-                f"worker {slot.index} (pid {slot.proc.pid}) died ({signal_name}); "
+                f"worker {slot.index} (pid {slot.proc.pid}) {what}; "
                 + (
                     f"its trial {slot.running} will be failed and retried"
                     if slot.running is not None

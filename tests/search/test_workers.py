@@ -218,6 +218,25 @@ def test_kill_9_of_one_worker_of_a_pool(tmp_path: Path) -> None:
     assert retries[0].state in FINISHED
 
 
+def test_a_worker_stopped_by_a_signal_of_its_own_is_replaced(tmp_path: Path) -> None:
+    """SIGTERM to a worker alone (not to the run): its trial is failed and retried, a new
+    worker takes the slot and the run reaches its target, as after kill -9."""
+    url = f"sqlite:///{tmp_path / 'own.db'}"
+    args = _run_args(_space(tmp_path), "own", 2, 300, url)
+    args.remove("--quiet")
+    proc = _start(args, tmp_path)
+    victim = _wait_for(url, "own", _training(2, at_most=100))
+    os.kill(victim.user_attrs["worker"]["pid"], signal.SIGTERM)
+    code, _, err = _finish(proc)
+    assert code == 0, err
+    said = " ".join(err.split())
+    assert f"was stopped by a signal sent to it alone; its trial {victim.number} will be" in said
+    trials = _check_study(url, "own", target=2, epochs=300)
+    assert trials[victim.number].user_attrs["fail_reason"] == "interrupted"
+    retries = [t for t in trials if t.system_attrs.get("failed_trial") == victim.number]
+    assert len(retries) == 1 and retries[0].state in FINISHED
+
+
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_ctrl_c_or_sigterm_stops_every_worker_and_the_study_resumes(
     tmp_path: Path, signum: int
