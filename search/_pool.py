@@ -44,6 +44,7 @@ from search._errors import ConfigError, HpsearchError, SearchInterrupted
 from search._machine import available_cores, physical_memory
 from search._progress import ProgressSink
 from search._storage import STORAGE_ENV, resume_command
+from search.engines._base import stop_requested
 
 # The pipe a worker writes its events to (a file descriptor number).
 EVENTS_ENV = "HPSEARCH_EVENTS_FD"
@@ -389,6 +390,8 @@ def _stop_signals() -> Iterator[list[int]]:
     previous = {s: signal.getsignal(s) for s in wanted}
     for s in wanted:
         signal.signal(s, lambda signum, _frame: arrived.append(signum))
+    if stop_requested.is_set():  # one came before, and its KeyboardInterrupt was lost
+        arrived.append(signal.SIGINT)
     try:
         yield arrived
     finally:

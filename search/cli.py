@@ -177,6 +177,8 @@ def entry() -> None:
     # SIGTERM (a service manager stopping the command) stops it as Ctrl-C does, whatever it
     # is doing: the running trials are stored as interrupted, the warm workers stopped.
     signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)
+    sys.unraisablehook = _unraisable
     try:
         main()
     except SystemExit as exc:
@@ -200,7 +202,20 @@ def entry() -> None:
     os._exit(code)
 
 
+def _unraisable(unraisable: Any) -> None:
+    """An interrupt that landed in a garbage-collection callback is acted on later (see
+    ``_interrupt``), not printed as a traceback; anything else is printed as Python does."""
+    if isinstance(unraisable.exc_value, KeyboardInterrupt):
+        return
+    sys.__unraisablehook__(unraisable)
+
+
 def _interrupt(signum: int, frame: Any) -> None:
+    from search.engines._base import request_stop
+
+    # Also remembered: raised inside a garbage-collection callback, the KeyboardInterrupt
+    # would be printed and lost, and the pool's loop acts on what is remembered.
+    request_stop()
     raise KeyboardInterrupt
 
 

@@ -521,3 +521,34 @@ def test_a_server_down_past_the_limit_stops_with_one_line_and_resume_recovers(
     trials = _check_study(postgres_url, "down", target=3, epochs=300)
     assert trials[victim.number].state == TrialState.FAIL
     assert "died" in trials[victim.number].user_attrs["fail_reason"]
+
+
+def test_an_interrupt_whose_exception_was_lost_still_stops_the_pool() -> None:
+    """Ctrl-C while `run` starts raises KeyboardInterrupt wherever Python is, even in a
+    garbage-collection callback, where Python prints it and carries on: the command's
+    handler also remembers it (stop_requested), and the pool acts on that."""
+    from search._pool import _stop_signals
+    from search.engines._base import stop_requested
+
+    stop_requested.set()
+    try:
+        with _stop_signals() as arrived:
+            assert arrived == [signal.SIGINT]
+    finally:
+        stop_requested.clear()
+    with _stop_signals() as arrived:
+        assert arrived == []
+    # Nor is such an interrupt printed as a traceback by the command.
+    lost = (
+        "import sys, weakref\n"
+        "from search import cli\n"
+        "sys.unraisablehook = cli._unraisable\n"
+        "class A: pass\n"
+        "a = A()\n"
+        "def callback(ref): raise KeyboardInterrupt\n"
+        "r = weakref.ref(a, callback)\n"
+        "del a\n"
+        "print('went on')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", lost], capture_output=True, text=True)
+    assert out.stdout == "went on\n" and out.stderr == "", out.stderr
