@@ -252,9 +252,8 @@ def run_workers(
         raise _rebuild(state.error)
     if state.stopping == "interrupted":
         raise SearchInterrupted(
-            f"study {study!r} interrupted: finished trials are stored, running ones are "
-            f"failed as interrupted; continue with `{resume_command(study, url, command)}` "
-            "(it runs them again first)."
+            f"study {study!r} interrupted: finished trials are stored, and a trial stopped "
+            f"mid-way is run again (once); continue with `{resume_command(study, url, command)}`."
         )
     return state.gave_up
 
