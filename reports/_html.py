@@ -659,8 +659,11 @@ def probe_folder(target: Path) -> None:
 
 def _replaceable(target: Path) -> bool:
     """Whether an existing file may be replaced by a page: empty, or an HTML page."""
-    with open(target, "rb") as handle:
-        head = handle.read(512).lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    try:
+        with open(target, "rb") as handle:
+            head = handle.read(512).lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    except PermissionError:
+        return False  # what it is cannot be seen: it is not replaced
     return not head or head.startswith(_HTML_STARTS)
 
 

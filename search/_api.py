@@ -421,9 +421,9 @@ def _search(
             points = settings.space.distinct_points()
             if points is not None and points < settings.trials:
                 then = (
-                    "the search stops once every one is tried"
+                    "KerasTuner stops the search once its oracle has no new point to propose"
                     if settings.engine == "kerastuner"
-                    else f"the trials beyond {points} train points again, with other seeds"
+                    else "some points will be trained more than once (with other seeds)"
                 )
                 progress.note(
                     f"note: space {settings.space.name!r} holds {points} distinct point(s) and "

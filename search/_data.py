@@ -367,6 +367,10 @@ def _plain(value: Any) -> Any:
     return value.item() if isinstance(value, np.generic) else value
 
 
+# How missing values are often written in text files (UCI's "?", R's "NA", ...).
+_MISSING_MARKERS = frozenset({"?", "na", "n/a", "nan", "null", "none", "-", "--", "missing"})
+
+
 def _check_text_columns(path: Path, features: Any) -> None:
     """Refuse a text column that one-hot encoding would turn into nonsense: numbers with a
     few stray cells ("?" for missing, "1,037.5", a typo), or nearly one value per row (an
@@ -380,7 +384,10 @@ def _check_text_columns(path: Path, features: Any) -> None:
             continue
         numbers = pd.to_numeric(column, errors="coerce")
         stray = numbers.isna().to_numpy()
-        if stray.any() and stray.mean() <= 0.5:
+        texts = {str(v).strip().lower() for v in column[stray]}
+        # Numbers with a few stray cells, or with missing-value markers; a column whose texts
+        # are many and common ("2, 3, 4, 5more") is a category.
+        if stray.any() and (stray.mean() <= 0.05 or texts <= _MISSING_MARKERS):
             first = int(np.flatnonzero(stray)[0])
             raise DataError(
                 f"{path}: feature column {str(name)!r} holds numbers, but {int(stray.sum())} "
@@ -388,7 +395,7 @@ def _check_text_columns(path: Path, features: Any) -> None:
                 "fix them, or leave a missing value's cell empty (then fill or drop it)."
             )
         distinct = int(column.nunique())
-        if distinct > max(20, rows // 2):
+        if distinct > max(50, 0.9 * rows):
             raise DataError(
                 f"{path}: feature column {str(name)!r} holds {distinct} different texts in "
                 f"{rows} rows (an identifier or free text?): one-hot encoding would add an "

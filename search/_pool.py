@@ -193,9 +193,11 @@ def run_workers(
                 state.error = slot.exit
             stop_all("error")
             return
-        if why in (None, "interrupted") and not state.stopping:
-            # Died, or stopped by a signal sent to it alone (not by this pool): its trial is
-            # failed and retried, and the slot gets a new worker.
+        # Died, or stopped by a signal sent to it alone (not by this pool, nor with it, as a
+        # service manager signals every process of the run): its trial is failed and
+        # retried, and the slot gets a new worker.
+        alone = why == "interrupted" and not arrived
+        if (why is None or alone) and not state.stopping:
             signal_name = _signal_name(code)
             deaths = state.deaths.get(slot.index, 0) + 1
             state.deaths[slot.index] = deaths
@@ -253,7 +255,8 @@ def run_workers(
     if state.stopping == "interrupted":
         raise SearchInterrupted(
             f"study {study!r} interrupted: finished trials are stored, and a trial stopped "
-            f"mid-way is run again (once); continue with `{resume_command(study, url, command)}`."
+            "mid-way is run again unless it was a retry already; continue with "
+            f"`{resume_command(study, url, command)}`."
         )
     return state.gave_up
 

@@ -135,15 +135,11 @@ class TrialRecord:
         that was stopped or whose worker died) also clears what the copy holds of its
         attempt's record (its failure reason; the history, duration... of a stopped one), so
         that, running, it shows its own epochs only."""
-        attrs: dict[str, Any] = {"engine": engine, "worker": dict(worker), "epochs_run": 0}
-        if retry:
-            attrs.update({f.name: None for f in fields(TrialRecord) if f.name not in attrs})
-        return attrs
-
-    @staticmethod
-    def is_retry(attrs: Mapping[str, Any]) -> bool:
-        """Whether a trial just claimed is a retry: it carries its dead attempt's record."""
-        return "fail_reason" in attrs
+        claimed: dict[str, Any] = {"engine": engine, "worker": dict(worker), "epochs_run": 0}
+        attrs: dict[str, Any] = {}
+        if retry:  # cleared first: a copy queued by Optuna's own callback holds them all
+            attrs.update({f.name: None for f in fields(TrialRecord) if f.name not in claimed})
+        return {**attrs, **claimed}
 
     @classmethod
     def from_attrs(cls, attrs: Mapping[str, Any]) -> TrialRecord:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import fcntl
 import functools
 import os
@@ -35,6 +36,7 @@ from optuna.trial import FrozenTrial, TrialState
 from search._defaults import DEFAULT_STORAGE as DEFAULT_STORAGE
 from search._defaults import STORAGE_ENV as STORAGE_ENV
 from search._errors import ConfigError, StorageError, StorageUnavailable, StudyNotFound
+from search._records import TrialRecord
 
 # A running trial's process writes a heartbeat this often (seconds); one silent for
 # GRACE_PERIOD is taken as dead, failed, and retried once.
@@ -83,9 +85,13 @@ def resolve_url(url: str | None = None) -> str:
             f"workers exact; got a {scheme!r} URL."
         )
     if chosen.startswith("sqlite:") and sqlite_path(chosen) is None:
+        memory = chosen.split("?")[0] in ("sqlite://", "sqlite:///", "sqlite:///:memory:")
         raise ConfigError(
             f"--storage {chosen!r}: an in-memory SQLite database lives in one process and "
             "vanishes with it; give a file, e.g. sqlite:///hpsearch.db."
+            if memory
+            else f"--storage {chosen!r}: a SQLite URL is sqlite:/// then the file's path "
+            "(three slashes; four for an absolute path: sqlite:////data/hpsearch.db)."
         )
     path = sqlite_path(chosen)
     if path is not None and path.is_dir():
@@ -272,7 +278,7 @@ def open_storage(
         kwargs = {
             "heartbeat_interval": HEARTBEAT_INTERVAL,
             "grace_period": GRACE_PERIOD,
-            "heartbeat_stale_trial_callback": RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY),
+            "heartbeat_stale_trial_callback": _RetryCopy(max_retry=MAX_RETRY),
         }
     try:
         if not for_writing:
@@ -712,6 +718,33 @@ def _alive(worker: dict[str, Any]) -> bool:
         return False
     started = worker.get("started")
     return started is None or int(fields[19]) == started
+
+
+class _RetryCopy(RetryHeartbeatStaleTrialCallback):
+    """Optuna's retry (a WAITING copy with the same parameters, ``failed_trial`` and
+    ``retry_history`` in its system attributes), its copy holding what the next attempt
+    needs and nothing of the last one's: no trial record or epoch rows (a running retry
+    shows its own epochs only) and no pruner's bookkeeping (``completed_rung_*``: a retry
+    is judged afresh at every rung)."""
+
+    def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        record = {f.name for f in dataclasses.fields(TrialRecord)}
+        copied = copy.deepcopy(trial)
+        copied.user_attrs = {
+            k: v
+            for k, v in trial.user_attrs.items()
+            if k not in record and not k.startswith("epoch:")
+        }
+        copied.system_attrs = {
+            k: v for k, v in trial.system_attrs.items() if not k.startswith("completed_rung_")
+        }
+        super().__call__(study, copied)
+
+
+def retried_attempt(storage: Any, trial_id: int) -> int | None:
+    """The number of the attempt a claimed trial retries, None for a new point."""
+    attempt = storage.get_trial_system_attrs(trial_id).get("failed_trial")
+    return int(attempt) if attempt is not None else None
 
 
 def queue_retry(study: optuna.Study, trial: FrozenTrial) -> None:

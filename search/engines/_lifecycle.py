@@ -32,6 +32,7 @@ from search._storage import (
     fail_dead_trials,
     queue_retry,
     resume_command,
+    retried_attempt,
     worker_identity,
 )
 from search._training import TrialOutcome, TrialRecorder, fit_trial
@@ -198,7 +199,7 @@ class Lifecycle:
                 # records them itself (_Heartbeat), as Optuna's FAQ says to.
                 warnings.filterwarnings("ignore", "Heartbeat of storage", UserWarning)
                 trial = study.ask()
-            retry = TrialRecord.is_retry(trial.user_attrs)
+            retry = retried_attempt(study._storage, trial._trial_id) is not None
             for key, value in TrialRecord.claimed(
                 settings.engine, worker_identity(), retry=retry
             ).items():
@@ -248,10 +249,8 @@ class Lifecycle:
         )
 
         # A retry trains as the attempt it repeats would have: the same point, the same seed.
-        attempt = trial.number
-        if TrialRecord.is_retry(trial.user_attrs):
-            attempt = storage.get_trial_system_attrs(trial_id).get("failed_trial", attempt)
-        seed = settings.seed + int(attempt)
+        attempt = retried_attempt(storage, trial_id)
+        seed = settings.seed + (trial.number if attempt is None else attempt)
         point: dict[str, Any] = {}
 
         def ended(outcome: TrialOutcome, reason: str | None = None) -> TrialRecord:
@@ -294,7 +293,9 @@ class Lifecycle:
             # trial whose worker was killed is.
             self._store(trial, ended(recorder.outcome(failed=True), "interrupted"))
             frozen = trial.study.tell(trial, state=TrialState.FAIL)
-            queue_retry(trial.study, frozen)
+            # Under the claim lock, as dead trials' retries are: a claim sees the queue whole.
+            with exclusive(self.url, f"claim:{settings.study}"):
+                queue_retry(trial.study, frozen)
             raise
         except optuna.exceptions.UpdateFinishedTrialError:
             raise _Lost() from None

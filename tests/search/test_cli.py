@@ -404,6 +404,6 @@ def test_a_target_beyond_the_points_of_a_space_is_noted(tmp_path: Path) -> None:
              "--no-report", cwd=tmp_path)  # fmt: skip
     assert run.returncode == 0, run.stderr
     assert (
-        "note: space 'two' holds 2 distinct point(s) and the target is 3 trials: the trials "
-        "beyond 2 train points again, with other seeds." in run.stderr
+        "note: space 'two' holds 2 distinct point(s) and the target is 3 trials: some points "
+        "will be trained more than once (with other seeds)." in run.stderr
     )

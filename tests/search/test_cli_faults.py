@@ -338,6 +338,9 @@ CASES: dict[str, Case] = {
     "in-memory SQLite": Case(
         ("run", "--data", "iris", "--storage", "sqlite://"), 2, ("sqlite:///",)
     ),
+    "a SQLite URL with two slashes": Case(
+        ("studies", "--storage", "sqlite://hpsearch.db"), 2, ("three slashes",)
+    ),
     "in-memory SQLite, spelt out": Case(
         ("studies", "--storage", "sqlite:///:memory:"), 2, ("'sqlite:///:memory:'", "in-memory")
     ),

@@ -90,6 +90,20 @@ def test_csv_one_hot_encodes_text_features_and_labels(tmp_path: Path) -> None:
     assert set(np.unique(ds.y_train)) == {0.0, 1.0}
 
 
+def test_csv_categories_that_look_like_numbers_are_categories(tmp_path: Path) -> None:
+    """UCI's car evaluation: doors 2, 3, 4, 5more; persons 2, 4, more; and a column of many
+    categories in few rows: one-hot encoded, not refused."""
+    rows = ["doors,persons,shop,label"]
+    for i in range(40):
+        doors = ["2", "3", "4", "5more"][i % 4]
+        persons = ["2", "4", "more"][i % 3]
+        rows.append(f"{doors},{persons},shop{i % 25},{['acc', 'unacc'][i % 2]}")
+    path = _write_csv(tmp_path / "car.csv", "\n".join(rows) + "\n")
+    ds = load_dataset(str(path), target="label")
+    assert ds.spec.input_shape == (4 + 3 + 25,)
+    assert "doors_5more" in ds.feature_names and "persons_more" in ds.feature_names
+
+
 def test_csv_task_override_to_regression(tmp_path: Path) -> None:
     rows = ["a,b,y"] + [f"{i},{i * 2},{i % 3}" for i in range(30)]
     path = _write_csv(tmp_path / "r.csv", "\n".join(rows))
@@ -115,9 +129,9 @@ def test_csv_task_override_to_regression(tmp_path: Path) -> None:
         ("a;b;y\n1;2;0\n3;4;1\n", "y", "the values seem separated by ';'"),
         # One text per row (an identifier) would be an input per row.
         (
-            "id,a,y\n" + "".join(f"row{i},{i % 7},{i % 2}\n" for i in range(30)),
+            "id,a,y\n" + "".join(f"row{i},{i % 7},{i % 2}\n" for i in range(60)),
             "y",
-            "feature column 'id' holds 30 different texts in 30 rows (an identifier",
+            "feature column 'id' holds 60 different texts in 60 rows (an identifier",
         ),
     ],
 )

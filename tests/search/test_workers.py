@@ -53,10 +53,12 @@ def _space(folder: Path) -> str:
     return str(path)
 
 
-def _start(args: list[str], cwd: Path, **env: str) -> subprocess.Popen[str]:
+def _start(
+    args: list[str], cwd: Path, *, session: bool = False, **env: str
+) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [HPSEARCH, *args], cwd=cwd, env=_env(**env), stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=session,
     )  # fmt: skip
 
 
@@ -237,12 +239,17 @@ def test_a_worker_stopped_by_a_signal_of_its_own_is_replaced(tmp_path: Path) -> 
     assert len(retries) == 1 and retries[0].state in FINISHED
 
 
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+@pytest.mark.parametrize(
+    ("signum", "group"),
+    [(signal.SIGINT, False), (signal.SIGTERM, False), (signal.SIGTERM, True)],
+    ids=["ctrl-c", "sigterm", "sigterm-to-every-process"],  # the last as systemd stops a unit
+)
 def test_ctrl_c_or_sigterm_stops_every_worker_and_the_study_resumes(
-    tmp_path: Path, signum: int
+    tmp_path: Path, signum: int, group: bool
 ) -> None:
     url = f"sqlite:///{tmp_path / 'stop.db'}"
     args = [*_run_args(_space(tmp_path), "stop", 4, 300, url), "--workers", "2"]
+    args.remove("--quiet")
 
     def both_training(trials: list[FrozenTrial]) -> FrozenTrial | None:
         running = [
@@ -251,12 +258,16 @@ def test_ctrl_c_or_sigterm_stops_every_worker_and_the_study_resumes(
         ]  # fmt: skip
         return running[0] if len(running) == 2 else None
 
-    proc = _start(args, tmp_path)
+    proc = _start(args, tmp_path, session=group)
     _wait_for(url, "stop", both_training)
-    proc.send_signal(signum)
+    if group:
+        os.killpg(proc.pid, signum)
+    else:
+        proc.send_signal(signum)
     code, _, err = _finish(proc, timeout=120)
     assert code == 130, err
     assert "hpsearch resume stop" in err and "Traceback" not in err
+    assert "sent to it alone" not in err  # stopped with the run: not replaced
     trials = _trials(url, "stop")
     assert not [t for t in trials if t.state == TrialState.RUNNING]
     failed = [t for t in trials if t.state == TrialState.FAIL]
@@ -268,6 +279,7 @@ def test_ctrl_c_or_sigterm_stops_every_worker_and_the_study_resumes(
     assert sorted(t.system_attrs["failed_trial"] for t in queued) == sorted(
         t.number for t in interrupted
     )
+    assert not [t for t in queued if "history" in t.user_attrs]  # the copy holds no record
 
     again = _start(["resume", "stop", "--storage", url, "--quiet", "--no-report",
                     "--workers", "2"], tmp_path)  # fmt: skip
