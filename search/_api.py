@@ -274,11 +274,7 @@ def run(
     except KeyboardInterrupt:
         # An interrupt the search did not report itself (a second Ctrl-C while it stops).
         if searching:
-            again = resume_command(study, url, "resume")
-            raise SearchInterrupted(
-                f"study {study!r} interrupted: its finished trials are stored; go on with "
-                f"`{again}`."
-            ) from None
+            raise SearchInterrupted.going_on(study, resume_command(study, url)) from None
         if reporting:
             raise SearchInterrupted(
                 f"study {study!r}: interrupted while its report was written; the trials are "

@@ -362,11 +362,6 @@ def _require_file(path: Path) -> None:
         )
 
 
-def _plain(value: Any) -> Any:
-    """A NumPy scalar as the Python value it holds (its repr without ``np.int64(...)``)."""
-    return value.item() if isinstance(value, np.generic) else value
-
-
 # How missing values are often written in text files (UCI's "?", R's "NA", ...).
 _MISSING_MARKERS = frozenset({"?", "na", "n/a", "nan", "null", "none", "-", "--", "missing"})
 
@@ -543,8 +538,8 @@ def _prepare(
         raise DataError(f"{source}: the target has NaN or infinite values.")
     if len(np.unique(y_all)) < 2:
         raise DataError(
-            f"{source}: the target has a single value ({_plain(y_all[0])!r}); there is nothing to "
-            "learn. Check --target."
+            f"{source}: the target has a single value ({y_all[:1].tolist()[0]!r}); there is "
+            "nothing to learn. Check --target."
         )
     if raw.task is not None and task is not None and task != raw.task:
         raise DataError(f"--task {task}: {source} is a {raw.task} data set; leave --task out.")

@@ -73,6 +73,14 @@ class SearchInterrupted(HpsearchError):
             "command starts it (or goes on with it) again."
         )
 
+    @classmethod
+    def going_on(cls, study: str, command: str) -> SearchInterrupted:
+        """An interrupt of a search that had started: what is kept, and ``command`` (the
+        one that goes on with the study)."""
+        return cls(
+            f"study {study!r} interrupted: its finished trials are stored; go on with `{command}`."
+        )
+
 
 class TrialFailed(Exception):
     """One trial failed; the engine stores the reason and goes on with the next trial."""

@@ -26,9 +26,12 @@ RECORD_VERSION = 2  # 2: params, seed, versions
 SETTINGS_KEY = "hpsearch"
 
 
+EPOCH_PREFIX = "epoch:"
+
+
 def epoch_key(epoch: int) -> str:
     """The user attribute holding one epoch's metrics while a trial runs."""
-    return f"epoch:{epoch}"
+    return f"{EPOCH_PREFIX}{epoch}"
 
 
 def worker_token(worker: Mapping[str, Any]) -> str:
@@ -130,16 +133,10 @@ class TrialRecord:
         return {k: v for k, v in attrs.items() if v is not None}
 
     @staticmethod
-    def claimed(engine: str, worker: Mapping[str, Any], *, retry: bool) -> dict[str, Any]:
-        """The attributes a trial gets when a worker claims it; a retry (a copy of an attempt
-        that was stopped or whose worker died) also clears what the copy holds of its
-        attempt's record (its failure reason; the history, duration... of a stopped one), so
-        that, running, it shows its own epochs only."""
-        claimed: dict[str, Any] = {"engine": engine, "worker": dict(worker), "epochs_run": 0}
-        attrs: dict[str, Any] = {}
-        if retry:  # cleared first: a copy queued by Optuna's own callback holds them all
-            attrs.update({f.name: None for f in fields(TrialRecord) if f.name not in claimed})
-        return {**attrs, **claimed}
+    def claimed(engine: str, worker: Mapping[str, Any]) -> dict[str, Any]:
+        """The attributes a trial gets when a worker claims it (a retry's copy holds nothing
+        of its attempt's record: see ``search._storage._RetryCopy``)."""
+        return {"engine": engine, "worker": dict(worker), "epochs_run": 0}
 
     @classmethod
     def from_attrs(cls, attrs: Mapping[str, Any]) -> TrialRecord:

@@ -36,7 +36,7 @@ from optuna.trial import FrozenTrial, TrialState
 from search._defaults import DEFAULT_STORAGE as DEFAULT_STORAGE
 from search._defaults import STORAGE_ENV as STORAGE_ENV
 from search._errors import ConfigError, StorageError, StorageUnavailable, StudyNotFound
-from search._records import TrialRecord
+from search._records import EPOCH_PREFIX, TrialRecord
 
 # A running trial's process writes a heartbeat this often (seconds); one silent for
 # GRACE_PERIOD is taken as dead, failed, and retried once.
@@ -84,7 +84,8 @@ def resolve_url(url: str | None = None) -> str:
             "(sqlite:///FILE) or PostgreSQL (postgresql://user@host/db), whose locks keep many "
             f"workers exact; got a {scheme!r} URL."
         )
-    if chosen.startswith("sqlite:") and sqlite_path(chosen) is None:
+    path = sqlite_path(chosen)
+    if chosen.startswith("sqlite:") and path is None:
         memory = chosen.split("?")[0] in ("sqlite://", "sqlite:///", "sqlite:///:memory:")
         raise ConfigError(
             f"--storage {chosen!r}: an in-memory SQLite database lives in one process and "
@@ -93,7 +94,6 @@ def resolve_url(url: str | None = None) -> str:
             else f"--storage {chosen!r}: a SQLite URL is sqlite:/// then the file's path "
             "(three slashes; four for an absolute path: sqlite:////data/hpsearch.db)."
         )
-    path = sqlite_path(chosen)
     if path is not None and path.is_dir():
         raise ConfigError(
             f"--storage {chosen!r}: {str(path)!r} is a folder; give a database file, e.g. "
@@ -733,7 +733,7 @@ class _RetryCopy(RetryHeartbeatStaleTrialCallback):
         copied.user_attrs = {
             k: v
             for k, v in trial.user_attrs.items()
-            if k not in record and not k.startswith("epoch:")
+            if k not in record and not k.startswith(EPOCH_PREFIX)
         }
         copied.system_attrs = {
             k: v for k, v in trial.system_attrs.items() if not k.startswith("completed_rung_")

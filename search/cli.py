@@ -81,8 +81,7 @@ def _interrupted(study: Any, url: str | None) -> str:
     if command == "run":  # run's own search reports an interrupt itself: this is before it
         return str(SearchInterrupted.before_search(study if isinstance(study, str) else None))
     if command in ("resume", "worker") and isinstance(study, str):
-        again = resume_command(study, url, command)
-        return f"study {study!r} interrupted: its finished trials are stored; go on with `{again}`."
+        return str(SearchInterrupted.going_on(study, resume_command(study, url, command)))
     return f"`{path}` interrupted: nothing stored was changed."
 
 

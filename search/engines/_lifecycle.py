@@ -199,10 +199,7 @@ class Lifecycle:
                 # records them itself (_Heartbeat), as Optuna's FAQ says to.
                 warnings.filterwarnings("ignore", "Heartbeat of storage", UserWarning)
                 trial = study.ask()
-            retry = retried_attempt(study._storage, trial._trial_id) is not None
-            for key, value in TrialRecord.claimed(
-                settings.engine, worker_identity(), retry=retry
-            ).items():
+            for key, value in TrialRecord.claimed(settings.engine, worker_identity()).items():
                 trial.set_user_attr(key, value)
             return trial
 
