@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, TypeVar, cast
 
 import click
+from click.exceptions import NoArgsIsHelpError
 
 # Only leaves here: `hpsearch --help` must not import Optuna, SQLAlchemy or NumPy.
 from search._defaults import DEFAULT_STORAGE, STORAGE_ENV
@@ -179,7 +180,7 @@ def entry() -> None:
     signal.signal(signal.SIGINT, _interrupt)
     sys.unraisablehook = _unraisable
     try:
-        main()
+        code = _main()
     except SystemExit as exc:
         if isinstance(exc.code, int):
             code = exc.code
@@ -199,6 +200,29 @@ def entry() -> None:
         except (OSError, ValueError):  # a closed pipe: nothing more can be said there
             code = code or 1
     os._exit(code)
+
+
+def _main() -> int:
+    """``main`` with click's own errors (an unknown option or command, a value of the wrong
+    type) as one line naming the command and its help, as hpsearch's own errors are, in
+    place of click's usage block; exit code 2 as click gives them."""
+    try:
+        returned = main.main(standalone_mode=False)
+    except NoArgsIsHelpError as exc:  # `hpsearch` alone, `hpsearch spaces` alone: the help
+        exc.show()
+        return exc.exit_code
+    except click.ClickException as exc:
+        context = getattr(exc, "ctx", None)
+        path = context.command_path if context is not None else "hpsearch"
+        message = " ".join(exc.format_message().split())
+        if isinstance(exc, click.UsageError):
+            message = f"{path}: {message} See `{path} --help`."
+        click.echo(f"error: {message}", err=True)
+        return exc.exit_code
+    except click.Abort:  # Ctrl-C while click read the command line: nothing was started
+        return 130
+    # `--help` and `--version` return their exit code; commands return nothing.
+    return returned if isinstance(returned, int) else 0
 
 
 def _unraisable(unraisable: Any) -> None:

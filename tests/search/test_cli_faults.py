@@ -457,6 +457,21 @@ CASES: dict[str, Case] = {
     "describe --input-shape 28,x": Case(
         ("describe", "--input-shape", "28,x", "--task", "regression"), 2, ("'28,x'",)
     ),
+    # the command line itself, as click reads it
+    "a misspelt option": Case(
+        ("run", "--trails", "3"),
+        2,
+        ("hpsearch run:", "'--trails'", "'--trials'", "See `hpsearch run --help`."),
+    ),
+    "a misspelt command": Case(
+        ("rnu", "--data", "iris"), 2, ("No such command 'rnu'", "'run'", "`hpsearch --help`")
+    ),
+    "a number that is not one": Case(
+        ("run", "--trials", "abc"), 2, ("'--trials'", "'abc'", "`hpsearch run --help`")
+    ),
+    "a missing argument": Case(
+        ("spaces", "show"), 2, ("hpsearch spaces show:", "'NAME'", "`hpsearch spaces show --help`")
+    ),
 }
 
 
