@@ -608,7 +608,9 @@ def _encoding(
         if raw.y.dtype.kind in "OUS":
             raise DataError(f"{source}: --task regression needs a numeric target.")
         return None, (), lambda v: v.astype(np.float32)
-    labels = np.unique(y_all)
+    labels, counts = np.unique(y_all, return_counts=True)
+    if chosen == "multiclass" and y_all.dtype.kind not in "OUSb":
+        _check_class_labels(source, labels, counts)
     if chosen == "binary" and len(labels) != 2:
         raise DataError(
             f"{source}: --task binary needs exactly 2 classes in the target; found {len(labels)}."
@@ -630,6 +632,24 @@ def _encoding(
 
     classes = len(labels) if chosen == "multiclass" else None
     return classes, tuple(str(v) for v in labels), encode
+
+
+def _check_class_labels(source: str, labels: np.ndarray, counts: np.ndarray) -> None:
+    """Numbers taken as classes (``--task multiclass``) must look like labels: a measured
+    quantity (fractions, or a value per row) would train a classifier of hundreds of classes
+    that are never seen twice."""
+    fractional = labels[np.mod(labels, 1) != 0]
+    once = int((counts == 1).sum())
+    if len(fractional):
+        why = f"fractional values such as {fractional[0].item()!r}"
+    elif len(labels) > MAX_INFERRED_CLASSES and once > len(labels) / 2:
+        why = f"{once} of its {len(labels)} distinct values only once"
+    else:
+        return
+    raise DataError(
+        f"{source}: --task multiclass, but the target has {why}: a measured quantity, not "
+        "class labels; use --task regression (or leave --task out)."
+    )
 
 
 def _class_indices(source: str, raw: _Raw) -> tuple[int | None, tuple[str, ...], Encoder]:

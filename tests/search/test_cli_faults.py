@@ -107,6 +107,10 @@ def _odd_files(cwd: Path) -> None:
     (cwd / "one_class.csv").write_text("\n".join(rows) + "\n")
     rows = ["a,b,y"] + [f"{1e300 if i == 3 else i},{-i},{i % 2}" for i in range(40)]
     (cwd / "huge.csv").write_text("\n".join(rows) + "\n")
+    rows = ["a,b,y"] + [f"{i},{-i},{i * 0.37:.2f}" for i in range(40)]
+    (cwd / "measured.csv").write_text("\n".join(rows) + "\n")
+    rows = ["a,b,y"] + [f"{i},{-i},{i * 7}" for i in range(80)]
+    (cwd / "counted.csv").write_text("\n".join(rows) + "\n")
 
 
 def _odd_spaces(cwd: Path) -> None:
@@ -321,6 +325,18 @@ CASES: dict[str, Case] = {
         ("run", "--data", "one_class.csv", "--target", "y"),
         2,
         ("single value", "--target"),
+        setup=_odd_files,
+    ),
+    "a measured target taken as classes": Case(
+        ("run", "--data", "measured.csv", "--target", "y", "--task", "multiclass"),
+        2,
+        ("measured.csv", "--task multiclass", "fractional values such as 0.37", "regression"),
+        setup=_odd_files,
+    ),
+    "a target of a value per row taken as classes": Case(
+        ("run", "--data", "counted.csv", "--target", "y", "--task", "multiclass"),
+        2,
+        ("counted.csv", "80 of its 80 distinct values only once", "--task regression"),
         setup=_odd_files,
     ),
     "features beyond float32": Case(
