@@ -642,7 +642,7 @@ def compare(studies: tuple[str, ...], storage: str | None, fmt: str, output: str
     else:
         click.echo(f"data: {comparison.data}; objective: {comparison.objective} "
                    f"({comparison.direction})")  # fmt: skip
-        _emit(comparison.table(), "table", empty="no studies")
+        _table(comparison.table(), every_column="--format json")
 
 
 def _emit(frame: Any, fmt: str, *, empty: str) -> None:
@@ -661,7 +661,7 @@ def _emit(frame: Any, fmt: str, *, empty: str) -> None:
         _table(frame)
 
 
-def _table(frame: Any) -> None:
+def _table(frame: Any, every_column: str = "--format csv|json|yaml") -> None:
     """The frame as a rich table as wide as the terminal: columns in their order (the most
     useful first) as long as they fit; the rest are named on stderr."""
     from rich.console import Console
@@ -690,7 +690,7 @@ def _table(frame: Any) -> None:
         hidden = ", ".join(headers[keep:])
         click.echo(
             f"({len(headers) - keep} more columns: {hidden}; a wider terminal shows them, "
-            "--format csv|json|yaml shows all)",
+            f"{every_column} shows all)",
             err=True,
         )
 

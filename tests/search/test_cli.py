@@ -325,8 +325,10 @@ def test_compare_puts_an_optuna_and_a_kerastuner_study_side_by_side(tmp_path: Pa
         made = hp("run", *common, "--study", study, *engine, cwd=tmp_path)
         assert made.returncode == 0, made.stderr
 
-    table = hp("compare", "iris-tpe", "iris-kt", cwd=tmp_path)
+    table = hp("compare", "iris-tpe", "iris-kt", cwd=tmp_path, env=_env(COLUMNS="60"))
     assert table.returncode == 0, table.stderr
+    # The columns left out are named, with the format that shows them (compare has no csv).
+    assert "more columns:" in table.stderr and "--format json shows all" in table.stderr
     lines = table.stdout.splitlines()
     assert lines[0] == "data: iris; objective: val_loss (minimize)"
     assert lines[1].split()[:4] == ["study", "engine", "algorithm", "best"]
