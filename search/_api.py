@@ -53,7 +53,7 @@ from search._storage import (
 from search.engines import SearchResult
 from search.engines._base import count_states, finished_count
 from search.engines._registry import ENGINE_OPTIONS, ENGINES
-from spaces import DENSE, Space, load_space, parse_space
+from spaces import DENSE, Space, get_builder, load_space, parse_space
 
 MAX_STUDY_NAME = 128
 
@@ -334,6 +334,9 @@ def _prepare(
         stored = _stored_attrs(store, study)
         settings = StudySettings.from_attrs(study, stored)
         _check_agrees(settings, given, data_given, space_obj)
+        # The workers import the study's own builder: one that is not here is bad input,
+        # said before anything (a new target) is stored.
+        get_builder(settings.model)
         if trials is not None:
             held = finished_count(count_states(store.get_all_trials(
                 store.get_study_id_from_name(study), deepcopy=False)))  # fmt: skip

@@ -79,6 +79,13 @@ def test_a_builder_of_ones_own_searches_resumes_and_exports(folder: Path) -> Non
     assert {t.state.name for t in study.trials} <= {"COMPLETE", "PRUNED"}
     assert set(study.trials[0].params) == {"width", "blocks", "act", "lr"}
     assert study.trials[0].user_attrs["params"]["batch_size"] == 64
+    # From a folder without the builder's module: one line, and the new target not stored.
+    elsewhere = folder / "elsewhere"
+    elsewhere.mkdir()
+    lost = hp(elsewhere, "resume", "u", "--trials", "9", "--storage", url, "-q", "--no-report")
+    assert lost.returncode == 2, lost.stderr
+    assert "no module 'my_models' here" in lost.stderr and "Traceback" not in lost.stderr
+    assert optuna.load_study(study_name="u", storage=url).user_attrs["hpsearch"]["trials"] == 3
     # resume and worker need only the name: the study says which builder to import
     again = hp(folder, "resume", "u", "--trials", "4", "--storage", url, "-q", "--no-report")
     assert again.returncode == 0, again.stderr
