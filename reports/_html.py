@@ -69,7 +69,14 @@ from reports._plots import (
     plot_trial_curves,
     trial_curves_data,
 )
-from reports._study import LoadedStudy, ReportError, StorageLike, load, storage_url
+from reports._study import (
+    LoadedStudy,
+    ReportError,
+    ReportPathError,
+    StorageLike,
+    load,
+    storage_url,
+)
 from reports._summary import StudySummary, summary_from_loaded
 from search._storage import resume_command, storage_option
 
@@ -606,28 +613,29 @@ def _followed(target: Path) -> Path:
 
 
 def check_writable(path: str | Path) -> None:
-    """Raise ReportError unless a report can be written at ``path`` (its folder can be made
+    """Raise ReportPathError (bad input), or ReportError if the file system refuses,
+    unless a report can be written at ``path`` (its folder can be made
     or written, the file replaced): checked before a search spends anything.
 
     Only a page is replaced: an existing file that is not a regular file (a device, a FIFO)
     or not an HTML page (the study's database, a data file) is refused, not overwritten.
     """
     if not str(path).strip():
-        raise ReportError("report '': an empty path; give a file path (-o FILE.html).")
+        raise ReportPathError("report '': an empty path; give a file path (-o FILE.html).")
     given = Path(path)
     target = _followed(given)
     try:
         if target.is_dir():
-            raise ReportError(
+            raise ReportPathError(
                 f"report {str(given)!r}: is a folder; give a file path (-o FILE.html)."
             )
         if target.exists() and not target.is_file():
-            raise ReportError(
+            raise ReportPathError(
                 f"report {str(given)!r}: is not a regular file (a device or a pipe); give a "
                 "path for an .html file with -o/--report."
             )
         if target.is_file() and not _replaceable(target):
-            raise ReportError(
+            raise ReportPathError(
                 f"report {str(given)!r}: that file exists and is not an HTML page (a database "
                 "or a data file?); it is left as it is. Give another path with -o/--report."
             )

@@ -46,6 +46,13 @@ class ReportError(HpsearchError):
     """A report cannot be made from this storage or study, or cannot be written."""
 
 
+class ReportPathError(ReportError):
+    """A report path that cannot hold a report (a folder, a device, a file that is not a
+    page): bad input, as a bad option is."""
+
+    exit_code = 2
+
+
 def storage_url(storage: StorageLike) -> str | None:
     """The URL the storage was opened with (an Optuna RDBStorage keeps it), None for a
     storage without one (in memory). A SQLite file other than the default is given by its

@@ -215,11 +215,11 @@ CASES: dict[str, Case] = {
         ("report", "digits-mlp", "-o", f"{LONG}.html"), 1, ("File name too long",)
     ),
     "report over the study's own database": Case(
-        ("report", "digits-mlp", "-o", "hpsearch.db"), 1, ("'hpsearch.db'", "not an HTML page")
+        ("report", "digits-mlp", "-o", "hpsearch.db"), 2, ("'hpsearch.db'", "not an HTML page")
     ),
     "run --report over a data file, checked before the search": Case(
         ("run", "--data", "digits", "--trials", "3", "--report", "notes.csv"),
-        1,
+        2,
         ("'notes.csv'", "not an HTML page", "it is left as it is"),
         setup=lambda folder: (folder / "notes.csv").write_text("a,b\n1,2\n"),
     ),
@@ -230,7 +230,7 @@ CASES: dict[str, Case] = {
     ),
     "report into a named pipe": Case(
         ("report", "digits-mlp", "-o", "pipe.html"),
-        1,
+        2,
         ("'pipe.html'", "not a regular file"),
         setup=lambda folder: os.mkfifo(folder / "pipe.html"),
     ),
