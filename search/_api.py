@@ -39,7 +39,6 @@ from search._settings import DataRef, StudySettings, infer_direction
 from search._storage import (
     DEFAULT_STORAGE,
     exclusive,
-    mask_url,
     missing_study,
     opened_storage,
     reading,
@@ -47,6 +46,7 @@ from search._storage import (
     resolve_url,
     resume_command,
     sqlite_path,
+    storage_key,
     storage_option,
     study_names,
 )
@@ -103,7 +103,7 @@ def _canonical(url: str) -> str:
     """The storage as one string per database: a SQLite file by its absolute path, any
     other URL without its secrets."""
     path = sqlite_path(url)
-    return f"sqlite:///{path.resolve()}" if path is not None else mask_url(url)
+    return f"sqlite:///{path.resolve()}" if path is not None else storage_key(url)
 
 
 def run(

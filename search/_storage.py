@@ -169,9 +169,7 @@ def storage_option(url: str | None) -> str:
 
     if not url or url == DEFAULT_STORAGE:
         return ""
-    # As the user writes it: hpsearch chooses psycopg 3 for a plain postgresql:// URL itself.
-    shown = mask_url(url).replace("postgresql+psycopg://", "postgresql://", 1)
-    return f" --storage {shlex.quote(shown)}"
+    return f" --storage {shlex.quote(mask_url(url))}"
 
 
 def resume_command(study: str, url: str | None, command: str = "resume") -> str:
@@ -183,10 +181,29 @@ def resume_command(study: str, url: str | None, command: str = "resume") -> str:
 
 
 def mask_url(url: str) -> str:
-    """The URL as it may be shown: its password, and any secret query parameter, ``***``.
+    """The URL as it may be shown: its password, and any secret query parameter, ``***``;
+    a PostgreSQL URL as the user writes it (``postgresql://``: hpsearch chooses psycopg 3
+    itself).
 
     Every form SQLAlchemy accepts is read with its URL object; what it cannot read is
     shown as its scheme only."""
+    shown = _masked(url)
+    if shown.startswith("postgresql+psycopg://"):
+        return "postgresql://" + shown.split("://", 1)[1]
+    return shown
+
+
+def storage_key(url: str) -> str:
+    """One string per database, for the names made from it (a default report file, the
+    checkpoints' folder): the URL without its password, so that the same database gives the
+    same names whether the URL holds the password or not (PGPASSWORD, ~/.pgpass)."""
+    parsed = _parsed(url)
+    if parsed is not None and parsed.password is not None:
+        url = str(parsed._replace(password=None).render_as_string(hide_password=False))
+    return _masked(url)
+
+
+def _masked(url: str) -> str:
     parsed = _parsed(url)
     if parsed is None:
         scheme, sep, _ = url.partition("://")

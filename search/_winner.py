@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from search._errors import ConfigError
 from search._records import TrialRecord
-from search._storage import exclusive, mask_url, sqlite_path
+from search._storage import exclusive, sqlite_path, storage_key
 
 if TYPE_CHECKING:
     import optuna
@@ -50,7 +50,7 @@ def checkpoint_dir(url: str, study: str) -> Path:
     path = sqlite_path(url)
     if path is not None:
         return path.parent / f"{path.stem}-checkpoints" / name
-    where = hashlib.sha256(mask_url(url).encode()).hexdigest()[:8]
+    where = hashlib.sha256(storage_key(url).encode()).hexdigest()[:8]
     return Path("~/.cache/hpsearch/checkpoints").expanduser() / where / name
 
 

@@ -25,6 +25,7 @@ from search._storage import (
     resume_command,
     worker_identity,
 )
+from search._winner import checkpoint_dir
 from spaces import load_space
 
 
@@ -106,6 +107,11 @@ def test_default_names_do_not_collide(tmp_path: Path) -> None:
     pg = default_report_path("digits-mlp", "postgresql+psycopg://u:pw@h/db")
     assert len({plain, other, pg}) == 3
     assert default_report_path("digits-mlp", "postgresql+psycopg://u:other@h/db") == pg
+    # The password given by PGPASSWORD or ~/.pgpass instead: the same database, the same name.
+    assert default_report_path("digits-mlp", "postgresql+psycopg://u@h/db") == pg
+    assert checkpoint_dir("postgresql+psycopg://u:pw@h/db", "s") == checkpoint_dir(
+        "postgresql+psycopg://u@h/db", "s"
+    )
     accents = {default_report_path(name) for name in ("étude", "ètude", "x" * 600)}
     assert len(accents) == 3
     assert all(len(p.name) < 120 for p in accents)
