@@ -33,7 +33,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TextIO
 
 import numpy as np
 
@@ -150,7 +150,7 @@ def _download(entry: KerasSet, paths: Sequence[Path]) -> None:
     loader = getattr(keras.datasets, entry.name)
     try:
         # Keras prints its download progress on stdout, which is the command's output.
-        with contextlib.redirect_stdout(sys.stderr):
+        with contextlib.redirect_stdout(_Progress(sys.stderr)):
             loader.load_data()
     except Exception as exc:
         text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
@@ -164,6 +164,34 @@ def _download(entry: KerasSet, paths: Sequence[Path]) -> None:
             f"--data {entry.name}: Keras downloaded the data set but {missing} is not there; "
             f"{entry.placing()}."
         )
+
+
+class _Progress(io.TextIOBase):
+    """Keras' download messages, sent to ``out`` once the download shows progress: its first
+    line ("Downloading data from URL") is held back until then, so a download that fails at
+    once says so in hpsearch's one line alone (which names the address too)."""
+
+    def __init__(self, out: TextIO) -> None:
+        super().__init__()
+        self.out = out
+        self.held: list[str] | None = []
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        if self.held is None:
+            return self.out.write(text)
+        if not any("\n" in held for held in self.held):
+            self.held.append(text)
+            return len(text)
+        self.out.write("".join(self.held) + text)
+        self.held = None
+        return len(text)
+
+    def flush(self) -> None:
+        if self.held is None:
+            self.out.flush()
 
 
 def _short(text: str, limit: int = 160) -> str:

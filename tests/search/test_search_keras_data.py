@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import gzip
+import io
 import os
 import pickle
 import subprocess
@@ -166,9 +167,26 @@ def test_a_missing_file_without_network_says_where_to_put_it(
     )
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.strip().splitlines()
-    assert lines[-1].startswith("error: --data reuters: reuters.npz is not in the Keras cache")
-    assert f"at {keras_datasets_dir() / 'reuters.npz'}" in lines[-1]
+    # One line: Keras' own "Downloading data from ..." is not printed for a failed download.
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("error: --data reuters: reuters.npz is not in the Keras cache")
+    assert f"at {keras_datasets_dir() / 'reuters.npz'}" in lines[0]
     assert "Traceback" not in proc.stderr and proc.stdout == ""
+
+
+def test_a_download_that_makes_progress_shows_it() -> None:
+    from search._data_keras import _Progress
+
+    failed, going = io.StringIO(), io.StringIO()
+    print("Downloading data from https://example/x.npz", file=_Progress(failed))
+    assert failed.getvalue() == ""  # held back: the error line that follows names the address
+    out = _Progress(going)
+    print("Downloading data from https://example/x.npz", file=out)
+    out.write("\r 1024/2048 [====>.....] - 0s")
+    assert (
+        going.getvalue()
+        == "Downloading data from https://example/x.npz\n\r 1024/2048 [====>.....] - 0s"
+    )
 
 
 @pytest.mark.slow
