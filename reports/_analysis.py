@@ -205,6 +205,7 @@ class NumericRange:
     low: float
     high: float
     log: bool = False
+    integer: bool = False
 
 
 EDGE = 0.1
@@ -212,11 +213,20 @@ EDGE = 0.1
 where the range is log)."""
 
 
+Limits = Mapping[str, tuple[float | None, float | None]]
+"""Per param, the values its builder refuses from (a range cannot widen to them): below or
+at the first, at or above the second; None where it has no limit."""
+
+
 def edge_hints(
-    top_params: Sequence[Mapping[str, Any]], ranges: Mapping[str, NumericRange]
+    top_params: Sequence[Mapping[str, Any]],
+    ranges: Mapping[str, NumericRange],
+    limits: Limits | None = None,
 ) -> list[str]:
     """Hints for numeric params where most of the best trials (``top_params``, best first)
-    sit at one edge of the range: widen the range that way."""
+    sit at one edge of the range: widen the range that way, where the builder's ``limits``
+    leave room (no "below 0" for a dropout). An integer range of two values is left out:
+    most of the best trials always sit at one of its ends."""
     hints: list[str] = []
     if len(top_params) < 3:
         return hints
@@ -224,10 +234,17 @@ def edge_hints(
         values = [float(p[name]) for p in top_params if _is_number(p.get(name))]
         if len(values) < 3 or bounds.high <= bounds.low:
             continue
+        if bounds.integer and bounds.high - bounds.low < 2:
+            continue
+        floor, ceiling = (limits or {}).get(name, (None, None))
+        room = {
+            "low": floor is None or floor < bounds.low,
+            "high": ceiling is None or bounds.high < ceiling,
+        }
         positions = [_position(v, bounds) for v in values]
         for side, test in (("low", lambda x: x <= EDGE), ("high", lambda x: x >= 1 - EDGE)):
             at_edge = sum(1 for x in positions if test(x))
-            if at_edge * 2 > len(values):
+            if at_edge * 2 > len(values) and room[side]:
                 limit = bounds.low if side == "low" else bounds.high
                 direction = "below" if side == "low" else "above"
                 hints.append(

@@ -32,6 +32,7 @@ from reports._analysis import (
     OVERFIT_RISE,
     STILL_IMPROVING,
     Diagnosis,
+    Limits,
     NumericRange,
     diagnose,
     edge_hints,
@@ -305,8 +306,27 @@ def _ranges(trials: Sequence[FrozenTrial]) -> dict[str, NumericRange]:
     for trial in trials:
         for name, dist in trial.distributions.items():
             if isinstance(dist, IntDistribution | FloatDistribution):
-                ranges[name] = NumericRange(float(dist.low), float(dist.high), bool(dist.log))
+                ranges[name] = NumericRange(
+                    float(dist.low),
+                    float(dist.high),
+                    bool(dist.log),
+                    isinstance(dist, IntDistribution),
+                )
     return ranges
+
+
+def _limits(settings: Mapping[str, Any]) -> Limits:
+    """What the study's builder refuses, per param: known for the built-in Dense builder
+    (its vocabulary), not for a builder of the user's own."""
+    from spaces import DENSE
+
+    if settings.get("model", DENSE.name) != DENSE.name or DENSE.vocabulary is None:
+        return {}
+    return {
+        name: (rule.minimum, rule.maximum)
+        for name, rule in DENSE.vocabulary.rules.items()
+        if rule.kind != "name"
+    }
 
 
 def _objective_curves(loaded: LoadedStudy, frame: pd.DataFrame) -> dict[int, list[float]]:
@@ -363,6 +383,7 @@ def _fit_section(board: pd.DataFrame, loaded: LoadedStudy) -> dict[str, Any]:
     hints += edge_hints(
         [params_by_number.get(n, {}) for n in top_numbers],
         _ranges([t for t in loaded.trials if t.number in set(top_numbers)]),
+        _limits(loaded.settings),
     )
     ranked = len(board)
     return {

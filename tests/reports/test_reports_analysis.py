@@ -136,6 +136,26 @@ def test_edge_hints() -> None:
     assert edge_hints(top[:2], ranges) == []  # too few trials
 
 
+def test_edge_hints_stop_at_what_the_builder_takes() -> None:
+    ranges = {
+        "depth": NumericRange(1, 4, integer=True),
+        "dropout": NumericRange(0.0, 0.5),
+        "width": NumericRange(1, 2, integer=True),
+    }
+    low = [{"depth": 1, "dropout": 0.01, "width": 2} for _ in range(4)]
+    # Without limits (a builder of one's own): every low end may widen, and a two-value
+    # integer range never says anything (most trials always sit at one of its ends).
+    assert [h.split(":")[0] for h in edge_hints(low, ranges)] == ["depth", "dropout"]
+    # The Dense builder takes no depth below 1 nor dropout below 0.
+    limits = {"depth": (1.0, 1000.0), "dropout": (0.0, 1.0)}
+    assert edge_hints(low, ranges, limits) == []
+    high = [{"depth": 4, "dropout": 0.49, "width": 1} for _ in range(4)]
+    hints = edge_hints(high, ranges, limits)
+    assert [h.split(":")[0] for h in hints] == ["depth", "dropout"]
+    assert "widen the range above 4" in hints[0] and "widen the range above 0.5" in hints[1]
+    assert edge_hints(high, {"dropout": NumericRange(0.0, 1.0)}, limits) == []
+
+
 @pytest.mark.parametrize(
     ("values", "expected"),
     [
