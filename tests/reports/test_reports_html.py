@@ -248,6 +248,22 @@ def test_study_without_complete_trial(make_study, kit) -> None:
     assert "No completed trial yet" in reports.render_report(url, "empty")
 
 
+def test_the_verdict_table_says_when_it_shows_the_best_only(make_study, kit) -> None:
+    from reports._html import DIAGNOSIS_ROWS
+
+    many = DIAGNOSIS_ROWS + 3
+    trials = [
+        kit.record(kit.curves([1.0, 0.8 - i / 100, 0.7 - i / 100]), kit.ADAM) for i in range(many)
+    ]
+    url, name = make_study("many", trials, settings=kit.hp_settings())
+    html = reports.render_report(url, name)
+    assert len(parse(html).tables["data diagnosis"]) == DIAGNOSIS_ROWS + 1  # and its header
+    assert f"(of {many} completed trials)" in html
+    assert f"The best {DIAGNOSIS_ROWS} shown" in html
+    url, name = make_study("few", trials[:3], settings=kit.hp_settings())
+    assert "shown; every trial" not in reports.render_report(url, name)
+
+
 def test_plain_optuna_study_renders(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path}/plain.db"
     study = optuna.create_study(
