@@ -14,7 +14,8 @@ def best_summary(storage: StorageLike, study_name: str) -> dict[str, Any]:
 
     Keys: ``study``, ``trial``, ``objective``, ``direction``, ``value``, ``params``,
     ``metrics`` (the metrics at the best epoch), ``best_epoch`` (0-based), ``epochs_run``,
-    ``seed``, ``data`` (source and fingerprint), ``test_metrics`` (None until the search has
+    ``seed``, ``builder`` (``dense`` or the study's ``package.module:function``), ``data``
+    (source and fingerprint), ``test_metrics`` (None until the search has
     scored this trial on a test split; then also ``test_model``: ``checkpoint`` or
     ``retrained``, and ``n_test``), ``versions`` (the libraries that trained it).
 
@@ -43,6 +44,8 @@ def best_summary(storage: StorageLike, study_name: str) -> dict[str, Any]:
         "best_epoch": record.best_epoch,
         "epochs_run": record.epochs_run,
         "seed": record.seed,
+        # None for a study Optuna made without hpsearch.
+        "builder": loaded.settings.get("model", "dense") if loaded.settings else None,
         "data": {"source": data.get("source"), "fingerprint": data.get("fingerprint")},
         "test_metrics": winner.get("test_metrics"),
     }

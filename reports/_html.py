@@ -87,6 +87,7 @@ LEADERBOARD_ROWS = 100
 """At most this many ranked trials are listed; the page says how many more there are."""
 
 _SEARCH_SETTINGS = (
+    "model",
     "engine",
     "sampler",
     "pruner",
@@ -257,8 +258,9 @@ def _hours(seconds: float) -> str:
 
 
 def _settings_rows(settings: Mapping[str, Any]) -> list[tuple[str, str]]:
+    labels = {"trials": "target trials", "model": "model builder"}
     rows = [
-        ("target trials" if key == "trials" else key, fmt(settings[key]))
+        (labels.get(key, key), fmt(settings[key]))
         for key in _SEARCH_SETTINGS
         if settings.get(key) is not None
     ]

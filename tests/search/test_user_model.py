@@ -91,6 +91,10 @@ def test_a_builder_of_ones_own_searches_resumes_and_exports(folder: Path) -> Non
     assert again.returncode == 0, again.stderr
     assert len(optuna.load_study(study_name="u", storage=url).trials) == 4
     best = json.loads(hp(folder, "best", "u", "--storage", url, "--format", "json").stdout)
+    assert best["builder"] == "my_models:build"
+    page = folder / "u.html"
+    assert hp(folder, "report", "u", "--storage", url, "-o", str(page)).returncode == 0
+    assert "<th>model builder</th><td>my_models:build</td>" in page.read_text()
     out = folder / "u.keras"
     exported = hp(folder, "export", "u", "-o", str(out), "--storage", url)
     assert exported.returncode == 0, exported.stderr
