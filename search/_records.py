@@ -133,10 +133,10 @@ class TrialRecord:
         return {k: v for k, v in attrs.items() if v is not None}
 
     @staticmethod
-    def claimed(engine: str, worker: Mapping[str, Any]) -> dict[str, Any]:
+    def claimed(engine: str, worker: Mapping[str, Any], seed: int) -> dict[str, Any]:
         """The attributes a trial gets when a worker claims it (a retry's copy holds nothing
         of its attempt's record: see ``search._storage._RetryCopy``)."""
-        return {"engine": engine, "worker": dict(worker), "epochs_run": 0}
+        return {"engine": engine, "worker": dict(worker), "epochs_run": 0, "seed": seed}
 
     @classmethod
     def from_attrs(cls, attrs: Mapping[str, Any]) -> TrialRecord:

@@ -252,6 +252,22 @@ class EngineContract:
             assert trials[number].value == value  # kept, not repeated
         assert sum(t.state in FINISHED for t in trials) == 3
         assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
+        # The points, in their order and with their seeds, that the same command gives
+        # uninterrupted: the retry took no point of its own.
+        fresh = [t for t in trials if "failed_trial" not in t.system_attrs]
+        whole_db = tmp_path / "whole.db"
+        reference = subprocess.run(
+            [*args[:7], "k9-whole", *args[8:], "--no-report", "--storage", f"sqlite:///{whole_db}"],
+            cwd=tmp_path, env=_env(), stdin=subprocess.DEVNULL, capture_output=True,
+            text=True, timeout=900,
+        )  # fmt: skip
+        assert reference.returncode == 0, reference.stderr
+        whole = stored("k9-whole", f"sqlite:///{whole_db}")[1]
+        assert [t.params for t in fresh] == [t.params for t in whole[: len(fresh)]]
+        assert [TrialRecord.of(t).seed for t in fresh] == [
+            TrialRecord.of(t).seed for t in whole[: len(fresh)]
+        ]
+        assert TrialRecord.of(retries[0]).seed == TrialRecord.of(killed).seed
         report = tmp_path / "k9-report.html"
         assert report.is_file() and Path(again.stdout.strip()) == report.resolve()
         assert engine["engine"] in report.read_text()

@@ -120,6 +120,14 @@ def count_states(trials: list[FrozenTrial]) -> dict[str, int]:
     return counts
 
 
+def points_proposed(trials: list[FrozenTrial]) -> int:
+    """How many points the study's proposer has made: its trials less the retries (a retry
+    repeats its attempt's point). The next point's index, which seeds its proposal and its
+    training, so a search that was stopped and resumed gives the points, in the same order
+    and trained with the same seeds, that it would have given uninterrupted."""
+    return sum(1 for trial in trials if "failed_trial" not in trial.system_attrs)
+
+
 def finished_count(counts: dict[str, int]) -> int:
     """COMPLETE + PRUNED: the trials that count towards the target."""
     return counts.get("COMPLETE", 0) + counts.get("PRUNED", 0)

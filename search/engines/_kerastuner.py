@@ -17,13 +17,15 @@ study's lock) builds the oracle afresh from the stored trials:
   carries its attempt's);
 - an oracle with no new point (a small space, all tried) makes the worker wait while other
   trials run, and stops the search (SearchAborted, one line) once none does;
-- the oracle is seeded from the study's seed and the new trial's number, like Optuna's
-  samplers: a seeded single worker proposes the same points on every run, concurrent
-  workers different ones.
+- the oracle is seeded from the study's seed and the new point's index
+  (``points_proposed``: its trials less the retries), like Optuna's samplers: a seeded
+  single worker proposes the same points on every run, also when stopped and resumed,
+  concurrent workers different ones.
 
 A Hyperband trial trains for the epochs of its round (``tuner/epochs``). A trial promoted
 to the next round trains afresh for its larger budget rather than from the previous round's
-weights (as Optuna's Hyperband pruner does), so no checkpoint is ever written.
+weights (as Optuna's Hyperband pruner does), so KerasTuner writes no checkpoint of its own
+(``--keep-top`` keeps the best trials' models, as for Optuna).
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ from optuna.trial import FrozenTrial, TrialState
 from search._errors import SearchAborted
 from search._records import TrialRecord
 from search._settings import StudySettings
-from search.engines._base import WAIT, Proposal, Proposer, TrialPlan
+from search.engines._base import WAIT, Proposal, Proposer, TrialPlan, points_proposed
 from spaces import kerastuner_hyperparameters, params_from_values
 
 STATE_ATTR = "kerastuner"
@@ -64,7 +66,7 @@ class KerasTunerProposer(Proposer):
         self._hyperparameters = kerastuner_hyperparameters(settings.space)
 
     def suggest(self, study: optuna.Study, trials: list[FrozenTrial]) -> Proposal | str:
-        oracle = self._oracle(trials, _seed(self.settings.seed, len(trials)))
+        oracle = self._oracle(trials, _seed(self.settings.seed, points_proposed(trials)))
         try:
             proposed = oracle.create_trial(_CLAIMANT)
         finally:

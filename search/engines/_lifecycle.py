@@ -24,7 +24,7 @@ from optuna.trial import TrialState
 from search._data import Dataset
 from search._errors import SearchAborted, StorageError, TrialFailed
 from search._progress import ProgressSink
-from search._records import TrialRecord, epoch_key, epoch_row
+from search._records import TrialRecord, as_int, epoch_key, epoch_row
 from search._settings import StudySettings
 from search._storage import (
     HEARTBEAT_INTERVAL,
@@ -45,6 +45,7 @@ from search.engines._base import (
     check_stop,
     count_states,
     finished_count,
+    points_proposed,
     rss_mib,
     stop_requested,
 )
@@ -199,9 +200,23 @@ class Lifecycle:
                 # records them itself (_Heartbeat), as Optuna's FAQ says to.
                 warnings.filterwarnings("ignore", "Heartbeat of storage", UserWarning)
                 trial = study.ask()
-            for key, value in TrialRecord.claimed(settings.engine, worker_identity()).items():
+            earlier = [t for t in trials if t.number < trial.number]
+            seed = self._seed(trial, points_proposed(earlier))
+            claimed = TrialRecord.claimed(settings.engine, worker_identity(), seed)
+            for key, value in claimed.items():
                 trial.set_user_attr(key, value)
             return trial
+
+    def _seed(self, trial: optuna.Trial, index: int) -> int:
+        """The seed a claimed trial trains with: the study's seed plus its point's index, or,
+        for a retry, the seed of the attempt it repeats: the same point trained the same way."""
+        storage = self.study._storage
+        attempt = retried_attempt(storage, trial._trial_id)
+        if attempt is None:
+            return self.settings.seed + index
+        attempt_id = storage.get_trial_id_from_study_id_trial_number(self.study._study_id, attempt)
+        stored = as_int(storage.get_trial_user_attrs(attempt_id).get("seed"))
+        return stored if stored is not None else self.settings.seed + attempt
 
     def _run(self, trial: optuna.Trial) -> tuple[TrialState | None, float | None, str]:
         """Train the claimed trial and tell the study how it ended: (state, value, reason);
@@ -227,7 +242,8 @@ class Lifecycle:
         settings, progress = self.settings, self.progress
         progress.trial_started(trial.number)
         storage, trial_id = trial.study._storage, trial._trial_id
-        worker = trial.user_attrs["worker"]
+        attrs = trial.user_attrs
+        worker = attrs["worker"]
 
         def on_epoch(epoch: int, recorder: TrialRecorder) -> None:
             # One small row per epoch (O(1)); the whole history is written once at the end.
@@ -245,9 +261,7 @@ class Lifecycle:
             on_epoch=on_epoch,
         )
 
-        # A retry trains as the attempt it repeats would have: the same point, the same seed.
-        attempt = retried_attempt(storage, trial_id)
-        seed = settings.seed + (trial.number if attempt is None else attempt)
+        seed = int(attrs["seed"])  # chosen when it was claimed (_seed)
         point: dict[str, Any] = {}
 
         def ended(outcome: TrialOutcome, reason: str | None = None) -> TrialRecord:

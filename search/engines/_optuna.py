@@ -13,21 +13,22 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from search._errors import ConfigError
-from search.engines._base import Proposer, TrialPlan
+from search.engines._base import Proposer, TrialPlan, points_proposed
 from spaces import sample_optuna
 
 
 def trial_seed(seed: int, number: int) -> int:
-    """The sampler seed of trial ``number``: the study's seed mixed with the trial number.
+    """The sampler seed of point ``number`` (``points_proposed``): the study's seed mixed
+    with the point's index.
 
-    Each trial is claimed under the study's lock, so its number is its own: workers that
+    Each point is proposed under the study's lock, so its index is its own: workers that
     start together draw from distinct streams, and a single worker draws the same points for
-    the same seed every time (also across a resume)."""
+    the same seed every time (also across a resume, and after a retry)."""
     return int(np.random.SeedSequence([seed, number]).generate_state(1)[0])
 
 
 def make_sampler(name: str, seed: int, number: int = 0) -> optuna.samplers.BaseSampler:
-    """The sampler by its CLI name, seeded for trial ``number`` (``trial_seed``).
+    """The sampler by its CLI name, seeded for point ``number`` (``trial_seed``).
 
     QMC keeps the study's seed: it continues its own sequence from the study.
     """
@@ -94,10 +95,11 @@ class OptunaProposer(Proposer):
         study.pruner = make_pruner(s.pruner, s.epochs)
 
     def suggest(self, study: optuna.Study, trials: list[FrozenTrial]) -> None:
-        # The new trial's number is the count of trials: nobody else creates one while the
-        # claim's lock is held.
+        # The new point's index (points_proposed): nobody else proposes one while the claim's
+        # lock is held.
         assert self.settings.sampler is not None
-        study.sampler = make_sampler(self.settings.sampler, self.settings.seed, len(trials))
+        index = points_proposed(trials)
+        study.sampler = make_sampler(self.settings.sampler, self.settings.seed, index)
         return None
 
     def plan(self, trial: optuna.Trial) -> TrialPlan:
