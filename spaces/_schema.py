@@ -83,15 +83,20 @@ def describe_value(value: object) -> str:
     return f"{value!r} ({type(value).__name__})"
 
 
+_TEXT_NUMBER = re.compile(r"([+-]?)(\d*)\.?(\d*)[eE]([+-]?)(\d+)")
+
+
 def yaml_hint(value: object) -> str:
-    """A hint for YAML 1.1's reading of ``1e-6`` (no dot) as a string."""
-    if isinstance(value, str):
-        try:
-            float(value)
-        except ValueError:
-            return ""
-        return f" (YAML reads {value} as text: write it with a dot, e.g. 1.0e-6)"
-    return ""
+    """A hint for YAML 1.1's reading of ``1e-6`` (no dot) or ``1.0e6`` (no sign in the
+    exponent) as a string: the same number as YAML reads it as one."""
+    if not isinstance(value, str):
+        return ""
+    match = _TEXT_NUMBER.fullmatch(value.strip())
+    if match is None or not (match[2] or match[3]):
+        return ""
+    sign, whole, fraction, exponent_sign, exponent = match.groups()
+    number = f"{sign}{whole or '0'}.{fraction or '0'}e{exponent_sign or '+'}{exponent}"
+    return f" (YAML reads {value} as text: write it {number})"
 
 
 def _check_name(name: object) -> str:

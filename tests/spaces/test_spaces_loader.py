@@ -93,7 +93,7 @@ def test_path_given_as_str_and_name_defaults_to_the_stem(tmp_path: Path) -> None
         ("params:\n  lr: 0.1\n", ["unknown parameter 'lr'", "learning_rate"]),
         (
             "params:\n  learning_rate: {type: float, low: 1e-4, high: 1.0e-1}\n",
-            ["parameter 'learning_rate'", "'1e-4' (str)", "write it with a dot"],
+            ["parameter 'learning_rate'", "'1e-4' (str)", "write it 1.0e-4"],
         ),
         (
             "params:\n  momentum: {type: float, low: 0.0, high: 0.9, when: {optimizer: sgd}}\n",
