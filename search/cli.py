@@ -461,12 +461,13 @@ def studies(storage: str | None, fmt: str) -> None:
     for s in summaries:
         rows.append(
             {
+                # The most useful first: a narrow terminal shows the first columns only.
                 "study": s.name,
-                "engine": s.engine,
-                "algorithm": s.algorithm,
                 "data": s.data,
                 "trials": s.n_trials,
                 "best": s.best_value,
+                "engine": s.engine,
+                "algorithm": s.algorithm,
                 **{state.lower(): n for state, n in s.counts.items()},
                 "task": s.task,
                 "last_activity": s.last_activity,

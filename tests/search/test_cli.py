@@ -149,6 +149,9 @@ def test_studies_lists_engine_data_and_counts(searched: dict[str, Any]) -> None:
     assert row["study"] == "iris-small" and row["engine"] == "optuna" and row["data"] == "iris"
     assert row["complete"] == 4 and row["trials"] == 4
     assert row["best"] == pytest.approx(min(t.value for t in _trials(searched["db"], "iris-small")))
+    # On an 80-column terminal the table shows the best value first of all.
+    narrow = hp("studies", cwd=searched["cwd"], env=_env(COLUMNS="80"))
+    assert narrow.stdout.splitlines()[0].split()[:4] == ["study", "data", "trials", "best"]
 
 
 def test_report_command_writes_where_told(searched: dict[str, Any]) -> None:
