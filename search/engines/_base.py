@@ -128,6 +128,16 @@ def points_proposed(trials: list[FrozenTrial]) -> int:
     return sum(1 for trial in trials if "failed_trial" not in trial.system_attrs)
 
 
+def point_index(trials: list[FrozenTrial], number: int) -> int:
+    """The index of the point trial ``number`` trains (a retry: its attempt's)."""
+    by_number = {trial.number: trial for trial in trials}
+    trial = by_number.get(number)
+    while trial is not None and "failed_trial" in trial.system_attrs:
+        number = int(trial.system_attrs["failed_trial"])
+        trial = by_number.get(number)
+    return points_proposed([t for t in trials if t.number < number])
+
+
 def finished_count(counts: dict[str, int]) -> int:
     """COMPLETE + PRUNED: the trials that count towards the target."""
     return counts.get("COMPLETE", 0) + counts.get("PRUNED", 0)
@@ -172,6 +182,11 @@ class Proposer(abc.ABC):
         """Under the study's lock, before the trial numbered ``len(trials)`` is created:
         a Proposal, WAIT, or None when ``study.ask()`` draws the point itself (a sampler
         set on the study)."""
+
+    def repeat(self, study: optuna.Study, index: int) -> None:  # noqa: B027 - optional hook
+        """Under the study's lock, before a queued retry of point ``index`` is claimed: a
+        retry whose attempt died before it drew its point draws it now, as that attempt
+        would have (e.g. a sampler seeded for ``index``)."""
 
     @abc.abstractmethod
     def plan(self, trial: optuna.Trial) -> TrialPlan:

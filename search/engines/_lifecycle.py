@@ -19,7 +19,7 @@ from typing import Any
 
 import optuna
 from optuna.storages import RDBStorage
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 
 from search._data import Dataset
 from search._errors import SearchAborted, StorageError, TrialFailed
@@ -45,6 +45,7 @@ from search.engines._base import (
     check_stop,
     count_states,
     finished_count,
+    point_index,
     points_proposed,
     rss_mib,
     stop_requested,
@@ -189,34 +190,40 @@ class Lifecycle:
                 return "target"
             if finished + counts.get("RUNNING", 0) >= target:
                 return None
-            if not counts.get("WAITING"):
+            waiting = [t for t in trials if t.state == TrialState.WAITING]
+            if not waiting:
                 proposal = self.proposer.suggest(study, trials)
                 if proposal == WAIT:
                     return None
                 if isinstance(proposal, Proposal):
                     _enqueue(study, settings, proposal)
+            else:  # Optuna hands out the oldest queued trial first
+                self.proposer.repeat(study, point_index(trials, min(t.number for t in waiting)))
             with warnings.catch_warnings():
                 # Optuna warns that heartbeats are meant for Study.optimize; this loop
                 # records them itself (_Heartbeat), as Optuna's FAQ says to.
                 warnings.filterwarnings("ignore", "Heartbeat of storage", UserWarning)
                 trial = study.ask()
-            earlier = [t for t in trials if t.number < trial.number]
-            seed = self._seed(trial, points_proposed(earlier))
+            seed = self._seed(trial, trials)
             claimed = TrialRecord.claimed(settings.engine, worker_identity(), seed)
             for key, value in claimed.items():
                 trial.set_user_attr(key, value)
             return trial
 
-    def _seed(self, trial: optuna.Trial, index: int) -> int:
-        """The seed a claimed trial trains with: the study's seed plus its point's index, or,
-        for a retry, the seed of the attempt it repeats: the same point trained the same way."""
+    def _seed(self, trial: optuna.Trial, trials: list[FrozenTrial]) -> int:
+        """The seed a claimed trial trains with: the study's seed plus its point's index
+        (``trials``: the study's trials before the claim), or, for a retry, the seed its
+        attempt stored: the same point trained the same way."""
         storage = self.study._storage
         attempt = retried_attempt(storage, trial._trial_id)
         if attempt is None:
-            return self.settings.seed + index
+            return self.settings.seed + points_proposed(
+                [t for t in trials if t.number < trial.number]
+            )
         attempt_id = storage.get_trial_id_from_study_id_trial_number(self.study._study_id, attempt)
         stored = as_int(storage.get_trial_user_attrs(attempt_id).get("seed"))
-        return stored if stored is not None else self.settings.seed + attempt
+        # An attempt killed before it stored its seed: its point's.
+        return stored if stored is not None else self.settings.seed + point_index(trials, attempt)
 
     def _run(self, trial: optuna.Trial) -> tuple[TrialState | None, float | None, str]:
         """Train the claimed trial and tell the study how it ended: (state, value, reason);

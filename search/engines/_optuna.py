@@ -97,10 +97,12 @@ class OptunaProposer(Proposer):
     def suggest(self, study: optuna.Study, trials: list[FrozenTrial]) -> None:
         # The new point's index (points_proposed): nobody else proposes one while the claim's
         # lock is held.
-        assert self.settings.sampler is not None
-        index = points_proposed(trials)
-        study.sampler = make_sampler(self.settings.sampler, self.settings.seed, index)
+        self.repeat(study, points_proposed(trials))
         return None
+
+    def repeat(self, study: optuna.Study, index: int) -> None:
+        assert self.settings.sampler is not None
+        study.sampler = make_sampler(self.settings.sampler, self.settings.seed, index)
 
     def plan(self, trial: optuna.Trial) -> TrialPlan:
         pruner = trial.study.pruner

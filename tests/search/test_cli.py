@@ -412,3 +412,34 @@ def test_a_target_beyond_the_points_of_a_space_is_noted(tmp_path: Path) -> None:
         "note: space 'two' holds 2 distinct point(s) and the target is 3 trials: some points "
         "will be trained more than once (with other seeds)." in run.stderr
     )
+
+
+def test_a_trial_whose_worker_died_before_it_drew_its_point_is_retried_with_that_point(
+    tmp_path: Path,
+) -> None:
+    """A worker killed between claiming a trial and drawing its point leaves a failed trial
+    with no params and no seed: its retry draws the point (and trains with the seed) the
+    uninterrupted search gives that trial, and no later point is skipped."""
+    import socket
+
+    common = ["--data", "iris", "--space", "small", "--epochs", "1", "--seed", "7", "--quiet",
+              "--no-report"]  # fmt: skip
+    whole = hp("run", *common, "--study", "w", "--trials", "3", "--storage", "sqlite:///w.db",
+               cwd=tmp_path)  # fmt: skip
+    assert whole.returncode == 0, whole.stderr
+    first = hp("run", *common, "--study", "s", "--trials", "2", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    study = optuna.load_study(study_name="s", storage=f"sqlite:///{tmp_path / 'hpsearch.db'}")
+    claimed = study.ask()  # claimed by a worker that died at once
+    claimed.set_user_attr("worker", {"host": socket.gethostname(), "pid": dead.pid, "started": 0})
+    again = hp("run", *common, "--study", "s", "--trials", "3", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    trials = _trials(tmp_path / "hpsearch.db", "s")
+    reference = _trials(tmp_path / "w.db", "w")
+    assert trials[2].state == TrialState.FAIL and trials[2].params == {}
+    (retry,) = [t for t in trials if t.system_attrs.get("failed_trial") == 2]
+    assert retry.params == reference[2].params
+    assert retry.user_attrs["seed"] == reference[2].user_attrs["seed"] == 7 + 2
+    assert len([t for t in trials if t.state == TrialState.COMPLETE]) == 3
