@@ -213,7 +213,7 @@ def _main() -> int:
         return exc.exit_code
     except click.ClickException as exc:
         context = getattr(exc, "ctx", None)
-        path = context.command_path if context is not None else "hpsearch"
+        path = context.command_path if context is not None else _command_path(sys.argv[1:])
         message = " ".join(exc.format_message().split())
         if isinstance(exc, click.UsageError):
             message = f"{path}: {message} See `{path} --help`."
@@ -223,6 +223,20 @@ def _main() -> int:
         return 130
     # `--help` and `--version` return their exit code; commands return nothing.
     return returned if isinstance(returned, int) else 0
+
+
+def _command_path(args: list[str]) -> str:
+    """``hpsearch`` and the (sub)commands named in ``args``, for an error click raised
+    before it made the command's context (an option missing its value)."""
+    names, command = ["hpsearch"], cast(click.Command, main)
+    for arg in args:
+        if arg.startswith("-"):
+            continue
+        if not isinstance(command, click.Group) or arg not in command.commands:
+            break
+        command = command.commands[arg]
+        names.append(arg)
+    return " ".join(names)
 
 
 def _unraisable(unraisable: Any) -> None:

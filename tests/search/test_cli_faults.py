@@ -486,6 +486,11 @@ CASES: dict[str, Case] = {
     "a number that is not one": Case(
         ("run", "--trials", "abc"), 2, ("'--trials'", "'abc'", "`hpsearch run --help`")
     ),
+    "an option without its value": Case(
+        ("run", "--data"),
+        2,
+        ("hpsearch run:", "'--data' requires an argument", "`hpsearch run --help`"),
+    ),
     "a missing argument": Case(
         ("spaces", "show"), 2, ("hpsearch spaces show:", "'NAME'", "`hpsearch spaces show --help`")
     ),
