@@ -609,7 +609,7 @@ def _encoding(
             raise DataError(f"{source}: --task regression needs a numeric target.")
         return None, (), lambda v: v.astype(np.float32)
     labels, counts = np.unique(y_all, return_counts=True)
-    if chosen == "multiclass" and y_all.dtype.kind not in "OUSb":
+    if chosen == "multiclass" and y_all.dtype.kind in "iuf":
         _check_class_labels(source, labels, counts)
     if chosen == "binary" and len(labels) != 2:
         raise DataError(

@@ -217,3 +217,13 @@ def test_fingerprint_follows_the_data(tmp_path: Path) -> None:
     first = load_dataset(str(path), target="y").fingerprint
     _write_csv(path, "a,y\n" + "\n".join(f"{i + 1},{i % 2}" for i in range(20)))
     assert load_dataset(str(path), target="y").fingerprint != first
+
+
+def test_labels_that_are_not_numbers_are_classes_as_they_come(tmp_path: Path) -> None:
+    x = np.random.default_rng(0).normal(size=(60, 3))
+    dates = (np.arange(60) % 3).astype("datetime64[D]")
+    np.savez(tmp_path / "dates.npz", x_train=x, y_train=dates)
+    data = load_dataset(str(tmp_path / "dates.npz"), task="multiclass")
+    assert data.classes == 3
+    np.savez(tmp_path / "floats.npz", x_train=x, y_train=(np.arange(60) % 3).astype(float))
+    assert load_dataset(str(tmp_path / "floats.npz"), task="multiclass").classes == 3
