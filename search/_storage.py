@@ -198,8 +198,11 @@ def storage_key(url: str) -> str:
     checkpoints' folder): the URL without its password, so that the same database gives the
     same names whether the URL holds the password or not (PGPASSWORD, ~/.pgpass)."""
     parsed = _parsed(url)
-    if parsed is not None and parsed.password is not None:
-        url = str(parsed._replace(password=None).render_as_string(hide_password=False))
+    if parsed is not None:
+        query = {key: value for key, value in parsed.query.items() if not _secret_key(key)}
+        if parsed.password is not None or query != dict(parsed.query):
+            parsed = parsed._replace(password=None).set(query=query)
+            url = str(parsed.render_as_string(hide_password=False))
     return _masked(url)
 
 

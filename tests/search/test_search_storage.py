@@ -109,6 +109,7 @@ def test_default_names_do_not_collide(tmp_path: Path) -> None:
     assert default_report_path("digits-mlp", "postgresql+psycopg://u:other@h/db") == pg
     # The password given by PGPASSWORD or ~/.pgpass instead: the same database, the same name.
     assert default_report_path("digits-mlp", "postgresql+psycopg://u@h/db") == pg
+    assert default_report_path("digits-mlp", "postgresql+psycopg://u@h/db?password=pw") == pg
     assert checkpoint_dir("postgresql+psycopg://u:pw@h/db", "s") == checkpoint_dir(
         "postgresql+psycopg://u@h/db", "s"
     )
