@@ -19,6 +19,7 @@ import dataclasses
 import fcntl
 import functools
 import os
+import re
 import socket
 import threading
 import time
@@ -78,6 +79,19 @@ def resolve_url(url: str | None = None) -> str:
                 "install hpsearch's 'postgres' extra (pip install -e '.[postgres]')"
             ) from None
     scheme = chosen.partition("://")[0].split("+")[0]
+    parsed = _parsed(chosen) if scheme == "postgresql" else None
+    if parsed is not None and "@" in str(parsed.password or ""):
+        # A password holding an unencoded '@': the driver would split the URL at it (and
+        # quote the rest as a host name), so it gets the password percent-encoded.
+        chosen = str(parsed.render_as_string(hide_password=False))
+    if scheme == "postgresql" and parsed is None:
+        # Before any driver sees it: its error would quote the URL's pieces, password too.
+        raise ConfigError(
+            f"--storage {mask_url(chosen)!r}: the URL cannot be read (a port that is not a "
+            "number, or a password holding '@', ':' or '/' unencoded?); write it as "
+            "postgresql://user:password@host:port/db with those characters percent-encoded "
+            "(@ as %40, : as %3A, / as %2F), or give the password in PGPASSWORD."
+        )
     if "://" in chosen and scheme not in ("sqlite", "postgresql"):
         raise ConfigError(
             f"--storage {mask_url(chosen)!r}: hpsearch keeps studies in SQLite "
@@ -155,7 +169,7 @@ def url_secrets(url: str) -> list[str]:
     for secret in list(found):
         # A password with an unencoded "@" reaches the driver split there: each piece is
         # shown as part of a user or a host name.
-        found.update(piece for piece in secret.split("@") if len(piece) >= 4)
+        found.update(piece for piece in re.split("[@:]", secret) if len(piece) >= 4)
     spelled = set()
     for secret in found:
         spelled.update({secret, unquote(secret), quote(secret, safe=""), quote_plus(secret)})

@@ -187,6 +187,11 @@ CASES: dict[str, Case] = {
         1,
         ("bob:***@",),
     ),
+    "password holding an unencoded ':' and '@'": Case(
+        ("studies", "--storage", f"postgresql://bob:pa@ss:{SECRET}@127.0.0.1:5432/x"),
+        2,
+        ("postgresql://***", "cannot be read", "percent-encoded", "PGPASSWORD"),
+    ),
     "password, no such database": Case(
         (
             "trials",

@@ -36,6 +36,8 @@ def test_resolve_url_flag_then_environment_then_default(monkeypatch: pytest.Monk
     assert resolve_url(None) == "sqlite:///from-env.db"
     assert resolve_url("sqlite:///flag.db") == "sqlite:///flag.db"
     assert resolve_url("postgresql://u@h/db") == "postgresql+psycopg://u@h/db"
+    # A password with an unencoded '@' reaches the driver whole, percent-encoded.
+    assert resolve_url("postgresql://u:p@ss@h:5432/db") == "postgresql+psycopg://u:p%40ss@h:5432/db"
 
 
 def test_passwords_are_masked() -> None:
