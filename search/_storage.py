@@ -775,12 +775,6 @@ class _RetryCopy(RetryHeartbeatStaleTrialCallback):
         super().__call__(study, copied)
 
 
-def retried_attempt(storage: Any, trial_id: int) -> int | None:
-    """The number of the attempt a claimed trial retries, None for a new point."""
-    attempt = storage.get_trial_system_attrs(trial_id).get("failed_trial")
-    return int(attempt) if attempt is not None else None
-
-
 def queue_retry(study: optuna.Study, trial: FrozenTrial) -> None:
     """Queue the retry of a failed trial whose attempt was cut short (its worker died or was
     stopped): a copy with the same parameters, run first when the search goes on, at most

@@ -32,7 +32,6 @@ from search._storage import (
     fail_dead_trials,
     queue_retry,
     resume_command,
-    retried_attempt,
     worker_identity,
 )
 from search._training import TrialOutcome, TrialRecorder, fit_trial
@@ -46,7 +45,6 @@ from search.engines._base import (
     count_states,
     finished_count,
     point_index,
-    points_proposed,
     rss_mib,
     stop_requested,
 )
@@ -211,19 +209,17 @@ class Lifecycle:
             return trial
 
     def _seed(self, trial: optuna.Trial, trials: list[FrozenTrial]) -> int:
-        """The seed a claimed trial trains with: the study's seed plus its point's index
-        (``trials``: the study's trials before the claim), or, for a retry, the seed its
-        attempt stored: the same point trained the same way."""
-        storage = self.study._storage
-        attempt = retried_attempt(storage, trial._trial_id)
-        if attempt is None:
-            return self.settings.seed + points_proposed(
-                [t for t in trials if t.number < trial.number]
-            )
-        attempt_id = storage.get_trial_id_from_study_id_trial_number(self.study._study_id, attempt)
-        stored = as_int(storage.get_trial_user_attrs(attempt_id).get("seed"))
-        # An attempt killed before it stored its seed: its point's.
-        return stored if stored is not None else self.settings.seed + point_index(trials, attempt)
+        """The seed a claimed trial trains with (``trials``: the study's trials read by the
+        claim, a queued retry among them): the seed its attempt stored, for a retry, else the
+        study's seed plus its point's index: the same point trained the same way."""
+        by_number = {t.number: t for t in trials}
+        queued = by_number.get(trial.number)
+        attempt = None if queued is None else queued.system_attrs.get("failed_trial")
+        if attempt is not None:
+            stored = as_int(by_number[int(attempt)].user_attrs.get("seed"))
+            if stored is not None:  # an attempt killed before it stored one: its point's
+                return stored
+        return self.settings.seed + point_index(trials, trial.number)
 
     def _run(self, trial: optuna.Trial) -> tuple[TrialState | None, float | None, str]:
         """Train the claimed trial and tell the study how it ended: (state, value, reason);
