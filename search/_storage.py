@@ -793,8 +793,9 @@ def fail_dead_trials(study: optuna.Study) -> list[int]:
 
     A trial run on this host whose process no longer exists is failed at once; trials of
     other hosts are left to the heartbeat (``optuna.storages.fail_stale_trials``), which is
-    also run here. A trial that never got its ``worker`` (its process died between creating
-    and claiming it, which takes milliseconds) is failed once it is GRACE_PERIOD old.
+    also run here. A trial without a ``worker`` was not claimed by hpsearch (a worker's trial
+    turns RUNNING holding it: ``Lifecycle._claim``); it is failed once it is GRACE_PERIOD
+    old.
     Returns the numbers of the trials failed.
     """
     storage = study._storage

@@ -175,7 +175,13 @@ class Lifecycle:
         None while the running trials may still reach the target (or the proposer waits for
         them), or "target" when the study holds its target of finished trials. No two
         workers pass here at once, so the study never overshoots its target and every new
-        trial has a number of its own."""
+        trial has a number of its own.
+
+        A trial turns RUNNING already holding its claim (worker, seed): the claim is written
+        into the waiting trial first, with the trial itself for a new point. A worker killed
+        at any moment of its claim leaves either a waiting trial, handed out next, or a
+        running one whose dead worker is known at once, never a running trial of nobody's
+        that the next run must wait out (``fail_dead_trials``)."""
         study, settings = self.study, self.settings
         with exclusive(self.url, f"claim:{settings.study}"):
             fail_dead_trials(study)
@@ -189,37 +195,47 @@ class Lifecycle:
             if finished + counts.get("RUNNING", 0) >= target:
                 return None
             waiting = [t for t in trials if t.state == TrialState.WAITING]
-            if not waiting:
+            if waiting:  # Optuna hands out the oldest queued trial first
+                queued = min(waiting, key=lambda t: t.number)
+                number = queued.number
+                self.proposer.repeat(study, point_index(trials, number))
+                for key, value in self._claimed(number, trials).items():
+                    study._storage.set_trial_user_attr(queued._trial_id, key, value)
+            else:
                 proposal = self.proposer.suggest(study, trials)
                 if proposal == WAIT:
                     return None
-                if isinstance(proposal, Proposal):
-                    _enqueue(study, settings, proposal)
-            else:  # Optuna hands out the oldest queued trial first
-                self.proposer.repeat(study, point_index(trials, min(t.number for t in waiting)))
+                number = len(trials)  # the next trial's number
+                if not isinstance(proposal, Proposal):  # the sampler draws in study.ask()
+                    proposal = Proposal(params={})
+                _enqueue(study, settings, proposal, self._claimed(number, trials))
             with warnings.catch_warnings():
                 # Optuna warns that heartbeats are meant for Study.optimize; this loop
                 # records them itself (_Heartbeat), as Optuna's FAQ says to.
                 warnings.filterwarnings("ignore", "Heartbeat of storage", UserWarning)
                 trial = study.ask()
-            seed = self._seed(trial, trials)
-            claimed = TrialRecord.claimed(settings.engine, worker_identity(), seed)
-            for key, value in claimed.items():
-                trial.set_user_attr(key, value)
+            if trial.number != number:  # queued by another program meanwhile: claimed now
+                for key, value in self._claimed(trial.number, trials).items():
+                    trial.set_user_attr(key, value)
             return trial
 
-    def _seed(self, trial: optuna.Trial, trials: list[FrozenTrial]) -> int:
-        """The seed a claimed trial trains with (``trials``: the study's trials read by the
+    def _claimed(self, number: int, trials: list[FrozenTrial]) -> dict[str, Any]:
+        """The claim of trial ``number`` by this worker (``TrialRecord.claimed``)."""
+        seed = self._seed(number, trials)
+        return TrialRecord.claimed(self.settings.engine, worker_identity(), seed)
+
+    def _seed(self, number: int, trials: list[FrozenTrial]) -> int:
+        """The seed trial ``number`` trains with (``trials``: the study's trials read by the
         claim, a queued retry among them): the seed its attempt stored, for a retry, else the
         study's seed plus its point's index: the same point trained the same way."""
         by_number = {t.number: t for t in trials}
-        queued = by_number.get(trial.number)
+        queued = by_number.get(number)
         attempt = None if queued is None else queued.system_attrs.get("failed_trial")
         if attempt is not None:
             stored = as_int(by_number[int(attempt)].user_attrs.get("seed"))
             if stored is not None:  # an attempt killed before it stored one: its point's
                 return stored
-        return self.settings.seed + point_index(trials, trial.number)
+        return self.settings.seed + point_index(trials, number)
 
     def _run(self, trial: optuna.Trial) -> tuple[TrialState | None, float | None, str]:
         """Train the claimed trial and tell the study how it ended: (state, value, reason);
@@ -394,19 +410,22 @@ def aborted_message(settings: StudySettings, in_a_row: int, reason: str, url: st
     return f"{head}; fix the cause and run `{resume_command(settings.study, url)}`."
 
 
-def _enqueue(study: optuna.Study, settings: StudySettings, proposal: Proposal) -> None:
-    """The proposed point as a waiting trial that holds its whole point from the start.
+def _enqueue(
+    study: optuna.Study, settings: StudySettings, proposal: Proposal, claim: dict[str, Any]
+) -> None:
+    """The proposed point as a waiting trial that holds its whole point and its ``claim``
+    from the start (no params: the sampler draws them in ``study.ask()``).
 
     ``study.enqueue_trial`` would store the values only as each is suggested, one write
     each: a worker killed between two of them would leave a failed trial with part of its
-    point. Here the trial is made with its params and their distributions in one write;
-    suggesting them later reads them back."""
+    point. Here the trial is made with its params, their distributions and the claim in one
+    write; suggesting them later reads them back."""
     distributions = optuna_distributions(settings.space)
     study.add_trial(
         optuna.trial.create_trial(
             state=TrialState.WAITING,
             params=dict(proposal.params),
             distributions={name: distributions[name] for name in proposal.params},
-            user_attrs=dict(proposal.attrs),
+            user_attrs={**proposal.attrs, **claim},
         )
     )

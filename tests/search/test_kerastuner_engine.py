@@ -231,7 +231,7 @@ def test_a_claimed_point_is_stored_whole_before_its_trial_trains(tmp_path: Path)
     assert len(given) >= 2, given
     with opened_storage(url) as storage:
         study = optuna.load_study(study_name="w", storage=storage)
-        _enqueue(study, settings, Proposal(params=given, attrs={}))
+        _enqueue(study, settings, Proposal(params=given, attrs={}), {})
         trial = study.ask()  # claimed: nothing suggested yet
         assert storage.get_trial(trial._trial_id).params == given
 

@@ -564,3 +564,50 @@ def test_an_interrupt_whose_exception_was_lost_still_stops_the_pool() -> None:
     )
     out = subprocess.run([sys.executable, "-c", lost], capture_output=True, text=True)
     assert out.stdout == "went on\n" and out.stderr == "", out.stderr
+
+
+@pytest.mark.parametrize("engine", ["optuna", "kerastuner"])
+def test_a_trial_turns_running_already_holding_its_claim(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, engine: str
+) -> None:
+    """A worker killed at any moment of its claim leaves no running trial of nobody's (the
+    next run would have to wait it out, and a Hyperband oracle would meanwhile take it for
+    a trial in progress): a new trial or a queued retry turns RUNNING holding its worker and
+    seed already."""
+    from optuna.storages import RDBStorage
+
+    from search._worker import work
+    from search.engines._base import WorkerLimits
+
+    url = f"sqlite:///{tmp_path / 'claim.db'}"
+    args = [*_run_args(_space(tmp_path), "claim", 2, 100, url), "--engine", engine]
+    if engine == "kerastuner":  # its oracles decide when a trial stops
+        args = [a for a in args if a not in ("--pruner", "none")]
+    proc = _start(args, tmp_path)
+    try:
+        victim = _wait_for(url, "claim", _training(1, at_most=50))
+        os.kill(victim.user_attrs["worker"]["pid"], signal.SIGKILL)
+    finally:
+        proc.kill()
+        _finish(proc)
+
+    seen: list[tuple[int, dict[str, object]]] = []
+    turn = RDBStorage.set_trial_state_values
+
+    def spied(self: RDBStorage, trial_id: int, state: TrialState, *a: object, **k: object) -> bool:
+        if state == TrialState.RUNNING:
+            seen.append((trial_id, dict(self.get_trial_user_attrs(trial_id))))
+        return turn(self, trial_id, state, *a, **k)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(RDBStorage, "set_trial_state_values", spied)
+    # The trials run in this process, through the worker's own entry point.
+    assert work("claim", url, limits=WorkerLimits(), progress=NullProgress()) == "target"
+
+    trials = _trials(url, "claim")
+    retries = [t for t in trials if t.system_attrs.get("failed_trial") == victim.number]
+    assert len(retries) == 1 and retries[0].state == TrialState.COMPLETE
+    assert sum(t.state in FINISHED for t in trials) == 2
+    assert len(seen) == len(trials) - 1 - victim.number  # the retry and any trial after it
+    for _, attrs in seen:
+        assert {"worker", "seed", "engine"} <= set(attrs), attrs
+        assert attrs["worker"]["pid"] == os.getpid()  # type: ignore[index]
