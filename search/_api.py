@@ -351,9 +351,17 @@ def _prepare(
     dataset = study_dataset(settings, stored, "start a new study with --study NAME")
     settings.check_objective(dataset.task)
     if not exists:
-        optuna_study = optuna.create_study(
-            storage=store, study_name=study, direction=settings.direction
-        )
+        # Optuna logs "A new study created" at INFO; hpsearch's progress says what happens
+        # (the command's, or none through the Python API): the log stays as quiet as it is
+        # elsewhere in a search.
+        level = optuna.logging.get_verbosity()
+        optuna.logging.set_verbosity(max(level, optuna.logging.WARNING))
+        try:
+            optuna_study = optuna.create_study(
+                storage=store, study_name=study, direction=settings.direction
+            )
+        finally:
+            optuna.logging.set_verbosity(level)
         optuna_study.set_user_attr("hpsearch", settings.to_attrs(dataset.describe()))
     elif settings.trials != stored.get("trials"):
         store.set_study_user_attr(

@@ -197,6 +197,27 @@ def test_a_seeded_single_worker_search_is_reproducible(tmp_path: Path) -> None:
     assert len({tuple(sorted(p.items())) for p in params[0]}) == 3
 
 
+def test_the_python_api_leaves_the_terminal_to_its_caller(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """``search.run`` with no progress sink writes nothing of its own: not even Optuna's
+    "A new study created" line, whatever the caller's Optuna verbosity (left as it was)."""
+    level = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.INFO)
+    try:
+        result = search.run(
+            "iris", _space(tmp_path), trials=1, epochs=1, study="api",
+            storage=f"sqlite:///{tmp_path / 'api.db'}", write_report=False,
+        )  # fmt: skip
+        assert optuna.logging.get_verbosity() == optuna.logging.INFO
+    finally:
+        optuna.logging.set_verbosity(level)
+    assert result.finished == 1
+    out, err = capfd.readouterr()
+    assert out == ""
+    assert "A new study created" not in err and "[I " not in err, err
+
+
 def test_kill_9_of_one_worker_of_a_pool(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'k9.db'}"
     args = [*_run_args(_space(tmp_path), "k9", 5, 300, url), "--workers", "2"]
