@@ -754,6 +754,17 @@ def _alive(worker: dict[str, Any]) -> bool:
     return started is None or int(fields[19]) == started
 
 
+def worker_gone(worker: object) -> bool:
+    """Whether a trial's ``worker`` ran on this host and its process is gone (kill -9, a
+    crash): the trial stays RUNNING in the database until a claim fails and retries it
+    (``fail_dead_trials``). Workers of other hosts are the heartbeat's to judge: False."""
+    return (
+        isinstance(worker, dict)
+        and worker.get("host") == socket.gethostname()
+        and not _alive(worker)
+    )
+
+
 class _RetryCopy(RetryHeartbeatStaleTrialCallback):
     """Optuna's retry (a WAITING copy with the same parameters, ``failed_trial`` and
     ``retry_history`` in its system attributes), its copy holding what the next attempt
@@ -799,7 +810,6 @@ def fail_dead_trials(study: optuna.Study) -> list[int]:
     Returns the numbers of the trials failed.
     """
     storage = study._storage
-    host = socket.gethostname()
     failed: list[FrozenTrial] = []
     now = datetime.now()
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
@@ -808,11 +818,14 @@ def fail_dead_trials(study: optuna.Study) -> list[int]:
             started = trial.datetime_start
             if started is None or (now - started).total_seconds() < GRACE_PERIOD:
                 continue
-            reason = "its worker died before claiming it"
-        elif worker.get("host") != host or _alive(worker):
+            reason = "no worker claimed it within the grace period"
+        elif not worker_gone(worker):
             continue
         else:
-            reason = f"its worker process (pid {worker.get('pid')} on {host}) died mid-trial"
+            reason = (
+                f"its worker process (pid {worker.get('pid')} on {worker.get('host')}) "
+                "died mid-trial"
+            )
         try:
             storage.set_trial_user_attr(trial._trial_id, "fail_reason", reason)
             if storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL):

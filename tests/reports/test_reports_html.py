@@ -248,6 +248,32 @@ def test_study_without_complete_trial(make_study, kit) -> None:
     assert "No completed trial yet" in reports.render_report(url, "empty")
 
 
+def test_a_running_trial_whose_worker_died_here_is_not_called_running(make_study, kit) -> None:
+    """After kill -9 the study still holds the trial as RUNNING: the page names it, says why
+    and gives the command that fails and retries it, instead of "run the report again"."""
+    from search._storage import worker_identity
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    running = []
+    for worker in ({**worker_identity(), "pid": int(dead.stdout)}, worker_identity()):
+        trial = kit.record(kit.curves([1.0, 0.8]), kit.ADAM, state=TrialState.RUNNING)
+        trial.user_attrs = {**trial.user_attrs, "worker": worker}  # dead, then this process
+        running.append(trial)
+    done = kit.record(kit.curves([1.0, 0.5]), kit.SGD)
+    url, name = make_study("killed", [done, *running], settings=kit.hp_settings())
+    banner = " ".join(re.search(r'id="live">(.*?)</p>', reports.render_report(url, name), re.S)
+                      .group(1).split())  # fmt: skip
+    assert banner.startswith("The worker of trial 1 on this machine is gone"), banner
+    assert f"<code>hpsearch resume killed --storage {url}</code>" in banner, banner
+    assert "1 other trial was running when this page was made" in banner, banner
+
+    url, name = make_study("alive", [done, running[1]], settings=kit.hp_settings())
+    assert "1 trial was running when this page" in " ".join(
+        reports.render_report(url, name).split()
+    )
+
+
 def test_the_verdict_table_says_when_it_shows_the_best_only(make_study, kit) -> None:
     from reports._html import DIAGNOSIS_ROWS
 
