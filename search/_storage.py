@@ -31,7 +31,7 @@ from typing import Any, TypeVar
 
 import optuna
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
-from optuna.storages._heartbeat import BaseHeartbeat
+from optuna.storages._heartbeat import BaseHeartbeat, is_heartbeat_enabled
 from optuna.trial import FrozenTrial, TrialState
 
 from search._defaults import DEFAULT_STORAGE as DEFAULT_STORAGE
@@ -765,20 +765,27 @@ def worker_gone(worker: object) -> bool:
     )
 
 
+# A user attribute of a trial stopped from outside, not by its point (its worker died, fell
+# silent or was stopped), written with its ``fail_reason`` before it is failed: such a trial
+# is owed one retry (``owed_retries``). The process that fails it queues the retry; should it
+# die in between, the next claim does.
+CUT_SHORT = "cut_short"
+
+
 class _RetryCopy(RetryHeartbeatStaleTrialCallback):
     """Optuna's retry (a WAITING copy with the same parameters, ``failed_trial`` and
     ``retry_history`` in its system attributes), its copy holding what the next attempt
-    needs and nothing of the last one's: no trial record or epoch rows (a running retry
-    shows its own epochs only) and no pruner's bookkeeping (``completed_rung_*``: a retry
-    is judged afresh at every rung)."""
+    needs and nothing of the last one's: no trial record, ``cut_short`` mark or epoch rows
+    (a running retry shows its own epochs only) and no pruner's bookkeeping
+    (``completed_rung_*``: a retry is judged afresh at every rung)."""
 
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
-        record = {f.name for f in dataclasses.fields(TrialRecord)}
+        left_out = {f.name for f in dataclasses.fields(TrialRecord)} | {CUT_SHORT}
         copied = copy.deepcopy(trial)
         copied.user_attrs = {
             k: v
             for k, v in trial.user_attrs.items()
-            if k not in record and not k.startswith(EPOCH_PREFIX)
+            if k not in left_out and not k.startswith(EPOCH_PREFIX)
         }
         copied.system_attrs = {
             k: v for k, v in trial.system_attrs.items() if not k.startswith("completed_rung_")
@@ -790,7 +797,7 @@ def queue_retry(study: optuna.Study, trial: FrozenTrial) -> None:
     """Queue the retry of a failed trial whose attempt was cut short (its worker died or was
     stopped): a copy with the same parameters, run first when the search goes on, at most
     MAX_RETRY times for one point (Optuna's ``RetryHeartbeatStaleTrialCallback``, the
-    storage's own, as the heartbeat uses it)."""
+    storage's own, as the heartbeat uses it). Called under the study's claim lock."""
     storage = study._storage
     # study._storage may wrap the RDBStorage (Optuna's cache layer): ask for the interface.
     if isinstance(storage, BaseHeartbeat):
@@ -799,43 +806,83 @@ def queue_retry(study: optuna.Study, trial: FrozenTrial) -> None:
             callback(study, trial)
 
 
-def fail_dead_trials(study: optuna.Study) -> list[int]:
-    """Fail the RUNNING trials whose process is gone, and queue their retry.
+def owed_retries(trials: list[FrozenTrial]) -> list[FrozenTrial]:
+    """The failed trials of ``trials`` (all of a study's) that were cut short and whose retry
+    is not queued yet: a first attempt (a retry's retry would pass MAX_RETRY)."""
+    retried = {t.system_attrs.get("failed_trial") for t in trials}
+    return [
+        t
+        for t in trials
+        if t.state == TrialState.FAIL
+        and t.user_attrs.get(CUT_SHORT) is True
+        and t.number not in retried
+        and len(t.system_attrs.get("retry_history", ())) < MAX_RETRY
+    ]
 
-    A trial run on this host whose process no longer exists is failed at once; trials of
-    other hosts are left to the heartbeat (``optuna.storages.fail_stale_trials``), which is
-    also run here. A trial without a ``worker`` was not claimed by hpsearch (a worker's trial
-    turns RUNNING holding it: ``Lifecycle._claim``); it is failed once it is GRACE_PERIOD
-    old.
-    Returns the numbers of the trials failed.
+
+def fail_cut_short(storage: Any, trial_id: int, reason: str) -> bool:
+    """Fail a running trial stopped from outside: its reason and the ``cut_short`` mark
+    first, so that a failed trial always says it is owed its retry. False if another
+    process finished it first."""
+    try:
+        storage.set_trial_user_attr(trial_id, "fail_reason", reason)
+        storage.set_trial_user_attr(trial_id, CUT_SHORT, True)
+        return bool(storage.set_trial_state_values(trial_id, state=TrialState.FAIL))
+    except optuna.exceptions.UpdateFinishedTrialError:
+        return False  # another process got there first
+
+
+def fail_dead_trials(study: optuna.Study, trials: list[FrozenTrial] | None = None) -> list[int]:
+    """Fail the RUNNING trials whose worker is gone, and queue every retry owed. Called
+    under the study's claim lock; ``trials``: the study's trials as just read under it.
+
+    A trial run on this host whose process no longer exists is failed at once; one of
+    another host when its heartbeat is stale (silent for GRACE_PERIOD). A trial without a
+    ``worker`` was not claimed by hpsearch (a worker's trial turns RUNNING holding it:
+    ``Lifecycle._claim``); it is failed once it is GRACE_PERIOD old. Each is failed first
+    and retried after (``owed_retries``): a process killed in between leaves the retry to
+    the next claim, never lost, and a trial that finished meanwhile is never retried.
+    Returns the numbers of the trials failed or retried (the caller reads the trials again).
     """
     storage = study._storage
-    failed: list[FrozenTrial] = []
+    if trials is None:
+        trials = study.get_trials(deepcopy=False)
+    dead: dict[int, str] = {}
+    unjudged: list[FrozenTrial] = []
     now = datetime.now()
-    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+    for trial in trials:
+        if trial.state != TrialState.RUNNING:
+            continue
         worker = trial.user_attrs.get("worker")
         if not isinstance(worker, dict):
             started = trial.datetime_start
-            if started is None or (now - started).total_seconds() < GRACE_PERIOD:
-                continue
-            reason = "no worker claimed it within the grace period"
-        elif not worker_gone(worker):
-            continue
-        else:
-            reason = (
+            if started is not None and (now - started).total_seconds() >= GRACE_PERIOD:
+                dead[trial._trial_id] = "no worker claimed it within the grace period"
+            else:
+                unjudged.append(trial)
+        elif worker_gone(worker):
+            dead[trial._trial_id] = (
                 f"its worker process (pid {worker.get('pid')} on {worker.get('host')}) "
                 "died mid-trial"
             )
-        try:
-            storage.set_trial_user_attr(trial._trial_id, "fail_reason", reason)
-            if storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL):
-                failed.append(copy.deepcopy(storage.get_trial(trial._trial_id)))
-        except optuna.exceptions.UpdateFinishedTrialError:
-            continue  # another process got there first
-    for trial in failed:
+        else:
+            unjudged.append(trial)
+    if unjudged and isinstance(storage, BaseHeartbeat) and is_heartbeat_enabled(storage):
+        stale = set(storage._get_stale_trial_ids(study._study_id))
+        for trial in unjudged:
+            if trial._trial_id in stale:
+                dead[trial._trial_id] = (
+                    f"its worker fell silent (no heartbeat for {GRACE_PERIOD} s): it died "
+                    "or lost the database"
+                )
+    failed = [
+        t.number
+        for t in trials
+        if t._trial_id in dead and fail_cut_short(storage, t._trial_id, dead[t._trial_id])
+    ]
+    if failed:
+        trials = study.get_trials(deepcopy=False)
+    owed = owed_retries(trials)
+    for trial in owed:
         queue_retry(study, trial)
-    numbers = [t.number for t in failed]
-    before = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
-    optuna.storages.fail_stale_trials(study)
-    after = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
-    return numbers + sorted(before - after)
+    return sorted(set(failed) | {t.number for t in owed})

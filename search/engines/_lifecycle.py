@@ -27,6 +27,7 @@ from search._progress import ProgressSink
 from search._records import TrialRecord, as_int, epoch_key, epoch_row
 from search._settings import StudySettings
 from search._storage import (
+    CUT_SHORT,
     HEARTBEAT_INTERVAL,
     exclusive,
     fail_dead_trials,
@@ -184,10 +185,11 @@ class Lifecycle:
         that the next run must wait out (``fail_dead_trials``)."""
         study, settings = self.study, self.settings
         with exclusive(self.url, f"claim:{settings.study}"):
-            fail_dead_trials(study)
             stored = study._storage.get_study_user_attrs(study._study_id)
             target = int(stored.get("hpsearch", {}).get("trials", settings.trials))
             trials = study.get_trials(deepcopy=False)
+            if fail_dead_trials(study, trials):  # failed or retried some: read them again
+                trials = study.get_trials(deepcopy=False)
             counts = count_states(trials)
             finished = finished_count(counts)
             if finished >= target:
@@ -322,9 +324,12 @@ class Lifecycle:
             # Stopped, not failed by its point: retried once when the search goes on, as a
             # trial whose worker was killed is.
             self._store(trial, ended(recorder.outcome(failed=True), "interrupted"))
-            frozen = trial.study.tell(trial, state=TrialState.FAIL)
-            # Under the claim lock, as dead trials' retries are: a claim sees the queue whole.
+            # Failed and its retry queued under the claim lock, as dead trials are: no claim
+            # sees the one without the other (it would propose a new point before the
+            # retry). Killed in between, the next claim queues the retry (cut_short).
             with exclusive(self.url, f"claim:{settings.study}"):
+                trial.set_user_attr(CUT_SHORT, True)
+                frozen = trial.study.tell(trial, state=TrialState.FAIL)
                 queue_retry(trial.study, frozen)
             raise
         except optuna.exceptions.UpdateFinishedTrialError:

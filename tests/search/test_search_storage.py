@@ -14,8 +14,11 @@ from optuna.trial import TrialState
 from search import StorageError
 from search._api import default_report_path, default_study_name
 from search._storage import (
+    CUT_SHORT,
     DEFAULT_STORAGE,
+    GRACE_PERIOD,
     exclusive,
+    fail_cut_short,
     fail_dead_trials,
     mask_url,
     open_storage,
@@ -171,6 +174,64 @@ def test_a_trial_whose_local_process_died_is_failed_and_retried_once(tmp_path: P
         assert retry.params == trials[orphan.number].params
         # Nothing more to do on a second look.
         assert fail_dead_trials(study) == []
+
+
+def _dead_worker() -> dict[str, object]:
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          text=True, capture_output=True, check=True)  # fmt: skip
+    return {**worker_identity(), "pid": int(dead.stdout), "started": 1}
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used")
+def test_a_retry_owed_by_a_process_killed_before_it_queued_it_is_queued_next_time(
+    tmp_path: Path,
+) -> None:
+    """Failing a dead trial and queueing its retry are two writes: a process killed between
+    them leaves a failed trial marked cut short, whose retry the next claim queues, once. A
+    trial failed by its own point is owed nothing."""
+    with opened_storage(f"sqlite:///{tmp_path / 'owed.db'}") as storage:
+        study = optuna.create_study(study_name="s", storage=storage)
+        cut = study.ask()
+        cut.suggest_int("units", 1, 100)
+        cut.set_user_attr("worker", _dead_worker())
+        assert fail_cut_short(storage, cut._trial_id, "its worker process died mid-trial")
+        judged = study.ask()
+        judged.suggest_int("units", 1, 100)
+        study.tell(judged, state=TrialState.FAIL)
+
+        assert fail_dead_trials(study) == [cut.number]
+        trials = study.get_trials()
+        retries = [t for t in trials if "failed_trial" in t.system_attrs]
+        assert [t.system_attrs["failed_trial"] for t in retries] == [cut.number]
+        assert retries[0].state == TrialState.WAITING
+        assert retries[0].params == trials[cut.number].params
+        assert CUT_SHORT not in retries[0].user_attrs  # the retry starts clean
+        assert fail_dead_trials(study) == []
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used")
+def test_a_trial_of_another_host_is_failed_when_its_heartbeat_goes_stale(tmp_path: Path) -> None:
+    import sqlalchemy
+
+    with opened_storage(f"sqlite:///{tmp_path / 'stale.db'}") as storage:
+        study = optuna.create_study(study_name="s", storage=storage)
+        away = study.ask()
+        away.suggest_int("units", 1, 100)
+        away.set_user_attr("worker", {"host": "elsewhere", "pid": 1, "started": 1})
+        storage.record_heartbeat(away._trial_id)
+        assert fail_dead_trials(study) == []  # its heartbeat is fresh
+        with storage.engine.begin() as conn:  # silent since GRACE_PERIOD + 5 s
+            conn.execute(
+                sqlalchemy.text(
+                    "UPDATE trial_heartbeats SET heartbeat = datetime(heartbeat, :back)"
+                ),
+                {"back": f"-{GRACE_PERIOD + 5} seconds"},
+            )
+        assert fail_dead_trials(study) == [away.number]
+        trials = study.get_trials()
+        assert trials[away.number].state == TrialState.FAIL
+        assert "fell silent" in trials[away.number].user_attrs["fail_reason"]
+        assert trials[-1].system_attrs["failed_trial"] == away.number
 
 
 @pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used")
