@@ -772,12 +772,23 @@ def worker_gone(worker: object) -> bool:
 CUT_SHORT = "cut_short"
 
 
+# A user attribute of a trial created holding its whole point (a proposer that proposes
+# before the claim, as KerasTuner's oracles do; see ``_RetryCopy``).
+POINT_GIVEN = "point_given"
+
+
 class _RetryCopy(RetryHeartbeatStaleTrialCallback):
     """Optuna's retry (a WAITING copy with the same parameters, ``failed_trial`` and
     ``retry_history`` in its system attributes), its copy holding what the next attempt
     needs and nothing of the last one's: no trial record, ``cut_short`` mark or epoch rows
     (a running retry shows its own epochs only) and no pruner's bookkeeping
-    (``completed_rung_*``: a retry is judged afresh at every rung)."""
+    (``completed_rung_*``: a retry is judged afresh at every rung).
+
+    The copy keeps its attempt's params when they are a whole point: given whole
+    (``point_given``) or trained (an epoch row). Otherwise the attempt was stopped while its
+    sampler drew the point, one param at a time, and may hold part of it: the retry draws
+    the whole point afresh from that point's seeded stream (``Proposer.repeat``), as the
+    uninterrupted search does; kept, the part drawn would shift the draws of the rest."""
 
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
         left_out = {f.name for f in dataclasses.fields(TrialRecord)} | {CUT_SHORT}
@@ -790,6 +801,9 @@ class _RetryCopy(RetryHeartbeatStaleTrialCallback):
         copied.system_attrs = {
             k: v for k, v in trial.system_attrs.items() if not k.startswith("completed_rung_")
         }
+        trained = any(k.startswith(EPOCH_PREFIX) for k in trial.user_attrs)
+        if not trained and trial.user_attrs.get(POINT_GIVEN) is not True:
+            copied.params, copied.distributions = {}, {}
         super().__call__(study, copied)
 
 

@@ -29,6 +29,7 @@ from search._settings import StudySettings
 from search._storage import (
     CUT_SHORT,
     HEARTBEAT_INTERVAL,
+    POINT_GIVEN,
     exclusive,
     fail_dead_trials,
     queue_retry,
@@ -431,6 +432,10 @@ def _enqueue(
             state=TrialState.WAITING,
             params=dict(proposal.params),
             distributions={name: distributions[name] for name in proposal.params},
-            user_attrs={**proposal.attrs, **claim},
+            user_attrs={
+                **proposal.attrs,
+                **claim,
+                **({POINT_GIVEN: True} if proposal.params else {}),
+            },
         )
     )

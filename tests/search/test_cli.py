@@ -417,9 +417,9 @@ def test_a_target_beyond_the_points_of_a_space_is_noted(tmp_path: Path) -> None:
 def test_a_trial_whose_worker_died_before_it_drew_its_point_is_retried_with_that_point(
     tmp_path: Path,
 ) -> None:
-    """A worker killed between claiming a trial and drawing its point leaves a failed trial
-    with no params and no seed: its retry draws the point (and trains with the seed) the
-    uninterrupted search gives that trial, and no later point is skipped."""
+    """A worker killed between claiming a trial and drawing its whole point leaves a failed
+    trial with none or part of its params: its retry draws the point (and trains with the
+    seed) the uninterrupted search gives that trial, and no later point is skipped."""
     import socket
 
     common = ["--data", "iris", "--space", "small", "--epochs", "1", "--seed", "7", "--quiet",
@@ -427,19 +427,29 @@ def test_a_trial_whose_worker_died_before_it_drew_its_point_is_retried_with_that
     whole = hp("run", *common, "--study", "w", "--trials", "3", "--storage", "sqlite:///w.db",
                cwd=tmp_path)  # fmt: skip
     assert whole.returncode == 0, whole.stderr
-    first = hp("run", *common, "--study", "s", "--trials", "2", cwd=tmp_path)
-    assert first.returncode == 0, first.stderr
+    reference = _trials(tmp_path / "w.db", "w")
     dead = subprocess.Popen(["true"])
     dead.wait()
-    study = optuna.load_study(study_name="s", storage=f"sqlite:///{tmp_path / 'hpsearch.db'}")
-    claimed = study.ask()  # claimed by a worker that died at once
-    claimed.set_user_attr("worker", {"host": socket.gethostname(), "pid": dead.pid, "started": 0})
-    again = hp("run", *common, "--study", "s", "--trials", "3", cwd=tmp_path)
-    assert again.returncode == 0, again.stderr
-    trials = _trials(tmp_path / "hpsearch.db", "s")
-    reference = _trials(tmp_path / "w.db", "w")
-    assert trials[2].state == TrialState.FAIL and trials[2].params == {}
-    (retry,) = [t for t in trials if t.system_attrs.get("failed_trial") == 2]
-    assert retry.params == reference[2].params
-    assert retry.user_attrs["seed"] == reference[2].user_attrs["seed"] == 7 + 2
-    assert len([t for t in trials if t.state == TrialState.COMPLETE]) == 3
+    # The point's first two params, stored as the sampler drew them, then the kill.
+    drawn = dict(list(reference[2].params.items())[:2])
+    for name, params in (("none", {}), ("part", drawn)):
+        first = hp("run", *common, "--study", name, "--trials", "2", cwd=tmp_path)
+        assert first.returncode == 0, first.stderr
+        url = f"sqlite:///{tmp_path / 'hpsearch.db'}"
+        study = optuna.load_study(study_name=name, storage=url)
+        claimed = study.ask()  # claimed by a worker that died at once
+        for param, value in params.items():
+            dist = reference[2].distributions[param]
+            study._storage.set_trial_param(
+                claimed._trial_id, param, dist.to_internal_repr(value), dist
+            )
+        worker = {"host": socket.gethostname(), "pid": dead.pid, "started": 0}
+        claimed.set_user_attr("worker", worker)
+        again = hp("run", *common, "--study", name, "--trials", "3", cwd=tmp_path)
+        assert again.returncode == 0, again.stderr
+        trials = _trials(tmp_path / "hpsearch.db", name)
+        assert trials[2].state == TrialState.FAIL and trials[2].params == params
+        (retry,) = [t for t in trials if t.system_attrs.get("failed_trial") == 2]
+        assert retry.params == reference[2].params, name
+        assert retry.user_attrs["seed"] == reference[2].user_attrs["seed"] == 7 + 2
+        assert len([t for t in trials if t.state == TrialState.COMPLETE]) == 3

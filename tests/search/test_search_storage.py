@@ -13,10 +13,12 @@ from optuna.trial import TrialState
 
 from search import StorageError
 from search._api import default_report_path, default_study_name
+from search._records import epoch_key, epoch_row
 from search._storage import (
     CUT_SHORT,
     DEFAULT_STORAGE,
     GRACE_PERIOD,
+    POINT_GIVEN,
     exclusive,
     fail_cut_short,
     fail_dead_trials,
@@ -158,6 +160,7 @@ def test_a_trial_whose_local_process_died_is_failed_and_retried_once(tmp_path: P
         orphan = study.ask()
         orphan.suggest_int("units", 1, 100)
         orphan.set_user_attr("worker", dead_worker)
+        orphan.set_user_attr(epoch_key(0), epoch_row(dead_worker, {"loss": 1.0}))  # trained
         alive = study.ask()
         alive.suggest_int("units", 1, 100)
         alive.set_user_attr("worker", worker_identity())  # this very process: alive
@@ -193,6 +196,7 @@ def test_a_retry_owed_by_a_process_killed_before_it_queued_it_is_queued_next_tim
         study = optuna.create_study(study_name="s", storage=storage)
         cut = study.ask()
         cut.suggest_int("units", 1, 100)
+        cut.set_user_attr(POINT_GIVEN, True)
         cut.set_user_attr("worker", _dead_worker())
         assert fail_cut_short(storage, cut._trial_id, "its worker process died mid-trial")
         judged = study.ask()
@@ -207,6 +211,34 @@ def test_a_retry_owed_by_a_process_killed_before_it_queued_it_is_queued_next_tim
         assert retries[0].params == trials[cut.number].params
         assert CUT_SHORT not in retries[0].user_attrs  # the retry starts clean
         assert fail_dead_trials(study) == []
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used")
+def test_a_retry_keeps_a_whole_point_and_draws_again_one_stopped_while_it_was_drawn(
+    tmp_path: Path,
+) -> None:
+    """An attempt given its whole point, or that trained, passes its params to its retry; one
+    stopped while its sampler drew the point (a param at a time) may hold part of it: its
+    retry holds none and draws the whole point from that point's stream."""
+    worker = _dead_worker()
+    with opened_storage(f"sqlite:///{tmp_path / 'points.db'}") as storage:
+        study = optuna.create_study(study_name="s", storage=storage)
+        attempts = []
+        for mark in ({POINT_GIVEN: True}, {epoch_key(0): epoch_row(worker, {"loss": 1.0})}, {}):
+            attempt = study.ask()
+            attempt.suggest_int("units", 1, 100)
+            for key, value in {**mark, "worker": worker}.items():
+                attempt.set_user_attr(key, value)
+            attempts.append(attempt.number)
+        assert fail_dead_trials(study) == attempts
+        trials = study.get_trials()
+        retried = {
+            t.system_attrs["failed_trial"]: t for t in trials if "failed_trial" in t.system_attrs
+        }
+        given, trained, drawing = (retried[n] for n in attempts)
+        assert given.params == trials[attempts[0]].params and given.user_attrs[POINT_GIVEN]
+        assert trained.params == trials[attempts[1]].params
+        assert drawing.params == {} and trials[attempts[2]].params != {}
 
 
 @pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used")
