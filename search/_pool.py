@@ -208,6 +208,14 @@ def run_workers(
                     "the finished trials are kept. Look for what kills it (memory: "
                     f"--max-worker-memory), then `{resume_command(study, url)}`."
                 )
+                if slots:  # the others go on; should they reach the target, say it anyway
+                    progress.note(
+                        f"worker {slot.index} died {deaths} times in a row before finishing a "
+                        f"trial (last: pid {slot.proc.pid}, {signal_name}); its slot stays "
+                        "empty and the other workers go on. Look for what kills it (memory: "
+                        "--max-worker-memory).",
+                        worker=slot.index,
+                    )
                 return
             what = (
                 f"died ({signal_name})"

@@ -632,3 +632,45 @@ def test_a_trial_turns_running_already_holding_its_claim(
     for _, attrs in seen:
         assert {"worker", "seed", "engine"} <= set(attrs), attrs
         assert attrs["worker"]["pid"] == os.getpid()  # type: ignore[index]
+
+
+def _children(pid: int) -> set[int]:
+    """The live (not zombie) child processes of ``pid``."""
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[1]) == pid and fields[0] not in ("Z", "X"):
+                found.add(int(stat.parent.name))
+    return found
+
+
+def test_a_slot_whose_workers_keep_dying_is_given_up_and_the_others_go_on(tmp_path: Path) -> None:
+    """Each new worker of one slot is killed as it starts: after three deaths in a row the
+    pool gives that slot up, says so, and the other worker reaches the target alone."""
+    url = f"sqlite:///{tmp_path / 'die.db'}"
+    args = [*_run_args(_space(tmp_path), "die", 2, 5, url), "--workers", "2"]
+    args.remove("--quiet")
+    proc = _start(args, tmp_path)
+    survivor, killed = None, []
+    deadline = time.monotonic() + 120
+    try:
+        while len(killed) < 3 and time.monotonic() < deadline and proc.poll() is None:
+            children = _children(proc.pid)
+            if survivor is None and len(children) == 2:
+                survivor = max(children)
+            for pid in children - {survivor} if survivor is not None else ():
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+            time.sleep(0.05)
+        code, _, err = _finish(proc)
+    finally:
+        proc.kill()
+    assert len(killed) == 3, (killed, proc.returncode)
+    assert code == 0, err
+    said = " ".join(err.split())
+    assert "died 3 times in a row before finishing a trial" in said, said
+    assert "the other workers go on" in said and "Traceback" not in err
+    trials = _trials(url, "die")
+    assert sum(t.state in FINISHED for t in trials) == 2
+    assert {t.user_attrs["worker"]["pid"] for t in trials} == {survivor}
