@@ -209,7 +209,7 @@ class Lifecycle:
                 if proposal == WAIT:
                     return None
                 number = len(trials)  # the next trial's number
-                if not isinstance(proposal, Proposal):  # the sampler draws in study.ask()
+                if not isinstance(proposal, Proposal):  # the sampler draws it once claimed
                     proposal = Proposal(params={})
                 _enqueue(study, settings, proposal, self._claimed(number, trials))
             with warnings.catch_warnings():
@@ -420,7 +420,7 @@ def _enqueue(
     study: optuna.Study, settings: StudySettings, proposal: Proposal, claim: dict[str, Any]
 ) -> None:
     """The proposed point as a waiting trial that holds its whole point and its ``claim``
-    from the start (no params: the sampler draws them in ``study.ask()``).
+    from the start (no params: the sampler draws them once the trial is handed out).
 
     ``study.enqueue_trial`` would store the values only as each is suggested, one write
     each: a worker killed between two of them would leave a failed trial with part of its
