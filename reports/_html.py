@@ -524,7 +524,6 @@ def render_report(
             for t in loaded.trials
             if t.state == TrialState.RUNNING and worker_gone(t.user_attrs.get("worker"))
         ],
-        "resume": resume_command(summary.name, storage_url(storage)),
         "study_name": summary.name,
         "storage_flag": storage_option(storage_url(storage)),
         "study_arg": shlex.quote(summary.name),
