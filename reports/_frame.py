@@ -21,11 +21,12 @@ from optuna.distributions import (
     FloatDistribution,
     IntDistribution,
 )
-from optuna.trial import FrozenTrial
+from optuna.trial import FrozenTrial, TrialState
 
 from reports._analysis import diagnose
 from reports._study import LoadedStudy, StorageLike, load
 from search._records import TrialRecord, as_finite, as_int, as_number
+from search._storage import worker_gone
 
 STATES = ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")
 DASH = "–"
@@ -247,6 +248,13 @@ def frame_from_loaded(loaded: LoadedStudy) -> pd.DataFrame:
             "histories": Histories(histories),
             "param_columns": param_columns,
             "winner": loaded.winner,
+            # RUNNING trials whose worker on this machine is gone (kill -9): stored as
+            # running until the search goes on, which fails and retries them.
+            "gone": [
+                t.number
+                for t in trials
+                if t.state == TrialState.RUNNING and worker_gone(t.user_attrs.get("worker"))
+            ],
         }
     )
     return frame

@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 import jinja2
 import pandas as pd
 from optuna.distributions import FloatDistribution, IntDistribution
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import FrozenTrial
 
 from reports._analysis import (
     BARELY_LEARNED,
@@ -79,7 +79,7 @@ from reports._study import (
     storage_url,
 )
 from reports._summary import StudySummary, summary_from_loaded
-from search._storage import resume_command, storage_option, worker_gone
+from search._storage import resume_command, storage_option
 
 T = TypeVar("T")
 
@@ -517,13 +517,7 @@ def render_report(
         "generated": generated_at,
         "live": live,
         "running": summary.counts.get("RUNNING", 0),
-        # Running trials whose worker on this machine is gone (kill -9): they stay RUNNING
-        # until the search goes on, which fails and retries them.
-        "gone": [
-            t.number
-            for t in loaded.trials
-            if t.state == TrialState.RUNNING and worker_gone(t.user_attrs.get("worker"))
-        ],
+        "gone": frame.attrs["gone"],
         "study_name": summary.name,
         "storage_flag": storage_option(storage_url(storage)),
         "study_arg": shlex.quote(summary.name),

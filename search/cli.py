@@ -534,6 +534,20 @@ def trials(study: str, storage: str | None, fmt: str, top: int | None, all_trial
         table = table[first + rest + [c for c in late if c in table.columns]]
     table = table.drop(columns=["datetime_start", "datetime_complete"], errors="ignore")
     _emit(table, fmt, empty=f"study {study!r} has no finished trials yet")
+    gone = frame.attrs.get("gone", [])
+    if gone and fmt == "table":
+        from search._storage import resume_command
+
+        many = len(gone) != 1
+        click.echo(
+            f"trial{'s' if many else ''} {', '.join(map(str, gone))} "
+            f"{'are' if many else 'is'} stored as running, but "
+            f"{'their workers' if many else 'its worker'} on this machine "
+            f"{'are' if many else 'is'} gone; the search fails and retries "
+            f"{'them' if many else 'it'} when it goes on: "
+            f"`{resume_command(study, resolve_url(storage))}`",
+            err=True,
+        )
 
 
 @main.command()

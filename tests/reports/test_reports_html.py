@@ -267,11 +267,22 @@ def test_a_running_trial_whose_worker_died_here_is_not_called_running(make_study
     assert banner.startswith("The worker of trial 1 on this machine is gone"), banner
     assert f"<code>hpsearch resume killed --storage {url}</code>" in banner, banner
     assert "1 other trial was running when this page was made" in banner, banner
+    # `hpsearch trials` says the same under its table.
+    hpsearch = str(Path(sys.executable).with_name("hpsearch"))
+    listed = subprocess.run([hpsearch, "trials", name, "--all", "--storage", url],
+                            capture_output=True, text=True, timeout=120, check=True)  # fmt: skip
+    assert listed.stderr.splitlines()[-1] == (
+        "trial 1 is stored as running, but its worker on this machine is gone; the search "
+        f"fails and retries it when it goes on: `hpsearch resume killed --storage {url}`"
+    ), listed.stderr
 
     url, name = make_study("alive", [done, running[1]], settings=kit.hp_settings())
     assert "1 trial was running when this page" in " ".join(
         reports.render_report(url, name).split()
     )
+    listed = subprocess.run([hpsearch, "trials", name, "--storage", url],
+                            capture_output=True, text=True, timeout=120, check=True)  # fmt: skip
+    assert "is stored as running" not in listed.stderr, listed.stderr
 
 
 def test_the_verdict_table_says_when_it_shows_the_best_only(make_study, kit) -> None:
