@@ -229,22 +229,38 @@ def _masked(url: str) -> str:
         return f"{MASK}@{url.rpartition('@')[2]}" if "@" in url else url
     query = {key: (MASK if _secret_key(key) else value) for key, value in parsed.query.items()}
     if parsed.password is None and query == dict(parsed.query):
-        return _without_secrets(url, url)  # nothing to mask: as the user spelled it
+        return _after_scheme(url, url)  # nothing to mask: as the user spelled it
     if parsed.password is not None:
         parsed = parsed.set(password=MASK)
     if query != dict(parsed.query):
         parsed = parsed.set(query=query)
     shown = str(parsed.render_as_string(hide_password=False))
-    return _without_secrets(shown.replace("%2A%2A%2A", MASK), url)
+    return _after_scheme(shown.replace("%2A%2A%2A", MASK), url)
+
+
+def _after_scheme(shown: str, url: str) -> str:
+    """``shown`` (a URL) with the secrets of ``url`` masked after its scheme: a password
+    such as "postgres" leaves "postgresql://" whole (a user or database of the same name
+    is masked too)."""
+    scheme, sep, rest = shown.partition("://")
+    return f"{scheme}{sep}{_without_secrets(rest, url)}" if sep else _without_secrets(shown, url)
 
 
 def redact(text: str, url: str | None) -> str:
-    """``text`` with the URL shown masked and each of its secrets replaced by ``***``."""
+    """``text`` with the URL shown masked and each of its secrets replaced by ``***``
+    elsewhere; the URL, as given or already masked, is shown whole (its scheme intact)."""
+    import re
+
     if not url:
         return text
-    if url in text:
-        text = text.replace(url, mask_url(url))
-    return _without_secrets(text, url)
+    shown = mask_url(url)
+    kept = {url: shown, shown: shown, _masked(url): _masked(url)}
+    pattern = "|".join(re.escape(form) for form in sorted(kept, key=len, reverse=True))
+    pieces = re.split(f"({pattern})", text)
+    # Even pieces lie between the URL's occurrences, odd ones are occurrences.
+    return "".join(
+        kept[piece] if i % 2 else _without_secrets(piece, url) for i, piece in enumerate(pieces)
+    )
 
 
 def _without_secrets(text: str, url: str) -> str:
@@ -255,8 +271,14 @@ def _without_secrets(text: str, url: str) -> str:
             continue
         if len(secret) >= 4:
             text = text.replace(secret, MASK)
-        else:  # a short secret only where it stands alone, not inside every word
-            text = re.sub(rf"(?<![A-Za-z0-9]){re.escape(secret)}(?![A-Za-z0-9])", MASK, text)
+        else:
+            # A short secret only where it stands alone: not inside a word, nor a part of a
+            # dotted name or address ("127" of "127.0.0.1").
+            text = re.sub(
+                rf"(?<![A-Za-z0-9])(?<![A-Za-z0-9]\.){re.escape(secret)}(?!\.?[A-Za-z0-9])",
+                MASK,
+                text,
+            )
     return text
 
 

@@ -92,6 +92,31 @@ def test_a_short_password_is_masked_where_it_stands_alone() -> None:
     assert redact("auth failed for x1 (max1 tries)", url) == "auth failed for *** (max1 tries)"
 
 
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        # The password is the user's name and the start of the scheme.
+        (
+            "postgresql://postgres:postgres@127.0.0.1:5432/db",
+            "postgresql://***:***@127.0.0.1:5432/db",
+        ),
+        # A short one is the start of the host.
+        ("postgresql://al:127@127.0.0.1:5432/db", "postgresql://al:***@127.0.0.1:5432/db"),
+        # A piece of a password holding ":" is in the scheme.
+        ("postgresql://al:gres:s3cret@127.0.0.1/db", "postgresql://al:***@127.0.0.1/db"),
+    ],
+)
+def test_a_password_found_elsewhere_in_the_url_leaves_it_readable(url: str, shown: str) -> None:
+    """Only the password's places are masked: the scheme, the host and hpsearch's own
+    driver name stay as they are, in the URL and in a message that carries it."""
+    resolved = resolve_url(url)
+    assert mask_url(resolved) == shown
+    text = f'{resolved}: connection to server at "127.0.0.1" failed'
+    assert redact(text, resolved) == f'{shown}: connection to server at "127.0.0.1" failed'
+    # A message already holding the masked URL keeps it.
+    assert redact(f"cannot open {shown}", resolved) == f"cannot open {shown}"
+
+
 def test_the_resume_command_names_a_storage_other_than_the_default() -> None:
     assert resume_command("s", DEFAULT_STORAGE) == "hpsearch resume s"
     assert (
