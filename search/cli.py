@@ -60,6 +60,11 @@ def _handle_errors(func: F) -> F:
         except Exception as exc:
             if debugging():
                 raise
+            if _was_interrupted():
+                # Ctrl-C while a module was imported leaves it half made: what imports it
+                # next fails (ImportError, NameError). The interrupt is what happened.
+                click.echo(_interrupted(kwargs.get("study"), url), err=True)
+                sys.exit(130)
             from search._storage import redact
 
             message, code = describe_error(exc)
@@ -71,18 +76,31 @@ def _handle_errors(func: F) -> F:
     return cast(F, wrapper)
 
 
+def _was_interrupted() -> bool:
+    """Whether Ctrl-C or SIGTERM reached this command (``_interrupt``)."""
+    engines = sys.modules.get("search.engines._base")
+    return engines is not None and engines.stop_requested.is_set()
+
+
 def _interrupted(study: Any, url: str | None) -> str:
     """What an interrupt says that the search itself did not report (one that came while
     the command started, or stopped a command that only reads): what is kept and how to go
     on, for the command that was interrupted."""
-    from search._storage import resume_command
-
     context = click.get_current_context()
     command, path = context.command.name, context.command_path
     if command == "run":  # run's own search reports an interrupt itself: this is before it
         return str(SearchInterrupted.before_search(study if isinstance(study, str) else None))
     if command in ("resume", "worker") and isinstance(study, str):
-        return str(SearchInterrupted.going_on(study, resume_command(study, url, command)))
+        try:
+            from search._storage import resume_command
+
+            again = resume_command(study, url, command)
+        except Exception:  # interrupted while Optuna or SQLAlchemy was imported: half made
+            import shlex
+
+            shown = " --storage URL" if url and url != DEFAULT_STORAGE else ""
+            again = f"hpsearch {command} {shlex.quote(study)}{shown}"
+        return str(SearchInterrupted.going_on(study, again))
     return f"`{path}` interrupted: nothing stored was changed."
 
 

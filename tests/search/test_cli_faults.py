@@ -775,3 +775,35 @@ def test_a_target_below_what_the_study_holds_is_reached_and_drops_nothing(folder
     assert Path(out.stdout.strip()) == report.resolve() and report.is_file()
     after = hp("trials", "digits-mlp", "--format", "json", cwd=folder)
     assert after.stdout == before.stdout
+
+
+def test_ctrl_c_at_any_moment_of_a_reading_commands_start_is_one_line(tmp_path: Path) -> None:
+    """Ctrl-C while a command imports Optuna and SQLAlchemy leaves a module half made, and
+    the next import of it fails with another error (ImportError, NameError): the command
+    still says it was interrupted, in one line, exit 130 (or it had finished: exit 0)."""
+    import optuna
+
+    url = f"sqlite:///{tmp_path / 'x.db'}"
+    optuna.create_study(study_name="s", storage=url)
+    commands = [("trials", "s", "--all"), ("studies",), ("compare", "s", "s")]
+    interrupted = 0
+    for i in range(12):
+        command = commands[i % len(commands)]
+        proc = subprocess.Popen(
+            [HPSEARCH, *command, "--storage", url], cwd=tmp_path, env=_env(),
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        try:
+            time.sleep(0.2 + 0.08 * i)  # from the interpreter's start to the command's end
+            proc.send_signal(signal.SIGINT)
+            _, err = proc.communicate(timeout=120)
+        finally:
+            proc.kill()
+        assert "Traceback" not in err and "unexpected" not in err, (command, err)
+        if proc.returncode == 130:
+            said = f"`hpsearch {command[0]}` interrupted: nothing stored was changed."
+            assert err.strip() == said, err
+            interrupted += 1
+        else:
+            assert proc.returncode in (0, 2), (command, proc.returncode, err)  # done already
+    assert interrupted >= 3  # most signals came while the command ran
