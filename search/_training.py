@@ -242,14 +242,45 @@ def fit_trial(
     except TrialFailed:
         raise
     except (ValueError, TypeError, RuntimeError, ArithmeticError, MemoryError) as exc:
-        raise TrialFailed(f"training failed: {type(exc).__name__}: {exc}") from exc
+        raise TrialFailed(f"training failed: {_error_line(exc, dataset)}") from exc
     except Exception as exc:
         if type(exc).__module__.startswith(("tensorflow", "keras")):
-            raise TrialFailed(f"training failed: {type(exc).__name__}: {exc}") from exc
+            raise TrialFailed(f"training failed: {_error_line(exc, dataset)}") from exc
         raise
     outcome = recorder.outcome()
     outcome.model = model
     return outcome
+
+
+# The longest error text a trial's fail_reason keeps (one line; a label list can be long).
+_ERROR_CHARS = 300
+
+
+def _error_line(exc: BaseException, dataset: Dataset) -> str:
+    """An error raised while training as one line: its type and message, without the
+    stack of Python frames that TensorFlow puts in a graph error's message ("Detected at
+    node ... defined at (most recent call last): File ..."), its node and op names; a label
+    outside the model's outputs says so in the data's terms."""
+    import re
+
+    lines = [line.strip() for line in str(exc).splitlines()]
+    noise = ("File ", "Graph execution error", "Detected at node", "[[", "[Op:")
+    text = " ".join(line for line in lines if line and not line.startswith(noise))
+    text = re.sub(r"\s*\[\[\{\{node [^]]*\]\]|\s*\[Op:[^]]*\]", "", text)
+    text = re.sub(r"\s+", " ", text).strip() or type(exc).__name__
+    label = re.search(
+        r"label value of (-?\d+) which is outside the valid range of \[0, (\d+)", text
+    )
+    if label is not None:
+        classes = dataset.spec.classes
+        have = f"the data has {classes} classes" if classes else "the data's labels go further"
+        return (
+            f"the model has {label.group(2)} outputs but a label is {label.group(1)}: {have} "
+            f"(end the model with one unit per class: spec.classes)"
+        )
+    if len(text) > _ERROR_CHARS:
+        text = text[: _ERROR_CHARS - 1].rstrip() + "…"
+    return f"{type(exc).__name__}: {text}"
 
 
 def _tensors(dataset: Dataset) -> _Tensors:

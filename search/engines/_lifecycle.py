@@ -402,7 +402,8 @@ def aborted_message(settings: StudySettings, in_a_row: int, reason: str, url: st
         f"study {settings.study!r}: stopped after {in_a_row} failed trials in a row; the last "
         f"failed because {reason.rstrip('.')}. The finished trials are kept"
     )
-    if reason.startswith("building the model failed") and settings.model != DENSE.name:
+    builder_fails = reason.startswith("building the model failed") or "the model has" in reason
+    if builder_fails and settings.model != DENSE.name:
         return (
             f"{head}. The model builder fails: fix {settings.model} (it is imported afresh) "
             f"and run `{resume_command(settings.study, url)}`."
