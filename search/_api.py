@@ -161,6 +161,7 @@ def run(
     """
     url = resolve_url(storage)
     _check_timeout(timeout)
+    _check_memory(max_worker_memory)
     _check_refresh(report_every, report_seconds)
     if model is not None and model != DENSE.name and space is None and data is not None:
         raise ConfigError(
@@ -301,6 +302,13 @@ def _check_refresh(every: int, seconds: float) -> None:
 def _check_timeout(timeout: float | None) -> None:
     if timeout is not None and not (math.isfinite(timeout) and timeout >= 0):
         raise ConfigError(f"--timeout: expected a number of seconds >= 0; got {timeout!r}.")
+
+
+def _check_memory(mib: float) -> None:
+    if not (isinstance(mib, int | float) and math.isfinite(mib) and mib >= 0):
+        raise ConfigError(
+            f"--max-worker-memory: expected a number of MiB >= 0 (0: never); got {mib!r}."
+        )
 
 
 def _report_quietly(store: optuna.storages.RDBStorage, study: str, path: Path) -> bool:
@@ -561,6 +569,7 @@ def work(
     number of others anywhere) until it holds its stored target. Writes no report."""
     url = resolve_url(storage)
     _check_timeout(timeout)
+    _check_memory(max_worker_memory)
     count, chosen = resolve_workers(workers)
     with reading(url, study):
         pass  # a mistyped name must not create a database file

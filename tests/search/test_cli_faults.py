@@ -420,6 +420,11 @@ CASES: dict[str, Case] = {
     "--timeout nan": Case(
         ("run", "--data", "digits", "--trials", "3", "--timeout", "nan"), 2, ("--timeout", "nan")
     ),
+    "--max-worker-memory nan": Case(
+        ("worker", "digits-mlp", "--max-worker-memory", "nan"),
+        2,
+        ("--max-worker-memory: expected a number of MiB >= 0", "got nan"),
+    ),
     "--workers beyond the machine's memory": Case(
         ("run", "--data", "digits", "--trials", "3", "--workers", "100000"),
         2,
