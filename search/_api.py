@@ -729,7 +729,11 @@ def export(
         winner = loaded.user_attrs.get(WINNER_KEY)
     complete = {t.number: t for t in trials if t.state.name == "COMPLETE"}
     if not complete:
-        raise ConfigError(f"study {study!r} has no completed trial yet; nothing to export.")
+        # A state of the study, as `hpsearch best` says it (exit 1), not bad input.
+        raise HpsearchError(
+            f"study {study!r} has no completed trial yet, nothing to export; see "
+            f"`hpsearch trials {study} --all`."
+        )
     if trial is None:
         chosen = complete[ranked(trials, settings.direction)[0]]
     elif trial in complete:

@@ -812,3 +812,19 @@ def test_ctrl_c_at_any_moment_of_a_reading_commands_start_is_one_line(tmp_path: 
         else:
             assert proc.returncode in (0, 2), (command, proc.returncode, err)  # done already
     assert interrupted >= 3  # most signals came while the command ran
+
+
+def test_a_study_without_a_completed_trial_has_no_best_and_nothing_to_export(
+    tmp_path: Path,
+) -> None:
+    """The same state of a study, the same exit code (1) and a way to see its trials."""
+    made = hp("run", "--data", "iris", "--trials", "1", "--timeout", "0", "--study", "e",
+              "--no-report", cwd=tmp_path)  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    for command in (("best", "e"), ("export", "e", "-o", "e.keras")):
+        out = hp(*command, cwd=tmp_path)
+        assert out.returncode == 1, out.stderr
+        assert out.stderr.startswith("error: study 'e' has no completed trial yet"), out.stderr
+        assert "see `hpsearch trials e --all`" in out.stderr
+        assert len(out.stderr.strip().splitlines()) == 1, out.stderr
+    assert not (tmp_path / "e.keras").exists()
