@@ -92,6 +92,15 @@ def resolve_url(url: str | None = None) -> str:
             "postgresql://user:password@host:port/db with those characters percent-encoded "
             "(@ as %40, : as %3A, / as %2F), or give the password in PGPASSWORD."
         )
+    driver = chosen.partition("://")[0].partition("+")[2]
+    if scheme == "postgresql" and driver and driver != "psycopg":
+        # hpsearch ships psycopg 3 and chooses it itself; another driver is not installed
+        # (its error would read like a server that cannot be reached).
+        plain = "postgresql://" + mask_url(chosen).split("://", 1)[1]
+        raise ConfigError(
+            f"--storage {mask_url(chosen)!r}: hpsearch talks to PostgreSQL through psycopg 3 "
+            f"and chooses it itself; drop '+{driver}': --storage {plain!r}."
+        )
     if "://" in chosen and scheme not in ("sqlite", "postgresql"):
         raise ConfigError(
             f"--storage {mask_url(chosen)!r}: hpsearch keeps studies in SQLite "
@@ -358,7 +367,8 @@ def open_storage(
         check = (
             "Check the file and its folder (free space, permissions)."
             if path is not None
-            else "Check that the server runs and that the URL's host, port, database and user "
+            else _create_database(exc, resolved)
+            or "Check that the server runs and that the URL's host, port, database and user "
             "are right."
         )
         raise StorageError(
@@ -366,6 +376,29 @@ def open_storage(
             f"{check}"
         ) from None
     return _resilient(storage, resolved)
+
+
+def _create_database(exc: BaseException, url: str) -> str | None:
+    """The command that creates the URL's PostgreSQL database when the server says it does
+    not exist (the server runs; hpsearch creates the tables, not the database)."""
+    import shlex
+
+    parsed = _parsed(url)
+    if parsed is None or not parsed.database:
+        return None
+    if f'database "{parsed.database}" does not exist' not in str(exc):
+        return None
+    command = ["createdb"]
+    if parsed.host:
+        command += ["-h", parsed.host]
+    if parsed.port:
+        command += ["-p", str(parsed.port)]
+    if parsed.username:
+        command += ["-U", parsed.username]
+    command.append(parsed.database)
+    return (
+        f"The server runs; create the database ({shlex.join(command)}) or give another --storage."
+    )
 
 
 def _use_wal(storage: RDBStorage) -> None:

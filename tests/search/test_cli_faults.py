@@ -200,7 +200,19 @@ CASES: dict[str, Case] = {
             f"postgresql://postgres:{SECRET}@127.0.0.1:5432/hpsearch_no_such_db?password={SECRET}",
         ),
         1,
-        ("hpsearch_no_such_db",),
+        (
+            "hpsearch_no_such_db",
+            "The server runs; create the database (createdb -h 127.0.0.1 -p 5432 -U postgres "
+            "hpsearch_no_such_db) or give another --storage.",
+        ),
+    ),
+    "another PostgreSQL driver named in the URL": Case(
+        ("studies", "--storage", f"postgresql+psycopg2://bob:{SECRET}@127.0.0.1:5432/x"),
+        2,
+        (
+            "through psycopg 3",
+            "drop '+psycopg2': --storage 'postgresql://bob:***@127.0.0.1:5432/x'",
+        ),
     ),
     "password in $HPSEARCH_STORAGE": Case(
         ("resume", "s"),
