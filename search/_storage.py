@@ -326,6 +326,13 @@ def open_storage(
                 f"{mask_url(resolved)}: the folder {path.parent} does not exist; create it "
                 f"(mkdir -p {path.parent}) or give another --storage."
             )
+        if for_writing and not os.access(path.parent, os.W_OK):
+            raise StorageError(
+                f"{mask_url(resolved)}: the folder {path.parent} is read-only, and SQLite "
+                "writes its journal and lock beside the database: make it writable or copy "
+                "the file elsewhere, or read it with `hpsearch trials` / `hpsearch report`, "
+                "which do not write."
+            )
     engine_kwargs: dict[str, Any] = {}
     if path is not None:
         # Several processes write one SQLite file (workers, heartbeat threads, a report read
@@ -351,7 +358,7 @@ def open_storage(
             # that opens a file while a writer creates its tables would race it (and make
             # the writer fail on a duplicate row), so readers wait for the schema too.
             with exclusive(resolved, "schema", patient=False):
-                return RDBStorage(resolved, engine_kwargs=engine_kwargs, **kwargs)
+                return RDBStorage(_readable(resolved, path), engine_kwargs=engine_kwargs)
         if not patient and resolved.startswith("postgresql"):
             _lock_engine(resolved).connect().close()
         with exclusive(resolved, "schema"):
@@ -376,6 +383,17 @@ def open_storage(
             f"{check}"
         ) from None
     return _resilient(storage, resolved)
+
+
+def _readable(url: str, path: Path | None) -> str:
+    """The URL a reader opens: a SQLite file in a folder nobody can write to (a read-only
+    mount, a copy kept as a record) is opened immutable, since SQLite in WAL mode must
+    otherwise make its shared-memory file beside it, and nothing there can change."""
+    if path is None or os.access(path.parent, os.W_OK):
+        return url
+    from urllib.parse import quote
+
+    return f"sqlite:///file:{quote(str(path.resolve()))}?immutable=1&uri=true"
 
 
 def _create_database(exc: BaseException, url: str) -> str | None:

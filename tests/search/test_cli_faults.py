@@ -10,6 +10,7 @@ and every file in the folder, and the database and the report byte-for-byte unch
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import signal
@@ -612,6 +613,39 @@ def test_a_read_only_database_is_named_and_left_as_it_is(folder: Path, tmp_path:
         assert db.read_bytes() == before
     finally:
         subprocess.run(["chattr", "-i", str(db)], check=False)
+
+
+def test_a_database_in_a_read_only_folder_is_read_and_not_written(
+    folder: Path, tmp_path: Path
+) -> None:
+    """A study kept where nobody writes (a read-only mount, an immutable folder): SQLite in
+    WAL mode cannot make its shared-memory file there, so readers open it immutable; `run`
+    says it cannot write and that the readers can read it, which they do."""
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    shutil.copy(folder / "hpsearch.db", kept / "hpsearch.db")
+    if subprocess.run(["chattr", "+i", str(kept)], capture_output=True).returncode != 0:
+        pytest.skip("this file system has no immutable folders (chattr +i)")
+    try:
+        url = f"sqlite:///{kept / 'hpsearch.db'}"
+        out = hp("run", "--data", "digits", "--trials", "3", "--storage", url, "--no-report",
+                 "--quiet", cwd=tmp_path)  # fmt: skip
+        assert out.returncode == 1, out.stderr
+        assert "is read-only" in out.stderr and "`hpsearch trials` / `hpsearch report`" in (
+            out.stderr
+        )
+        assert len(out.stderr.strip().splitlines()) == 1, out.stderr
+        trials = hp("trials", "digits-mlp", "--format", "json", "--storage", url, cwd=tmp_path)
+        assert trials.returncode == 0, trials.stderr
+        assert len(json.loads(trials.stdout)) == 2
+        studies = hp("studies", "--storage", url, cwd=tmp_path)
+        assert studies.returncode == 0 and "digits-mlp" in studies.stdout, studies.stderr
+        page = tmp_path / "r.html"
+        report = hp("report", "digits-mlp", "-o", str(page), "--storage", url, cwd=tmp_path)
+        assert report.returncode == 0 and page.is_file(), report.stderr
+        assert sorted(p.name for p in kept.iterdir()) == ["hpsearch.db"]
+    finally:
+        subprocess.run(["chattr", "-i", str(kept)], check=False)
 
 
 def test_a_database_deleted_during_the_run_stops_it_with_one_line(tmp_path: Path) -> None:
