@@ -139,10 +139,22 @@ def _check_comparable(a: LoadedStudy, b: LoadedStudy) -> None:
 
     (a_source, a_print), (b_source, b_print) = data(a), data(b)
     if a_print and b_print and a_print != b_print:
+        searched = f"searched {a_source} and study {b.name!r} searched {b_source}"
+        if a_source == b_source:  # the same source, split or read otherwise: say how
+            a_data, b_data = a.settings["data"], b.settings["data"]
+            keys = ("target", "task", "val_split", "test_split", "num_words")
+            differ = [k for k in keys if a_data.get(k) != b_data.get(k)]
+            if differ:
+                searched = (
+                    f"searched {a_source} with "
+                    + ", ".join(f"{k} {a_data.get(k)}" for k in differ)
+                    + f" and study {b.name!r} with "
+                    + ", ".join(f"{k} {b_data.get(k)}" for k in differ)
+                )
         raise ConfigError(
-            f"compare: study {a.name!r} searched {a_source} and study {b.name!r} searched "
-            f"{b_source}: other data (fingerprints {a_print} and {b_print}), so their best "
-            "values say nothing about each other; compare studies of the same data."
+            f"compare: study {a.name!r} {searched}: other data (fingerprints {a_print} and "
+            f"{b_print}), so their best values say nothing about each other; compare studies "
+            "of the same data."
         )
     if (a.objective, a.direction) != (b.objective, b.direction):
         raise ConfigError(

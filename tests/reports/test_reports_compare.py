@@ -74,6 +74,17 @@ def test_studies_of_other_data_or_objectives_are_refused(make_study, kit) -> Non
                direction="maximize")  # fmt: skip
     with pytest.raises(ConfigError, match="other data"):
         reports.compare(url, ["digits-a", "wine-a"])
+    # The same source split otherwise: the message says how.
+    split = {**settings, "data": {**settings["data"], "val_split": 0.35, "fingerprint": "y"}}
+    make_study("digits-test", trials, settings=split)
+    source = settings["data"]["source"]
+    with pytest.raises(ConfigError) as info:
+        reports.compare(url, ["digits-a", "digits-test"])
+    assert (
+        f"study 'digits-a' searched {source} with val_split "
+        f"{settings['data'].get('val_split')} and study 'digits-test' with val_split 0.35: "
+        "other data"
+    ) in str(info.value)
     with pytest.raises(ConfigError, match="one objective"):
         reports.compare(url, ["digits-a", "acc"])
     with pytest.raises(ConfigError, match="given twice"):
