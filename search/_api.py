@@ -457,6 +457,9 @@ def _search(
             )
             counts, best = _tally(store, settings.study)
             done = finished_count(counts)
+            # Another command may have changed the target meanwhile (`resume --trials`):
+            # the workers went by the stored one.
+            settings = settings.replace(trials=_stored_target(store, settings))
             stopped = "target"
             if gave_up and done < settings.trials:
                 raise HpsearchError(gave_up)
@@ -478,6 +481,12 @@ def _search(
         best_params={} if best is None else dict(best.params),
         stopped=stopped,
     )
+
+
+def _stored_target(store: optuna.storages.BaseStorage, settings: StudySettings) -> int:
+    """The study's target as stored now (``settings.trials`` if it holds none)."""
+    attrs = store.get_study_user_attrs(store.get_study_id_from_name(settings.study))
+    return int(attrs.get("hpsearch", {}).get("trials", settings.trials))
 
 
 def _tally(

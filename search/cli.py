@@ -467,11 +467,15 @@ def _finish(result: Any, quiet: bool) -> None:
             "workers": "stopped before its target (its workers stopped)",
         }.get(result.stopped, "had already reached its target")
         where = f"; report: {result.report}" if result.report else ""
-        click.echo(
-            f"study {result.study} {how}: {result.finished}/{result.target} finished, "
-            f"{best}{where}",
-            err=True,
+        # Past the target: it was lowered while trials ran (`resume --trials`), and they
+        # finished.
+        count = (
+            f"{result.finished}/{result.target} finished"
+            if result.finished <= result.target or result.stopped != "target"
+            else f"{result.finished} finished (the target, {result.target}, was lowered while "
+            "trials ran)"
         )
+        click.echo(f"study {result.study} {how}: {count}, {best}{where}", err=True)
     if result.report:
         click.echo(result.report)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -342,6 +343,30 @@ def test_a_worker_joins_a_study_on_its_stored_settings(tmp_path: Path) -> None:
     missing = _start(["worker", "nosuch", "--storage", url], tmp_path)
     code, _, err = _finish(missing)
     assert code == 1 and "nosuch" in err and "Traceback" not in err
+
+
+def test_a_target_lowered_while_a_run_goes_on_is_the_one_it_says(tmp_path: Path) -> None:
+    """`resume --trials 1` from another terminal while a run of 8 trains: the run's workers
+    stop at the target now stored (what the study holds: nothing dropped), and the run says
+    it reached that target, not that its workers stopped before its own."""
+    url = f"sqlite:///{tmp_path / 'low.db'}"
+    args = [a for a in _run_args(_space(tmp_path), "low", 8, 40, url) if a != "--quiet"]
+    run = _start(args, tmp_path)
+    try:
+        _wait_for(url, "low", _training(1, after_complete=1))
+        lower = _start(["resume", "low", "--trials", "1", "--storage", url, "--timeout", "0",
+                        "--quiet", "--no-report"], tmp_path)  # fmt: skip
+        assert _finish(lower)[0] == 0
+        code, _, err = _finish(run)
+    finally:
+        run.kill()
+    assert code == 0, err
+    held = sum(t.state in FINISHED for t in _trials(url, "low"))
+    assert 1 <= held < 8
+    # The trial running when the target was lowered finished too (nothing is dropped).
+    assert f"study low reached its target: {held}/{held} finished" in err or re.search(
+        rf"study low reached its target: {held} finished \(the target, \d, was", err
+    ), err
 
 
 def _warm_children() -> list[int]:
