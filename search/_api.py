@@ -383,6 +383,17 @@ def study_dataset(settings: StudySettings, stored: dict[str, Any], fix: str) -> 
     if it is not the data the study was created with (its stored fingerprint)."""
     from search._data import load_dataset
 
+    source = settings.data.source
+    if stored and source.lower().endswith((".csv", ".npz")) and not Path(source).exists():
+        where = (
+            "its path is relative to the folder the study was created in: run from that folder"
+            if not Path(source).is_absolute()
+            else "put the file back there"
+        )
+        raise DataError(
+            f"study {settings.study!r} reads its data from {source}, and there is no such "
+            f"file here ({Path.cwd()}); {where}, or {fix}."
+        )
     dataset = load_dataset(
         settings.data.source,
         target=settings.data.target,

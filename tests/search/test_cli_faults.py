@@ -874,3 +874,26 @@ def test_a_study_without_a_completed_trial_has_no_best_and_nothing_to_export(
         assert "see `hpsearch trials e --all`" in out.stderr
         assert len(out.stderr.strip().splitlines()) == 1, out.stderr
     assert not (tmp_path / "e.keras").exists()
+
+
+def test_a_csv_study_resumed_from_another_folder_says_where_its_data_is(tmp_path: Path) -> None:
+    """A CSV study keeps its data's path as given: from another folder the file is not
+    there, and the line says so, with the study's name and the folder to run from."""
+    rows = ["a,b,y"] + [f"{i % 7},{(i * 3) % 5},{i % 2}" for i in range(60)]
+    (tmp_path / "d.csv").write_text("\n".join(rows) + "\n")
+    made = hp("run", "--data", "d.csv", "--target", "y", "--space", "small", "--trials", "1",
+              "--epochs", "1", "--quiet", "--no-report", cwd=tmp_path)  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    other = tmp_path / "other"
+    other.mkdir()
+    url = f"sqlite:///{tmp_path / 'hpsearch.db'}"
+    out = hp("resume", "d.csv-small", "--trials", "2", "--storage", url, cwd=other)
+    assert out.returncode == 2, out.stderr
+    assert out.stderr.startswith(
+        f"error: study 'd.csv-small' reads its data from d.csv, and there is no such file "
+        f"here ({other}); its path is relative to the folder the study was created in: "
+        "run from that folder, or "
+    ), out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1
+    again = hp("resume", "d.csv-small", "--trials", "2", "--quiet", "--no-report", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
