@@ -234,7 +234,8 @@ def _main() -> int:
         path = context.command_path if context is not None else _command_path(sys.argv[1:])
         message = " ".join(exc.format_message().split())
         if isinstance(exc, click.UsageError):
-            message = f"{path}: {message} See `{path} --help`."
+            stop = "" if message.endswith((".", "?", "!", "?)", ".)")) else "."
+            message = f"{path}: {message}{stop} See `{path} --help`."
         click.echo(f"error: {message}", err=True)
         return exc.exit_code
     except click.Abort:  # Ctrl-C while click read the command line: nothing was started
@@ -388,6 +389,7 @@ def run(quiet: bool, report: str | None, no_report: bool, **options: Any) -> Non
 
     Prints the report's path on stdout.
     """
+    _check_report(report, no_report)
     _quiet_logs()
     import search
 
@@ -418,6 +420,7 @@ def resume(
     **options: Any,
 ) -> None:
     """Continue STUDY with the settings stored in it."""
+    _check_report(report, no_report)
     _quiet_logs()
     import search
 
@@ -452,6 +455,15 @@ def _progress(quiet: bool) -> Any:
     from search._progress import NullProgress, RichProgress
 
     return NullProgress() if quiet else RichProgress()
+
+
+def _check_report(report: str | None, no_report: bool) -> None:
+    if report is not None and no_report:
+        from search._errors import ConfigError
+
+        raise ConfigError(
+            f"--report {report} and --no-report ask for opposite things; give one of them."
+        )
 
 
 def _finish(result: Any, quiet: bool) -> None:
@@ -870,5 +882,8 @@ def describe(
         model = build_model(resolved, spec)
     except ValueError as exc:
         raise ConfigError(f"--params: {exc}") from None
-    click.echo(f"params: {json.dumps(resolved, sort_keys=True)}")
+    # The widths in `units` carry the funnel: the resolved width_shrink (1.0) would read as
+    # if the one asked for had been ignored.
+    shown = {k: v for k, v in resolved.items() if k != "width_shrink"}
+    click.echo(f"params: {json.dumps(shown, sort_keys=True)}")
     click.echo(model_summary(model))

@@ -346,6 +346,12 @@ _PARAM_TYPES: Final[dict[str, type[Param]]] = {
     "fixed": FixedParam,
 }
 
+
+def _type_name(param: Param) -> str:
+    """A parameter's ``type`` as a space file writes it (``int``, not ``IntParam``)."""
+    return next(name for name, kind in _PARAM_TYPES.items() if isinstance(param, kind))
+
+
 _KEYS: Final[dict[str, tuple[tuple[str, ...], tuple[str, ...]]]] = {
     # type -> (required keys, optional keys), besides `type`
     "int": (("low", "high"), ("log", "step", "when", "as")),
@@ -652,7 +658,7 @@ def _check_condition(param: Param, earlier: Mapping[str, Param], source: str) ->
         else:
             raise SpaceError(
                 f"`when` parent {parent_name!r} must be categorical or fixed, "
-                f"but it is {type(parent).__name__}.",
+                f"but it is of type {_type_name(parent)}.",
                 source=source,
                 param=param.name,
             )

@@ -267,6 +267,11 @@ def test_describe_builds_the_classic_architectures(tmp_path: Path) -> None:
         built = hp("describe", *args, cwd=tmp_path)
         assert built.returncode == 0, built.stderr
         assert count in built.stdout
+    funnel = hp("describe", "--input-dim", "10", "--task", "binary", "--params",
+                '{"units": 512, "depth": 3, "width_shrink": 0.5}', cwd=tmp_path)  # fmt: skip
+    assert funnel.returncode == 0, funnel.stderr
+    params = funnel.stdout.splitlines()[0]
+    assert '"units": [512, 256, 128]' in params and "width_shrink" not in params, params
     bad = hp("describe", "--input-dim", "4", "--task", "binary", "--params", "{units: 3}",
              cwd=tmp_path)  # fmt: skip
     assert bad.returncode == 2 and "--params" in bad.stderr

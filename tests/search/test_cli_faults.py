@@ -433,6 +433,16 @@ CASES: dict[str, Case] = {
     "--timeout nan": Case(
         ("run", "--data", "digits", "--trials", "3", "--timeout", "nan"), 2, ("--timeout", "nan")
     ),
+    "--report with --no-report": Case(
+        ("run", "--data", "digits", "--no-report", "--report", "x.html"),
+        2,
+        ("--report x.html and --no-report ask for opposite things",),
+    ),
+    "a missing required option": Case(
+        ("describe", "--input-dim", "3"),
+        2,
+        ("Choose from: binary, multiclass, regression. See `hpsearch describe --help`.",),
+    ),
     "--max-worker-memory nan": Case(
         ("worker", "digits-mlp", "--max-worker-memory", "nan"),
         2,

@@ -153,7 +153,7 @@ def test_when_accepts_a_single_value_and_is_frozen() -> None:
                 FloatParam("dropout", 0.0, 0.5),
                 FloatParam("momentum", 0.0, 0.9, when={"dropout": (0.1,)}),
             ),
-            "must be categorical or fixed, but it is FloatParam",
+            "must be categorical or fixed, but it is of type float.",
         ),
         (
             (
