@@ -92,6 +92,11 @@ def resolve_url(url: str | None = None) -> str:
             "postgresql://user:password@host:port/db with those characters percent-encoded "
             "(@ as %40, : as %3A, / as %2F), or give the password in PGPASSWORD."
         )
+    if parsed is not None and parsed.port is not None and not 0 < parsed.port < 65536:
+        raise ConfigError(
+            f"--storage {mask_url(chosen)!r}: port {parsed.port} is not a TCP port (1 to "
+            "65535); PostgreSQL listens on 5432 unless set otherwise."
+        )
     driver = chosen.partition("://")[0].partition("+")[2]
     if scheme == "postgresql" and driver and driver != "psycopg":
         # hpsearch ships psycopg 3 and chooses it itself; another driver is not installed

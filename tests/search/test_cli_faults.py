@@ -207,6 +207,11 @@ CASES: dict[str, Case] = {
             "hpsearch_no_such_db) or give another --storage.",
         ),
     ),
+    "a port out of range": Case(
+        ("studies", "--storage", f"postgresql://bob:{SECRET}@127.0.0.1:99999/x"),
+        2,
+        ("postgresql://bob:***@127.0.0.1:99999/x", "port 99999 is not a TCP port"),
+    ),
     "another PostgreSQL driver named in the URL": Case(
         ("studies", "--storage", f"postgresql+psycopg2://bob:{SECRET}@127.0.0.1:5432/x"),
         2,
