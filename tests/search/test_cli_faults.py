@@ -9,6 +9,7 @@ and every file in the folder, and the database and the report byte-for-byte unch
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -860,7 +861,15 @@ def test_ctrl_c_at_any_moment_of_a_reading_commands_start_is_one_line(tmp_path: 
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )  # fmt: skip
         try:
-            time.sleep(0.2 + 0.08 * i)  # from the interpreter's start to the command's end
+            # Once it imports NumPy (Optuna, SQLAlchemy and pandas come with it), at moments
+            # spread over those imports and what follows.
+            deadline = time.monotonic() + 60
+            while proc.poll() is None and time.monotonic() < deadline:
+                with contextlib.suppress(OSError):
+                    if "numpy" in Path(f"/proc/{proc.pid}/maps").read_text():
+                        break
+                time.sleep(0.005)
+            time.sleep(0.03 * i)
             proc.send_signal(signal.SIGINT)
             _, err = proc.communicate(timeout=120)
         finally:
