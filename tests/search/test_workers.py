@@ -660,12 +660,18 @@ def test_a_trial_turns_running_already_holding_its_claim(
 
 
 def _children(pid: int) -> set[int]:
-    """The live (not zombie) child processes of ``pid``."""
+    """The live (not zombie) worker processes started by ``pid`` (not the short-lived
+    commands a library may run, such as ``uname``)."""
     found = set()
     for stat in Path("/proc").glob("[0-9]*/stat"):
         with contextlib.suppress(OSError, IndexError, ValueError):
             fields = stat.read_text().rsplit(")", 1)[1].split()
-            if int(fields[1]) == pid and fields[0] not in ("Z", "X"):
+            command = (stat.parent / "cmdline").read_bytes()
+            if (
+                int(fields[1]) == pid
+                and fields[0] not in ("Z", "X")
+                and b"search._worker" in command
+            ):
                 found.add(int(stat.parent.name))
     return found
 
