@@ -269,6 +269,8 @@ def redact(text: str, url: str | None) -> str:
         return text
     shown = mask_url(url)
     kept = {url: shown, shown: shown, _masked(url): _masked(url)}
+    if url.startswith("postgresql+psycopg://"):  # also as the user typed it
+        kept["postgresql://" + url.split("://", 1)[1]] = shown
     pattern = "|".join(re.escape(form) for form in sorted(kept, key=len, reverse=True))
     pieces = re.split(f"({pattern})", text)
     # Even pieces lie between the URL's occurrences, odd ones are occurrences.

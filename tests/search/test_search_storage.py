@@ -113,8 +113,10 @@ def test_a_password_found_elsewhere_in_the_url_leaves_it_readable(url: str, show
     assert mask_url(resolved) == shown
     text = f'{resolved}: connection to server at "127.0.0.1" failed'
     assert redact(text, resolved) == f'{shown}: connection to server at "127.0.0.1" failed'
-    # A message already holding the masked URL keeps it.
+    # A message already holding the masked URL keeps it; one holding it as typed shows it
+    # masked.
     assert redact(f"cannot open {shown}", resolved) == f"cannot open {shown}"
+    assert redact(f"{url} refused", resolved) == f"{shown} refused"
 
 
 def test_the_resume_command_names_a_storage_other_than_the_default() -> None:
