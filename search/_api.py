@@ -35,6 +35,7 @@ from search._pool import (
     run_workers,
 )
 from search._progress import NullProgress, ProgressSink
+from search._records import stored_target
 from search._settings import DataRef, StudySettings, infer_direction
 from search._storage import (
     DEFAULT_STORAGE,
@@ -470,7 +471,8 @@ def _search(
             done = finished_count(counts)
             # Another command may have changed the target meanwhile (`resume --trials`):
             # the workers went by the stored one.
-            settings = settings.replace(trials=_stored_target(store, settings))
+            attrs = store.get_study_user_attrs(store.get_study_id_from_name(settings.study))
+            settings = settings.replace(trials=stored_target(attrs, settings.trials))
             stopped = "target"
             if gave_up and done < settings.trials:
                 raise HpsearchError(gave_up)
@@ -492,12 +494,6 @@ def _search(
         best_params={} if best is None else dict(best.params),
         stopped=stopped,
     )
-
-
-def _stored_target(store: optuna.storages.BaseStorage, settings: StudySettings) -> int:
-    """The study's target as stored now (``settings.trials`` if it holds none)."""
-    attrs = store.get_study_user_attrs(store.get_study_id_from_name(settings.study))
-    return int(attrs.get("hpsearch", {}).get("trials", settings.trials))
 
 
 def _tally(

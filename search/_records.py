@@ -26,6 +26,12 @@ RECORD_VERSION = 2  # 2: params, seed, versions
 SETTINGS_KEY = "hpsearch"
 
 
+def stored_target(study_attrs: dict[str, Any], default: int) -> int:
+    """The study's target of finished trials as stored now (another command may change it
+    under a running search: `resume --trials`); ``default`` if it holds none."""
+    return int(study_attrs.get(SETTINGS_KEY, {}).get("trials", default))
+
+
 EPOCH_PREFIX = "epoch:"
 
 

@@ -24,7 +24,7 @@ from optuna.trial import FrozenTrial, TrialState
 from search._data import Dataset
 from search._errors import SearchAborted, StorageError, TrialFailed
 from search._progress import ProgressSink
-from search._records import TrialRecord, as_int, epoch_key, epoch_row
+from search._records import TrialRecord, as_int, epoch_key, epoch_row, stored_target
 from search._settings import StudySettings
 from search._storage import (
     CUT_SHORT,
@@ -187,7 +187,7 @@ class Lifecycle:
         study, settings = self.study, self.settings
         with exclusive(self.url, f"claim:{settings.study}"):
             stored = study._storage.get_study_user_attrs(study._study_id)
-            target = int(stored.get("hpsearch", {}).get("trials", settings.trials))
+            target = stored_target(stored, settings.trials)
             trials = study.get_trials(deepcopy=False)
             if fail_dead_trials(study, trials):  # failed or retried some: read them again
                 trials = study.get_trials(deepcopy=False)
@@ -402,7 +402,9 @@ def aborted_message(settings: StudySettings, in_a_row: int, reason: str, url: st
         f"study {settings.study!r}: stopped after {in_a_row} failed trials in a row; the last "
         f"failed because {reason.rstrip('.')}. The finished trials are kept"
     )
-    builder_fails = reason.startswith("building the model failed") or "the model has" in reason
+    builder_fails = reason.startswith(
+        ("building the model failed", "training failed: the model has")
+    )
     if builder_fails and settings.model != DENSE.name:
         return (
             f"{head}. The model builder fails: fix {settings.model} (it is imported afresh) "

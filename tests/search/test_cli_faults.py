@@ -18,7 +18,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -47,6 +47,14 @@ def hp(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
         timeout=600,
         stdin=subprocess.DEVNULL,
     )
+
+
+def _start(command: Sequence[str], *args: str, cwd: Path) -> subprocess.Popen[str]:
+    """``hpsearch COMMAND ARGS`` started, its output read by the caller (``communicate``)."""
+    return subprocess.Popen(
+        [HPSEARCH, *command, *args], cwd=cwd, env=_env(), stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -665,14 +673,9 @@ def test_a_database_in_a_read_only_folder_is_read_and_not_written(
 
 
 def test_a_database_deleted_during_the_run_stops_it_with_one_line(tmp_path: Path) -> None:
-    proc = subprocess.Popen(
-        [
-            HPSEARCH, "run", "--data", "digits", "--space", "small", "--trials", "20",
-            "--epochs", "40", "--patience", "40", "--pruner", "none", "--quiet", "--no-report",
-        ],
-        cwd=tmp_path, env=_env(), stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+    proc = _start(("run", "--data", "digits", "--space", "small", "--trials", "20", "--epochs",
+                   "40", "--patience", "40", "--pruner", "none", "--quiet", "--no-report"),
+                  cwd=tmp_path)  # fmt: skip
     db = tmp_path / "hpsearch.db"
     try:
         deadline = time.monotonic() + 300
@@ -762,10 +765,7 @@ def test_ctrl_c_while_a_command_waits_for_the_database_says_what_is_kept(
     plain = postgres_url.replace("postgresql+psycopg://", "postgresql://", 1)
     with psycopg.connect(plain) as holder, psycopg.connect(plain, autocommit=True) as watch:
         holder.execute("LOCK TABLE studies IN ACCESS EXCLUSIVE MODE")
-        proc = subprocess.Popen(
-            [HPSEARCH, *command, "--storage", url], cwd=tmp_path, env=_env(),
-            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        )  # fmt: skip
+        proc = _start(command, "--storage", url, cwd=tmp_path)
         try:
             deadline = time.monotonic() + 120
             waiting = 0
@@ -808,10 +808,7 @@ def test_a_sqlite_file_another_program_keeps_locked_is_named_and_ctrl_c_stops_th
         assert "the database file stayed locked for 2 s (database is locked)" in out.stderr
         assert "close it, then run the command again. The trials it holds are kept." in out.stderr
         assert len(out.stderr.strip().splitlines()) == 1, out.stderr
-        proc = subprocess.Popen(
-            [HPSEARCH, "resume", "digits-mlp", "--trials", "3"], cwd=folder, env=_env(),
-            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        )  # fmt: skip
+        proc = _start(("resume", "digits-mlp", "--trials", "3"), cwd=folder)
         try:
             time.sleep(8)  # started, and waiting for the lock (it waits 60 s)
             proc.send_signal(signal.SIGINT)
@@ -856,10 +853,7 @@ def test_ctrl_c_at_any_moment_of_a_reading_commands_start_is_one_line(tmp_path: 
     interrupted = 0
     for i in range(12):
         command = commands[i % len(commands)]
-        proc = subprocess.Popen(
-            [HPSEARCH, *command, "--storage", url], cwd=tmp_path, env=_env(),
-            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        )  # fmt: skip
+        proc = _start(command, "--storage", url, cwd=tmp_path)
         try:
             # Once it imports NumPy (Optuna, SQLAlchemy and pandas come with it), at moments
             # spread over those imports and what follows.
