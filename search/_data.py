@@ -304,6 +304,8 @@ def _load_csv(path: Path, target: str | None) -> _Raw:
             f"{path}: column(s) {', '.join(map(repr, twice))} appear more than once in the "
             "header; give every column its own name."
         )
+    frame = _strip_spaces(frame)
+    columns = [str(c) for c in frame.columns]
     if target is None:
         raise DataError(
             f"{path}: --target is required for CSV data; columns are: {', '.join(columns)}."
@@ -396,6 +398,20 @@ def _check_text_columns(path: Path, features: Any) -> None:
                 f"{rows} rows (an identifier or free text?): one-hot encoding would add an "
                 "input for each; drop the column or turn it into numbers."
             )
+
+
+def _strip_spaces(frame: Any) -> Any:
+    """The frame with the spaces around its column names and text cells removed: layout,
+    not data ("a, b" after a comma, "cat " beside "cat"), which would otherwise make a
+    column's name differ from the one asked for and one class or category two."""
+    import pandas as pd
+
+    frame = frame.rename(columns=lambda c: c.strip() if isinstance(c, str) else c)
+    for name in frame.columns:
+        column = frame[name]
+        if column.dtype == object or isinstance(column.dtype, pd.StringDtype):
+            frame[name] = column.map(lambda v: v.strip() if isinstance(v, str) else v)
+    return frame
 
 
 def _header(path: Path) -> list[str]:

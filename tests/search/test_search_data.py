@@ -227,3 +227,17 @@ def test_labels_that_are_not_numbers_are_classes_as_they_come(tmp_path: Path) ->
     assert data.classes == 3
     np.savez(tmp_path / "floats.npz", x_train=x, y_train=(np.arange(60) % 3).astype(float))
     assert load_dataset(str(tmp_path / "floats.npz"), task="multiclass").classes == 3
+
+
+def test_csv_spaces_around_names_and_cells_are_layout(tmp_path: Path) -> None:
+    """ "cat " and "cat" are one class, " red" and "red" one category, and a header written
+    "size, color, label" names the column label."""
+    rows = ["size, color, label"]
+    for i in range(60):
+        pad = " " * (i % 3)
+        rows.append(f"{i % 7}.5,{pad}{['red', 'blue'][i % 2]},{['cat', 'dog'][i % 2]}{pad}")
+    path = _write_csv(tmp_path / "spaced.csv", "\n".join(rows) + "\n")
+    ds = load_dataset(str(path), target="label")
+    assert ds.task == "binary"
+    assert ds.class_names == ("cat", "dog")
+    assert set(ds.feature_names) == {"size", "color_blue", "color_red"}
