@@ -21,12 +21,12 @@ from optuna.distributions import (
     FloatDistribution,
     IntDistribution,
 )
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import FrozenTrial
 
 from reports._analysis import diagnose
 from reports._study import LoadedStudy, StorageLike, load
 from search._records import TrialRecord, as_finite, as_int, as_number
-from search._storage import worker_gone
+from search._storage import gone_trials
 
 STATES = ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")
 DASH = "–"
@@ -250,11 +250,7 @@ def frame_from_loaded(loaded: LoadedStudy) -> pd.DataFrame:
             "winner": loaded.winner,
             # RUNNING trials whose worker on this machine is gone (kill -9): stored as
             # running until the search goes on, which fails and retries them.
-            "gone": [
-                t.number
-                for t in trials
-                if t.state == TrialState.RUNNING and worker_gone(t.user_attrs.get("worker"))
-            ],
+            "gone": gone_trials(trials),
         }
     )
     return frame

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import math
 from collections.abc import Mapping, Sequence
@@ -9,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from optuna.storages import RDBStorage
-from optuna.trial import FrozenTrial
+from optuna.trial import FrozenTrial, TrialState
 from sqlalchemy.exc import SQLAlchemyError
 
 from reports._frame import STATES, rank_trials
@@ -23,6 +24,7 @@ from reports._study import (
     open_storage,
     settings_of,
 )
+from search._storage import gone_trials
 from search.engines._registry import ENGINES
 
 
@@ -33,7 +35,8 @@ class StudySummary:
     ``engine`` is ``"optuna"`` and ``data``/``task`` are ``"?"`` for a study hpsearch did not
     create. ``counts`` holds every trial state (COMPLETE, PRUNED, FAIL, RUNNING, WAITING), zeros
     included. ``best_*`` are None until a trial completes (and for a multi-objective study).
-    ``last_activity`` is the latest start or completion time over the trials.
+    ``last_activity`` is the latest start or completion time over the trials. ``gone``: the
+    RUNNING trials whose worker on this machine is gone (``search._storage.worker_gone``).
     """
 
     name: str
@@ -50,6 +53,7 @@ class StudySummary:
     best_params: dict[str, Any] | None
     last_activity: dt.datetime | None
     settings: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    gone: tuple[int, ...] = ()
 
 
 def summarise(
@@ -77,7 +81,8 @@ def summarise(
         for moment in (t.datetime_start, t.datetime_complete)
         if moment is not None
     ]
-    return _summary(name, directions, settings, counts, best, max(times, default=None))
+    summary = _summary(name, directions, settings, counts, best, max(times, default=None))
+    return dataclasses.replace(summary, gone=tuple(gone_trials(trials)))
 
 
 def _summary(
@@ -152,15 +157,21 @@ def list_studies(storage: StorageLike) -> list[StudySummary]:
             except SQLAlchemyError:
                 tallies = None
             if tallies is not None:
-                return [
-                    _summary(
+                summaries = []
+                for frozen in studies:
+                    summary = _summary(
                         frozen.study_name,
                         direction_names(frozen.directions),
                         settings_of(frozen.user_attrs),
                         *tallies[frozen._study_id],
                     )
-                    for frozen in studies
-                ]
+                    if summary.counts["RUNNING"]:  # only those trials are read
+                        running = opened.get_all_trials(
+                            frozen._study_id, deepcopy=False, states=(TrialState.RUNNING,)
+                        )
+                        summary = dataclasses.replace(summary, gone=tuple(gone_trials(running)))
+                    summaries.append(summary)
+                return summaries
         summaries = []
         for frozen in studies:
             study_id = opened.get_study_id_from_name(frozen.study_name)

@@ -24,7 +24,7 @@ import socket
 import threading
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -843,6 +843,15 @@ def worker_gone(worker: object) -> bool:
         and worker.get("host") == socket.gethostname()
         and not _alive(worker)
     )
+
+
+def gone_trials(trials: Iterable[FrozenTrial]) -> list[int]:
+    """The numbers of the RUNNING ``trials`` whose worker on this machine is gone."""
+    return [
+        t.number
+        for t in trials
+        if t.state == TrialState.RUNNING and worker_gone(t.user_attrs.get("worker"))
+    ]
 
 
 # A user attribute of a trial stopped from outside, not by its point (its worker died, fell

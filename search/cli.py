@@ -12,7 +12,7 @@ import json
 import os
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
@@ -528,6 +528,9 @@ def studies(storage: str | None, fmt: str) -> None:
     # A misspelt file name reads as "none yet" too: say which file was looked for.
     where = f" (no file {str(absent)!r} yet)" if absent is not None else ""
     _emit(frame, fmt, empty=f"no studies yet in {mask_url(url)}{where}")
+    if fmt == "table":
+        for s in summaries:
+            _note_gone(s.name, s.gone, url, named=True)
 
 
 @main.command()
@@ -568,20 +571,27 @@ def trials(study: str, storage: str | None, fmt: str, top: int | None, all_trial
         table = table[first + rest + [c for c in late if c in table.columns]]
     table = table.drop(columns=["datetime_start", "datetime_complete"], errors="ignore")
     _emit(table, fmt, empty=f"study {study!r} has no finished trials yet")
-    gone = frame.attrs.get("gone", [])
-    if gone and fmt == "table":
-        from search._storage import resume_command
+    if fmt == "table":
+        _note_gone(study, frame.attrs.get("gone", []), resolve_url(storage))
 
-        many = len(gone) != 1
-        click.echo(
-            f"trial{'s' if many else ''} {', '.join(map(str, gone))} "
-            f"{'are' if many else 'is'} stored as running, but "
-            f"{'their workers' if many else 'its worker'} on this machine "
-            f"{'are' if many else 'is'} gone; the search fails and retries "
-            f"{'them' if many else 'it'} when it goes on: "
-            f"`{resume_command(study, resolve_url(storage))}`",
-            err=True,
-        )
+
+def _note_gone(study: str, gone: Sequence[int], url: str, *, named: bool = False) -> None:
+    """Say on stderr which of ``study``'s trials are stored as running though their worker
+    on this machine is gone (kill -9), and the command that goes on (and retries them)."""
+    if not gone:
+        return
+    from search._storage import resume_command
+
+    many = len(gone) != 1
+    click.echo(
+        (f"study {study!r}: " if named else "")
+        + f"trial{'s' if many else ''} {', '.join(map(str, gone))} "
+        f"{'are' if many else 'is'} stored as running, but "
+        f"{'their workers' if many else 'its worker'} on this machine "
+        f"{'are' if many else 'is'} gone; the search fails and retries "
+        f"{'them' if many else 'it'} when it goes on: `{resume_command(study, url)}`",
+        err=True,
+    )
 
 
 @main.command()

@@ -283,6 +283,14 @@ def test_a_running_trial_whose_worker_died_here_is_not_called_running(make_study
     listed = subprocess.run([hpsearch, "trials", name, "--storage", url],
                             capture_output=True, text=True, timeout=120, check=True)  # fmt: skip
     assert "is stored as running" not in listed.stderr, listed.stderr
+    # `hpsearch studies` names the study whose worker is gone, not the one whose worker lives.
+    listed = subprocess.run([hpsearch, "studies", "--storage", url],
+                            capture_output=True, text=True, timeout=120, check=True)  # fmt: skip
+    notes = [line for line in listed.stderr.splitlines() if "stored as running" in line]
+    assert notes == [
+        "study 'killed': trial 1 is stored as running, but its worker on this machine is gone; "
+        f"the search fails and retries it when it goes on: `hpsearch resume killed --storage {url}`"
+    ], listed.stderr
 
 
 def test_the_verdict_table_says_when_it_shows_the_best_only(make_study, kit) -> None:
