@@ -60,9 +60,10 @@
    run's time to it is the time from its first trial's start to the end of the trial whose
    result first reached it (its epochs to it: the epochs all its trials trained until then).
    A run that never reaches it counts as never reaching it. Since one lucky run sets that
-   target, each unpruned TPE is also a reference with a level it always reaches: the median
-   of its own runs' best values. Medians over the seeds. Goal: the default at most 0.5x the
-   time of unpruned TPE, and ahead of the KerasTuner oracles.
+   target, each unpruned TPE is also a reference with a level most of its runs reach: the
+   median of its own runs' best values (of an even count, the higher middle one). Medians
+   over the seeds. Goal: the default at most 0.5x the time of unpruned TPE, and ahead of the
+   KerasTuner oracles.
 
    Which trials a search runs is luck as much as method: pruning changes what the sampler
    is told, and so every later trial. So hpsearch's pruners (``--pruner``: percentile,
@@ -133,6 +134,7 @@ import hashlib
 import json
 import math
 import os
+import pickle
 import platform
 import queue
 import resource
@@ -852,6 +854,14 @@ def compare_time_to_target(
         cores.put(core)
 
     def search(data: str, seed: int, key: str, options: tuple[str, ...]) -> TargetRun:
+        kept = None
+        if args.runs_dir is not None:
+            name = f"target-{data}-{seed}-{key}-{budget.replace(' ', '')}-{e}-{p}.pickle"
+            kept = args.runs_dir / name
+            if kept.exists():
+                result: TargetRun = pickle.loads(kept.read_bytes())
+                log(f"  {data:13} seed {seed} {key:13} best {result.best():.4f} (kept: {kept})")
+                return result
         common = search_options(sources[data], seed, n or UNLIMITED_TRIALS, e, p)
         curves: list[Curve] = []
         core = cores.get()
@@ -887,6 +897,9 @@ def compare_time_to_target(
             # Only what ended within the budget counts, the same for every contender.
             steps = [step for step in steps if step[0] <= seconds]
         result = TargetRun(key, data, seed, steps, curves)
+        if kept is not None:
+            kept.parent.mkdir(parents=True, exist_ok=True)
+            kept.write_bytes(pickle.dumps(result))
         log(
             f"  {data:13} seed {seed} {key:13} best {result.best():.4f} after "
             f"{steps[-1][1]} epochs ({run.wall:.0f} s, core {core})"
@@ -963,10 +976,12 @@ def compare_time_to_target(
 
 def _versus(runs: Sequence[TargetRun], rows: dict[str, dict[str, Any]], ref: str) -> dict[str, Any]:
     """The default against the unpruned search ``ref``: the ratio of their median times to
-    the target, and to ``ref``'s own level (the median of its runs' best values, a level it
-    always reaches), with every contender's median time to that level."""
+    the target, and to ``ref``'s own level (the median of its runs' best values, a level most
+    of its runs reach), with every contender's median time to that level."""
     ratio = _over(rows["default"]["time"], rows[ref]["time"])
-    level = rows[ref]["best"]
+    # The higher middle value of an even count: most of its runs reach it (the mean of the
+    # middle two would be reached by half only, and the median time to it be never).
+    level = statistics.median_high([r.best() for r in runs if r.contender == ref])
     to_level = {
         key: median([r.reach(level)[0] for r in runs if r.contender == key]) for key in rows
     }
@@ -1378,7 +1393,8 @@ def write_report(
             "missed it within its budget counts as never reaching it (a median over runs of "
             "which half or more missed it is 'not reached'); spent: the whole run. Each "
             "unpruned TPE is also a "
-            "reference with a level it always reaches: the median of its runs' best values. "
+            "reference with a level most of its runs reach: the median of its runs' best "
+            "values (of an even count, the higher middle one). "
             "Below each table, hpsearch's pruners replayed on the trials of the unpruned TPE "
             "runs through hpsearch: the same trials in the same order, each cut where the "
             "pruner would have cut it (Optuna's pruner told the objective after each epoch, as "
@@ -1708,7 +1724,8 @@ def main() -> None:
     parser.add_argument(
         "--runs-dir",
         type=Path,
-        help="keep the searches of 8. here and reuse those already there [none: not kept]",
+        help="keep the searches of 4., 7. and 8. here and reuse those already there "
+        "[none: not kept]",
     )
     parser.add_argument("--short-trials", type=int, default=1, help="trials per search in 9. [1]")
     parser.add_argument("--short-rounds", type=int, help="alternated rounds in 9. [5; quick 1]")
