@@ -519,6 +519,9 @@ def studies(storage: str | None, fmt: str) -> None:
                 **{state.lower(): n for state, n in s.counts.items()},
                 "task": s.task,
                 "last_activity": s.last_activity,
+                # Running trials whose worker on this machine is gone: a note under the
+                # table, a field of each study in the formats for programs.
+                **({} if fmt == "table" else {"gone": list(s.gone)}),
             }
         )
     frame = pd.DataFrame(rows)

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import os
 import re
 import subprocess
@@ -291,6 +292,12 @@ def test_a_running_trial_whose_worker_died_here_is_not_called_running(make_study
         "study 'killed': trial 1 is stored as running, but its worker on this machine is gone; "
         f"the search fails and retries it when it goes on: `hpsearch resume killed --storage {url}`"
     ], listed.stderr
+    listed = subprocess.run([hpsearch, "studies", "--storage", url, "--format", "json"],
+                            capture_output=True, text=True, timeout=120, check=True)  # fmt: skip
+    assert {row["study"]: row["gone"] for row in json.loads(listed.stdout)} == {
+        "killed": [1],
+        "alive": [],
+    }, listed.stdout
 
 
 def test_the_verdict_table_says_when_it_shows_the_best_only(make_study, kit) -> None:
