@@ -1567,7 +1567,7 @@ def _pruner_tables(r: dict[str, Any]) -> list[str]:
 
 def _seeds(r: dict[str, Any]) -> str:
     """The seeds of a part 4 or 7 run, as its text names them."""
-    return ", ".join(map(str, r.get("seeds", range(TARGET_SEEDS))))
+    return ", ".join(map(str, r["seeds"]))
 
 
 def _target_tables(r: dict[str, Any]) -> list[str]:
@@ -1587,7 +1587,7 @@ def _target_tables(r: dict[str, Any]) -> list[str]:
             runs = ", ".join(f"{t:.0f}" if math.isfinite(t) else "-" for t in row["times"])
             lines.append(
                 f"| {row['label']} | {_secs(row['time'])} | {runs} | {_count(row['epochs'])} "
-                f"| {row['missed']}/{len(r.get('seeds', range(TARGET_SEEDS)))} "
+                f"| {row['missed']}/{len(r['seeds'])} "
                 f"| {row['best']:.4f} "
                 f"| {row['spent']:.1f} s | {row['spent_epochs']:.0f} |"
             )

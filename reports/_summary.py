@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import math
 from collections.abc import Mapping, Sequence
@@ -81,8 +80,9 @@ def summarise(
         for moment in (t.datetime_start, t.datetime_complete)
         if moment is not None
     ]
-    summary = _summary(name, directions, settings, counts, best, max(times, default=None))
-    return dataclasses.replace(summary, gone=tuple(gone_trials(trials)))
+    return _summary(
+        name, directions, settings, counts, best, max(times, default=None), gone_trials(trials)
+    )
 
 
 def _summary(
@@ -92,6 +92,7 @@ def _summary(
     counts: dict[str, int],
     best: FrozenTrial | None,
     last_activity: dt.datetime | None,
+    gone: Sequence[int] = (),
 ) -> StudySummary:
     data = settings.get("data")
     data = data if isinstance(data, dict) else {}
@@ -112,6 +113,7 @@ def _summary(
         best_params=dict(best.params) if best is not None else None,
         last_activity=last_activity,
         settings=settings,
+        gone=tuple(gone),
     )
 
 
@@ -159,18 +161,25 @@ def list_studies(storage: StorageLike) -> list[StudySummary]:
             if tallies is not None:
                 summaries = []
                 for frozen in studies:
-                    summary = _summary(
-                        frozen.study_name,
-                        direction_names(frozen.directions),
-                        settings_of(frozen.user_attrs),
-                        *tallies[frozen._study_id],
-                    )
-                    if summary.counts["RUNNING"]:  # only those trials are read
-                        running = opened.get_all_trials(
+                    counts, best, last_activity = tallies[frozen._study_id]
+                    running = (  # only a study's running trials, and only if it has some
+                        opened.get_all_trials(
                             frozen._study_id, deepcopy=False, states=(TrialState.RUNNING,)
                         )
-                        summary = dataclasses.replace(summary, gone=tuple(gone_trials(running)))
-                    summaries.append(summary)
+                        if counts.get("RUNNING")
+                        else []
+                    )
+                    summaries.append(
+                        _summary(
+                            frozen.study_name,
+                            direction_names(frozen.directions),
+                            settings_of(frozen.user_attrs),
+                            counts,
+                            best,
+                            last_activity,
+                            gone_trials(running),
+                        )
+                    )
                 return summaries
         summaries = []
         for frozen in studies:
