@@ -403,14 +403,15 @@ def _check_text_columns(path: Path, features: Any) -> None:
 def _strip_spaces(frame: Any) -> Any:
     """The frame with the spaces around its column names and text cells removed: layout,
     not data ("a, b" after a comma, "cat " beside "cat"), which would otherwise make a
-    column's name differ from the one asked for and one class or category two."""
+    column's name differ from the one asked for and one class or category two. A cell of
+    spaces only is empty: missing, as an empty cell is."""
     import pandas as pd
 
     frame = frame.rename(columns=lambda c: c.strip() if isinstance(c, str) else c)
     for name in frame.columns:
         column = frame[name]
         if column.dtype == object or isinstance(column.dtype, pd.StringDtype):
-            frame[name] = column.map(lambda v: v.strip() if isinstance(v, str) else v)
+            frame[name] = column.map(lambda v: (v.strip() or None) if isinstance(v, str) else v)
     return frame
 
 

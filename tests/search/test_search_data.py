@@ -241,3 +241,8 @@ def test_csv_spaces_around_names_and_cells_are_layout(tmp_path: Path) -> None:
     assert ds.task == "binary"
     assert ds.class_names == ("cat", "dog")
     assert set(ds.feature_names) == {"size", "color_blue", "color_red"}
+    # A cell of spaces only is an empty cell: a missing label, not a class named "".
+    rows[5] = "1.5,red,   "
+    _write_csv(path, "\n".join(rows) + "\n")
+    with pytest.raises(DataError, match=r"target column 'label' has 1 missing value.*data row 5"):
+        load_dataset(str(path), target="label")
