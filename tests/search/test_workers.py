@@ -79,15 +79,21 @@ def _trials(url: str, study: str) -> list[FrozenTrial]:
 def _wait_for(url: str, study: str, test: Picker) -> FrozenTrial:
     """Poll the study until ``test`` picks a trial (at most 300 s)."""
     deadline = time.monotonic() + 300
+    seen = "no study"
     while time.monotonic() < deadline:
         time.sleep(0.2)
         try:
-            found = test(_trials(url, study))
+            trials = _trials(url, study)
         except Exception:  # the database or the study does not exist yet
             continue
+        found = test(trials)
         if found is not None:
             return found
-    raise AssertionError(f"study {study!r} never reached the awaited state")
+        seen = ", ".join(
+            f"{t.number} {t.state.name} ({len(history_of(t).get('loss', []))} epochs)"
+            for t in trials
+        )
+    raise AssertionError(f"study {study!r} never reached the awaited state; last seen: {seen}")
 
 
 Picker = Callable[[list[FrozenTrial]], FrozenTrial | None]
@@ -274,9 +280,10 @@ def test_ctrl_c_or_sigterm_stops_every_worker_and_the_study_resumes(
     args.remove("--quiet")
 
     def both_training(trials: list[FrozenTrial]) -> FrozenTrial | None:
+        # Both far from their last epoch, so neither ends before the signal comes.
         running = [
             t for t in trials
-            if t.state == TrialState.RUNNING and len(history_of(t).get("loss", [])) >= 1
+            if t.state == TrialState.RUNNING and 1 <= len(history_of(t).get("loss", [])) <= 200
         ]  # fmt: skip
         return running[0] if len(running) == 2 else None
 
