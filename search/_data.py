@@ -298,7 +298,7 @@ def _load_csv(path: Path, target: str | None) -> _Raw:
         raise DataError(f"{path}: not a readable CSV file ({reason}).") from None
     columns = [str(c) for c in frame.columns]
     header = _header(path)
-    twice = sorted({c for c in header if header.count(c) > 1})
+    twice = sorted({c for c in header if c and header.count(c) > 1})  # blank: 'Unnamed: i'
     if twice:
         raise DataError(
             f"{path}: column(s) {', '.join(map(repr, twice))} appear more than once in the "
@@ -404,10 +404,14 @@ def _strip_spaces(frame: Any) -> Any:
     """The frame with the spaces around its column names and text cells removed: layout,
     not data ("a, b" after a comma, "cat " beside "cat"), which would otherwise make a
     column's name differ from the one asked for and one class or category two. A cell of
-    spaces only is empty: missing, as an empty cell is."""
+    spaces only is empty: missing, as an empty cell is; a header cell of spaces only is
+    unnamed, as an empty one is (pandas names it ``Unnamed: i``, i its position)."""
     import pandas as pd
 
-    frame = frame.rename(columns=lambda c: c.strip() if isinstance(c, str) else c)
+    frame.columns = [
+        (c.strip() or f"Unnamed: {i}") if isinstance(c, str) else c
+        for i, c in enumerate(frame.columns)
+    ]
     for name in frame.columns:
         column = frame[name]
         if column.dtype == object or isinstance(column.dtype, pd.StringDtype):

@@ -246,3 +246,13 @@ def test_csv_spaces_around_names_and_cells_are_layout(tmp_path: Path) -> None:
     _write_csv(path, "\n".join(rows) + "\n")
     with pytest.raises(DataError, match=r"target column 'label' has 1 missing value.*data row 5"):
         load_dataset(str(path), target="label")
+    # A header cell of spaces only is unnamed, as an empty one is: pandas' "Unnamed: i".
+    rows = ["size,  ,, label"] + [f"{i},{i % 5},{i % 3},{i % 2}" for i in range(60)]
+    _write_csv(path, "\n".join(rows) + "\n")
+    with pytest.raises(DataError, match=r"columns are: size, Unnamed: 1, Unnamed: 2, label\."):
+        load_dataset(str(path))
+    assert load_dataset(str(path), target="label").feature_names == (
+        "size",
+        "Unnamed: 1",
+        "Unnamed: 2",
+    )
