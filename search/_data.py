@@ -304,7 +304,7 @@ def _load_csv(path: Path, target: str | None) -> _Raw:
             f"{path}: column(s) {', '.join(map(repr, twice))} appear more than once in the "
             "header; give every column its own name."
         )
-    frame = _strip_spaces(frame)
+    frame = _numbers_as_floats(path, _strip_spaces(frame))
     columns = [str(c) for c in frame.columns]
     if target is None:
         raise DataError(
@@ -417,6 +417,41 @@ def _strip_spaces(frame: Any) -> Any:
         if column.dtype == object or isinstance(column.dtype, pd.StringDtype):
             frame[name] = column.map(lambda v: (v.strip() or None) if isinstance(v, str) else v)
     return frame
+
+
+def _numbers_as_floats(path: Path, frame: Any) -> Any:
+    """Columns of numbers that pandas kept as Python objects (an integer beyond 64 bits)
+    as floats, as pandas reads other numbers; one beyond a float's range is refused, with
+    its column and row. Otherwise such a column would be read as text: a category per value.
+    """
+    import pandas as pd
+
+    for name in frame.columns:
+        column = frame[name]
+        if column.dtype != object or not column.map(lambda v: isinstance(v, int)).any():
+            continue
+        try:
+            frame[name] = pd.to_numeric(column).astype(float)
+        except OverflowError:
+            for row, value in enumerate(column):
+                if isinstance(value, int) and not _fits_float(value):
+                    raise DataError(
+                        f"{path}: column {str(name)!r} holds a number beyond a float's range "
+                        f"in data row {row + 1} (an integer of {len(str(abs(value)))} "
+                        "digits); rescale the column or drop the row."
+                    ) from None
+            raise
+        except (ValueError, TypeError):
+            continue  # texts among them: the text checks say what is wrong
+    return frame
+
+
+def _fits_float(value: int) -> bool:
+    try:
+        float(value)
+    except OverflowError:
+        return False
+    return True
 
 
 def _header(path: Path) -> list[str]:

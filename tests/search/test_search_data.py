@@ -256,3 +256,19 @@ def test_csv_spaces_around_names_and_cells_are_layout(tmp_path: Path) -> None:
         "Unnamed: 1",
         "Unnamed: 2",
     )
+
+
+def test_csv_integers_beyond_64_bits_are_numbers(tmp_path: Path) -> None:
+    """pandas keeps an integer beyond 64 bits as a Python object: the column is still one
+    of numbers (one input), and one beyond a float's range is refused with its row."""
+    rows = ["a,label"] + [f"{i},{i % 2}" for i in range(40)]
+    rows[3] = f"{10**22},0"
+    path = _write_csv(tmp_path / "big.csv", "\n".join(rows) + "\n")
+    data = load_dataset(str(path), target="label")
+    assert data.feature_names == ("a",)
+    rows[3] = "1" * 400 + ",0"
+    _write_csv(path, "\n".join(rows) + "\n")
+    with pytest.raises(
+        DataError, match=r"column 'a' holds a number beyond a float's range in data row 3 "
+    ):
+        load_dataset(str(path), target="label")
