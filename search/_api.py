@@ -176,6 +176,11 @@ def run(
         space_obj = parse_space(space.to_dict(), f"space {space.name!r}", model)
     else:
         space_obj = space
+    if data is not None and not data.strip():
+        raise ConfigError(
+            "--data: expected a data set (`hpsearch datasets`) or a .csv/.npz file; "
+            "got an empty one."
+        )
     if study is None:
         if data is None:
             raise ConfigError("--data is required to start a new study (or give --study).")

@@ -405,6 +405,7 @@ CASES: dict[str, Case] = {
     "a study name that reads as an option": Case(
         ("run", "--data", "iris", "--study=-x"), 2, ("cannot start with '-'",)
     ),
+    "an empty --data": Case(("run", "--data", ""), 2, ("--data: expected a data set",)),
     "a MySQL URL": Case(
         ("studies", "--storage", f"mysql://u:{SECRET}@127.0.0.1/db"), 2, ("SQLite", "PostgreSQL")
     ),
