@@ -248,6 +248,7 @@ def run_workers(
                         finished(slot)
             except KeyboardInterrupt:  # outside the main thread, or before the handlers
                 arrived.append(signal.SIGINT)
+                signal_stopped.set()
             if arrived and state.stopping != "interrupted":
                 progress.note("stopping: every worker stores its running trial as interrupted")
                 stop_all("interrupted")
@@ -263,7 +264,7 @@ def run_workers(
     if state.stopping == "interrupted":
         raise SearchInterrupted(
             f"study {study!r} interrupted: finished trials are stored, and a trial stopped "
-            "mid-way is run again unless it was a retry already; continue with "
+            "mid-way is run again; continue with "
             f"`{resume_command(study, url, command)}`."
         )
     return state.gave_up
@@ -386,6 +387,11 @@ def _rebuild(event: dict[str, Any]) -> HpsearchError:
     return error
 
 
+# Set once a pool of this process was stopped by Ctrl-C or SIGTERM: the command line then
+# lets a second one pass while it stores and reports (the pool itself never reads it).
+signal_stopped = threading.Event()
+
+
 @contextlib.contextmanager
 def _stop_signals() -> Iterator[list[int]]:
     """Ctrl-C and SIGTERM to the pool, noted for its loop to act on (main thread only).
@@ -398,8 +404,13 @@ def _stop_signals() -> Iterator[list[int]]:
         return
     wanted = (signal.SIGINT, signal.SIGTERM)
     previous = {s: signal.getsignal(s) for s in wanted}
+
+    def note(signum: int, _frame: object) -> None:
+        arrived.append(signum)
+        signal_stopped.set()
+
     for s in wanted:
-        signal.signal(s, lambda signum, _frame: arrived.append(signum))
+        signal.signal(s, note)
     if stop_requested.is_set():  # one came before, and its KeyboardInterrupt was lost
         arrived.append(signal.SIGINT)
     try:

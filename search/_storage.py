@@ -40,10 +40,14 @@ from search._errors import ConfigError, StorageError, StorageUnavailable, StudyN
 from search._records import EPOCH_PREFIX, TrialRecord
 
 # A running trial's process writes a heartbeat this often (seconds); one silent for
-# GRACE_PERIOD is taken as dead, failed, and retried once.
+# GRACE_PERIOD is taken as dead, failed, and retried once (MAX_RETRY: attempts stopped by
+# the user, failed as INTERRUPTED, are not counted).
 HEARTBEAT_INTERVAL = 10
 GRACE_PERIOD = 30
 MAX_RETRY = 1
+INTERRUPTED = "interrupted"
+# A retry's system attribute: how many attempts of its point the user stopped.
+INTERRUPTS = "interrupts"
 # How long a worker keeps retrying a database it lost (seconds), and the variable that sets it.
 RETRY_ENV = "HPSEARCH_DB_RETRY"
 DEFAULT_RETRY_S = 60.0
@@ -877,9 +881,19 @@ class _RetryCopy(RetryHeartbeatStaleTrialCallback):
     (``point_given``) or trained (an epoch row). Otherwise the attempt was stopped while its
     sampler drew the point, one param at a time, and may hold part of it: the retry draws
     the whole point afresh from that point's seeded stream (``Proposer.repeat``), as the
-    uninterrupted search does; kept, the part drawn would shift the draws of the rest."""
+    uninterrupted search does; kept, the part drawn would shift the draws of the rest.
+
+    An attempt the user stopped (Ctrl-C, SIGTERM: failed as INTERRUPTED) is not a fault of
+    the point: it is retried whatever came before, and not counted against MAX_RETRY
+    (``INTERRUPTS`` in the copy counts such attempts)."""
+
+    def __init__(self, max_retry: int) -> None:
+        super().__init__(max_retry=None)  # the budget is checked here: _retry_allowed
+        self.budget = max_retry
 
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        if not _retry_allowed(trial, self.budget):
+            return
         left_out = {f.name for f in dataclasses.fields(TrialRecord)} | {CUT_SHORT}
         copied = copy.deepcopy(trial)
         copied.user_attrs = {
@@ -887,13 +901,29 @@ class _RetryCopy(RetryHeartbeatStaleTrialCallback):
             for k, v in trial.user_attrs.items()
             if k not in left_out and not k.startswith(EPOCH_PREFIX)
         }
-        copied.system_attrs = {
-            k: v for k, v in trial.system_attrs.items() if not k.startswith("completed_rung_")
-        }
+        # Copies: Optuna's callback appends to the copy's retry_history list in place.
+        copied.system_attrs = copy.deepcopy(
+            {k: v for k, v in trial.system_attrs.items() if not k.startswith("completed_rung_")}
+        )
+        copied.system_attrs[INTERRUPTS] = _interrupts(trial)
         trained = any(k.startswith(EPOCH_PREFIX) for k in trial.user_attrs)
         if not trained and trial.user_attrs.get(POINT_GIVEN) is not True:
             copied.params, copied.distributions = {}, {}
         super().__call__(study, copied)
+
+
+def _interrupts(trial: FrozenTrial) -> int:
+    """How many attempts of the trial's point, itself included, the user stopped."""
+    own = trial.user_attrs.get("fail_reason") == INTERRUPTED
+    return int(trial.system_attrs.get(INTERRUPTS, 0)) + int(own)
+
+
+def _retry_allowed(trial: FrozenTrial, budget: int) -> bool:
+    """Whether the failed ``trial`` may be retried: its point's attempts so far (the
+    earlier ones in ``retry_history`` and itself), less those the user stopped, are within
+    ``budget`` retries."""
+    attempts = len(trial.system_attrs.get("retry_history", ())) + 1
+    return attempts - _interrupts(trial) <= budget
 
 
 def queue_retry(study: optuna.Study, trial: FrozenTrial) -> None:
@@ -911,15 +941,16 @@ def queue_retry(study: optuna.Study, trial: FrozenTrial) -> None:
 
 def owed_retries(trials: list[FrozenTrial]) -> list[FrozenTrial]:
     """The failed trials of ``trials`` (all of a study's) that were cut short and whose retry
-    is not queued yet: a first attempt (a retry's retry would pass MAX_RETRY)."""
-    retried = {t.system_attrs.get("failed_trial") for t in trials}
+    is not queued yet, within the retry budget (a retry's retry would pass MAX_RETRY, unless
+    the user stopped an attempt)."""
+    retried = {t.system_attrs.get("retry_history", [None])[-1] for t in trials}
     return [
         t
         for t in trials
         if t.state == TrialState.FAIL
         and t.user_attrs.get(CUT_SHORT) is True
         and t.number not in retried
-        and len(t.system_attrs.get("retry_history", ())) < MAX_RETRY
+        and _retry_allowed(t, MAX_RETRY)
     ]
 
 

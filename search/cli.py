@@ -205,7 +205,7 @@ def entry() -> None:
         elif exc.code is not None:
             print(exc.code, file=sys.stderr)
             code = 1
-    except KeyboardInterrupt:  # a second one while the first was being reported
+    except KeyboardInterrupt:  # one that came before a command caught it (click parsing)
         code = 130
     # Nothing is left to interrupt.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -267,8 +267,14 @@ def _unraisable(unraisable: Any) -> None:
 
 
 def _interrupt(signum: int, frame: Any) -> None:
-    from search.engines._base import request_stop
+    from search.engines._base import request_stop, stop_requested
 
+    pool = sys.modules.get("search._pool")
+    if stop_requested.is_set() or (pool is not None and pool.signal_stopped.is_set()):
+        # A second Ctrl-C: the command is already stopping, storing what ran and saying how
+        # to go on; raised again, it would cut that short wherever it landed (closing the
+        # database, in the middle of the line that names the command).
+        return
     # Also remembered: raised inside a garbage-collection callback, the KeyboardInterrupt
     # would be printed and lost, and the pool's loop acts on what is remembered.
     request_stop()

@@ -29,6 +29,7 @@ from search._settings import StudySettings
 from search._storage import (
     CUT_SHORT,
     HEARTBEAT_INTERVAL,
+    INTERRUPTED,
     POINT_GIVEN,
     exclusive,
     fail_dead_trials,
@@ -322,9 +323,9 @@ class Lifecycle:
             self._store(trial, ended(recorder.outcome(failed=True), exc.reason))
             return TrialState.FAIL, None, exc.reason
         except KeyboardInterrupt:
-            # Stopped, not failed by its point: retried once when the search goes on, as a
-            # trial whose worker was killed is.
-            self._store(trial, ended(recorder.outcome(failed=True), "interrupted"))
+            # Stopped, not failed by its point: retried when the search goes on, as a trial
+            # whose worker was killed is (and whatever came before: queue_retry).
+            self._store(trial, ended(recorder.outcome(failed=True), INTERRUPTED))
             # Failed and its retry queued under the claim lock, as dead trials are: no claim
             # sees the one without the other (it would propose a new point before the
             # retry). Killed in between, the next claim queues the retry (cut_short).

@@ -18,6 +18,7 @@ from search._storage import (
     CUT_SHORT,
     DEFAULT_STORAGE,
     GRACE_PERIOD,
+    INTERRUPTED,
     POINT_GIVEN,
     exclusive,
     fail_cut_short,
@@ -238,6 +239,36 @@ def test_a_retry_owed_by_a_process_killed_before_it_queued_it_is_queued_next_tim
         assert retries[0].params == trials[cut.number].params
         assert CUT_SHORT not in retries[0].user_attrs  # the retry starts clean
         assert fail_dead_trials(study) == []
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used")
+def test_attempts_the_user_stopped_do_not_use_up_the_retry(tmp_path: Path) -> None:
+    """A point stopped by Ctrl-C is run again however often it is stopped; the one retry is
+    for a fault (a killed worker): stopped twice, then killed, it is retried; killed again,
+    it is not."""
+    worker = _dead_worker()
+    with opened_storage(f"sqlite:///{tmp_path / 'stops.db'}") as storage:
+        study = optuna.create_study(study_name="s", storage=storage)
+
+        def attempt(reason: str) -> int:
+            trial = study.ask()  # a queued retry first
+            trial.suggest_int("units", 1, 100)
+            trial.set_user_attr(POINT_GIVEN, True)
+            trial.set_user_attr("worker", worker)
+            assert fail_cut_short(storage, trial._trial_id, reason)
+            fail_dead_trials(study)  # queues the retry the attempt is owed, if any
+            return trial.number
+
+        killed = "its worker process died mid-trial"
+        numbers = [attempt(reason) for reason in (INTERRUPTED, INTERRUPTED, killed, killed)]
+        trials = study.get_trials()
+        assert [t.number for t in trials] == numbers  # each attempt was the last one's retry
+        assert len({t.params["units"] for t in trials}) == 1
+        assert [t.system_attrs.get("retry_history") for t in trials] == [
+            None, numbers[:1], numbers[:2], numbers[:3]
+        ]  # fmt: skip
+        assert not [t for t in trials if t.state == TrialState.WAITING]
+        assert fail_dead_trials(study) == []  # nothing owed
 
 
 @pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used")

@@ -324,6 +324,42 @@ def test_ctrl_c_or_sigterm_stops_every_worker_and_the_study_resumes(
         assert retries[0].state in FINISHED
 
 
+def test_a_point_stopped_twice_by_ctrl_c_twice_is_still_trained(tmp_path: Path) -> None:
+    """Ctrl-C pressed twice in a row stops the run as once does (the same line, no
+    traceback); the point it stopped, stopped again when the search goes on, is queued
+    again: a stop by the user does not use up the retry a killed trial gets."""
+    url = f"sqlite:///{tmp_path / 'twice.db'}"
+    args = _run_args(_space(tmp_path), "twice", 2, 300, url)
+    args.remove("--quiet")
+    resume = ["resume", "twice", "--storage", url, "--no-report"]
+    for attempt, command in enumerate((args, resume)):
+        proc = _start(command, tmp_path, session=True)
+        _wait_for(url, "twice", _training(1, at_most=200))
+        os.killpg(proc.pid, signal.SIGINT)
+        time.sleep(0.3)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGINT)
+        code, _, err = _finish(proc, timeout=120)
+        assert code == 130, err
+        assert "Traceback" not in err and "Exception" not in err, err
+        assert err.rstrip().splitlines()[-1].startswith("study 'twice' interrupted:"), err
+        assert "hpsearch resume twice" in err
+        trials = _trials(url, "twice")
+        stopped = [t for t in trials if t.state == TrialState.FAIL]
+        assert [t.user_attrs["fail_reason"] for t in stopped] == ["interrupted"] * (attempt + 1)
+        queued = [t for t in trials if t.state == TrialState.WAITING]
+        assert [t.system_attrs["retry_history"] for t in queued] == [
+            [s.number for s in stopped]
+        ]  # the retry of the point stopped (again)
+        assert queued[0].params == stopped[0].params
+    code, _, err = _finish(_start([*resume, "--quiet"], tmp_path))
+    assert code == 0, err
+    trials = _check_study(url, "twice", target=2, epochs=300)
+    trained = [t for t in trials if t.system_attrs.get("failed_trial") == stopped[0].number]
+    assert [t.state for t in trained] == [TrialState.FAIL, TrialState.COMPLETE]  # its retries
+    assert trained[-1].params == stopped[0].params  # the point stopped twice, trained
+
+
 def test_workers_recycle_themselves_and_the_study_goes_on(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'recycle.db'}"
     args = [*_run_args(_space(tmp_path), "recycle", 5, 1, url), "--recycle-after", "2"]
