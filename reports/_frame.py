@@ -140,6 +140,15 @@ def _duration(trial: FrozenTrial, record: TrialRecord) -> float | None:
     return None
 
 
+def _best_epoch(values: list[float], direction: str) -> int | None:
+    """The epoch (0-based) of the best finite value, the first of equals; None if none."""
+    finite = [(v, i) for i, v in enumerate(values) if math.isfinite(v)]
+    if not finite:
+        return None
+    sign = 1.0 if direction == "minimize" else -1.0
+    return min(finite, key=lambda pair: (sign * pair[0], pair[1]))[1]
+
+
 def _param_dtype(distributions: list[BaseDistribution]) -> str:
     if distributions and all(isinstance(d, IntDistribution) for d in distributions):
         return "Int64"
@@ -169,6 +178,11 @@ def frame_from_loaded(loaded: LoadedStudy) -> pd.DataFrame:
         if history:
             histories[trial.number] = history
         best = record.best_metrics
+        best_epoch = record.best_epoch
+        if not best and best_epoch is None:  # running, or its worker died: its epoch rows
+            best_epoch = _best_epoch(history.get(loaded.objective, []), direction)
+            if best_epoch is not None:
+                best = {k: v[best_epoch] for k, v in history.items() if best_epoch < len(v)}
         metric_names.update(best)
         for name, dist in trial.distributions.items():
             param_dists.setdefault(name, []).append(dist)
@@ -186,7 +200,7 @@ def frame_from_loaded(loaded: LoadedStudy) -> pd.DataFrame:
             "params": trial.params,
             "datetime_start": trial.datetime_start,
             "datetime_complete": trial.datetime_complete,
-            "best_epoch": record.best_epoch,
+            "best_epoch": best_epoch,
             "param_count": record.param_count,
             "early_stopped": record.early_stopped,
             "pruned": record.pruned,

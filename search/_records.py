@@ -159,8 +159,10 @@ class TrialRecord:
         else:
             best = {}
         epochs_run = as_int(attrs.get("epochs_run"))
-        if epochs_run is None and history:
-            epochs_run = max(len(v) for v in history.values())
+        if history and (epochs_run is None or raw is None):
+            # No final history: a running trial, or one whose worker died, has its epoch
+            # rows; its epochs_run is still the claim's 0.
+            epochs_run = max(epochs_run or 0, *(len(v) for v in history.values()))
         worker = attrs.get("worker")
         reason = attrs.get("fail_reason")
         engine = attrs.get("engine")

@@ -301,3 +301,25 @@ def test_history_of_a_running_trial_is_read_from_its_epoch_rows() -> None:
         user_attrs={"worker": worker, "epoch:0": dead, "history": {"loss": [3.0]}},
     )
     assert reports.history_of(finished) == {"loss": [3.0]}
+
+
+def test_a_running_trial_shows_its_epochs_and_best_so_far(make_study, kit) -> None:
+    """A running trial (or one whose worker died) holds the claim's ``epochs_run`` 0 and
+    its epoch rows: the table shows the epochs it ran and its best epoch so far."""
+    worker = {"host": "h", "pid": 7, "started": 99}
+    rows = {
+        f"epoch:{k}": {"w": "h:7:99", "m": {"loss": loss, "val_loss": val}}
+        for k, (loss, val) in enumerate([(1.0, 2.0), (0.5, 1.2), (0.4, 1.5)])
+    }
+    trial = optuna.trial.create_trial(
+        state=TrialState.RUNNING,
+        params=kit.ADAM,
+        distributions={k: kit.DISTRIBUTIONS[k] for k in kit.ADAM},
+        user_attrs={"worker": worker, "epochs_run": 0, "engine": "optuna", **rows},
+    )
+    url, name = make_study("killed", [trial], settings=kit.hp_settings())
+    row = reports.trials_frame(url, name).iloc[0]
+    assert row["epochs_run"] == 3
+    assert row["best_epoch"] == 1
+    assert row["val_loss"] == pytest.approx(1.2) and row["loss"] == pytest.approx(0.5)
+    assert pd.isna(row["rank"]) and pd.isna(row["value"])
