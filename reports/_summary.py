@@ -23,6 +23,7 @@ from reports._study import (
     open_storage,
     settings_of,
 )
+from search._errors import StudyNotFound
 from search._storage import gone_trials
 from search.engines._registry import ENGINES
 
@@ -149,6 +150,13 @@ def list_studies(storage: StorageLike) -> list[StudySummary]:
     """
     if missing_sqlite_file(storage) is not None:
         return []
+    try:
+        return _summaries(storage)
+    except StudyNotFound:  # a database without study tables (it is not given them)
+        return []
+
+
+def _summaries(storage: StorageLike) -> list[StudySummary]:
     with open_storage(storage) as opened:
         studies = opened.get_all_studies()
         if isinstance(opened, RDBStorage):

@@ -369,7 +369,14 @@ def open_storage(
             # that opens a file while a writer creates its tables would race it (and make
             # the writer fail on a duplicate row), so readers wait for the schema too.
             with exclusive(resolved, "schema", patient=False):
-                return RDBStorage(_readable(resolved, path), engine_kwargs=engine_kwargs)
+                readable = _readable(resolved, path)
+                if not _holds_schema(readable, engine_kwargs):
+                    # RDBStorage would create Optuna's tables in it: a reader never writes.
+                    raise StudyNotFound(
+                        f"{mask_url(resolved)}: no studies: the database holds no study "
+                        "tables (`hpsearch run --data DATA` with this --storage creates them)."
+                    )
+                return RDBStorage(readable, engine_kwargs=engine_kwargs)
         if not patient and resolved.startswith("postgresql"):
             _lock_engine(resolved).connect().close()
         with exclusive(resolved, "schema"):
@@ -377,7 +384,7 @@ def open_storage(
             if path is not None:
                 _use_wal(storage)
                 _remember_file(path)
-    except StorageError:
+    except (StorageError, StudyNotFound):
         raise
     except Exception as exc:
         if _permanent(exc):
@@ -394,6 +401,18 @@ def open_storage(
             f"{check}"
         ) from None
     return _resilient(storage, resolved)
+
+
+def _holds_schema(url: str, engine_kwargs: dict[str, Any]) -> bool:
+    """Whether the database has Optuna's tables (its ``studies`` table), asked without
+    writing anything."""
+    import sqlalchemy
+
+    engine = sqlalchemy.create_engine(url, **engine_kwargs)
+    try:
+        return bool(sqlalchemy.inspect(engine).has_table("studies"))
+    finally:
+        engine.dispose()
 
 
 def _readable(url: str, path: Path | None) -> str:
@@ -764,7 +783,16 @@ def reading(url: str | None = None, study: str | None = None) -> Iterator[RDBSto
             "(`hpsearch run --data DATA` creates it; --storage or $HPSEARCH_STORAGE "
             "chooses another)."
         )
-    with opened_storage(resolved, for_writing=False) as store:
+    with contextlib.ExitStack() as stack:
+        try:
+            store = stack.enter_context(opened_storage(resolved, for_writing=False))
+        except StudyNotFound:
+            if study is None:
+                raise
+            raise StudyNotFound(
+                f"{mask_url(resolved)}: no study named {study!r}: the database holds no "
+                "study tables (`hpsearch run --data DATA` with this --storage creates them)."
+            ) from None
         if study is not None:
             require_study(store, study, resolved)
         yield store

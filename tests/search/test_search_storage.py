@@ -170,6 +170,49 @@ def test_reading_a_missing_sqlite_file_does_not_create_it(tmp_path: Path) -> Non
         open_storage(f"sqlite:///{tmp_path / 'no' / 'dir.db'}")
 
 
+def _tables(url: str) -> set[str]:
+    import sqlalchemy
+
+    engine = sqlalchemy.create_engine(url)
+    try:
+        return set(sqlalchemy.inspect(engine).get_table_names())
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["sqlite", pytest.param("postgresql", marks=pytest.mark.service)])
+def test_reading_commands_leave_a_database_without_studies_as_it_was(
+    tmp_path: Path, kind: str, request: pytest.FixtureRequest
+) -> None:
+    """`studies`, `trials`, `report` on a database holding other tables, or none, say there
+    are no studies and create none of Optuna's tables there."""
+    import sqlalchemy
+
+    if kind == "sqlite":
+        url = f"sqlite:///{tmp_path / 'other.db'}"
+    else:
+        url = request.getfixturevalue("postgres_url")
+    engine = sqlalchemy.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(sqlalchemy.text("CREATE TABLE users (id INTEGER)"))
+    engine.dispose()
+    hpsearch = str(Path(sys.executable).with_name("hpsearch"))
+
+    def command(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([hpsearch, *args, "--storage", url], cwd=tmp_path,
+                              capture_output=True, text=True, timeout=120)  # fmt: skip
+
+    listed = command("studies")
+    assert listed.returncode == 0 and "no studies yet" in listed.stderr, listed.stderr
+    for args in (["trials", "x"], ["report", "x"]):
+        done = command(*args)
+        assert done.returncode == 1, done.stderr
+        assert "no study named 'x': the database holds no study tables" in done.stderr
+        assert "Traceback" not in done.stderr
+    assert _tables(url) == {"users"}
+
+
 @pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used")
 def test_a_trial_whose_local_process_died_is_failed_and_retried_once(tmp_path: Path) -> None:
     dead = subprocess.run(
