@@ -324,7 +324,7 @@ def test_ctrl_c_or_sigterm_stops_every_worker_and_the_study_resumes(
         assert retries[0].state in FINISHED
 
 
-def test_ctrl_c_twice_stops_as_once_and_a_point_stopped_twice_is_still_trained(tmp_path: Path) -> None:
+def test_ctrl_c_twice_stops_as_once_and_a_point_stopped_twice_is_trained(tmp_path: Path) -> None:
     """Ctrl-C pressed twice in a row stops the run as once does (the same line, no
     traceback); the point it stopped, stopped again when the search goes on, is queued
     again: a stop by the user does not use up the retry a killed trial gets."""
