@@ -700,6 +700,33 @@ class Exported:
     card: Path | None = None  # the JSON beside the model: what it is and how to feed it
 
 
+def _check_replaceable(out: Path) -> None:
+    """Refuse to replace a file that export did not write: the model's path must hold a
+    Keras file (a zip) or nothing, the card's (beside it, ``.json``) a model card or nothing.
+    Exporting again to the same path replaces the last export, as a save does."""
+    import json
+    import zipfile
+
+    card = out.with_suffix(".json")
+    for path, what in ((out, "a Keras model file"), (card, "a model card hpsearch wrote")):
+        if not path.is_file():
+            continue
+        if path == out:
+            ours = zipfile.is_zipfile(path)
+        else:
+            try:
+                loaded = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, UnicodeDecodeError, ValueError):
+                loaded = None
+            ours = isinstance(loaded, dict) and {"model", "study", "trial"} <= set(loaded)
+        if not ours:
+            raise ConfigError(
+                f"-o {str(out)!r}: {str(path)!r} exists and is not {what}; export writes the "
+                f"model and its card ({card.name}) there and would replace it: give another "
+                "-o, or move that file."
+            )
+
+
 def export(
     study: str,
     output: str | Path,
@@ -723,6 +750,7 @@ def export(
         )
     if out.exists() and out.is_dir():
         raise ConfigError(f"-o {str(output)!r} is a folder; give a file path ending in .keras.")
+    _check_replaceable(out)
 
     def unwritable(exc: OSError) -> HpsearchError:
         # The folder that refused, not the temporary file written first.

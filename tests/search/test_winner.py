@@ -135,6 +135,15 @@ def test_export_refuses_what_it_cannot_do(searched: tuple[str, Path]) -> None:
                        "--storage", url, expect=2)  # fmt: skip
         assert f"--trial {number}: trial {number} of study 'w' " in bad.stderr
     assert not (folder / "x.keras").exists()
+    # Files export did not write are not replaced: a .keras that is no model, a .json
+    # beside it that is no model card.
+    for name, text in (("notes.keras", "my notes"), ("notes.json", '{"precious": 1}')):
+        (folder / name).write_text(text)
+        bad = hpsearch("export", "w", "-o", str(folder / "notes.keras"), "--storage", url,
+                       expect=2)  # fmt: skip
+        assert f"notes.{name.split('.')[1]}' exists and is not" in bad.stderr
+        assert (folder / name).read_text() == text
+        (folder / name).unlink()
 
 
 def test_same_command_same_seed_same_search(tmp_path: Path) -> None:
