@@ -406,6 +406,13 @@ CASES: dict[str, Case] = {
         ("run", "--data", "iris", "--study=-x"), 2, ("cannot start with '-'",)
     ),
     "an empty --data": Case(("run", "--data", ""), 2, ("--data: expected a data set",)),
+    "a checkpoint folder that cannot be made": Case(
+        ("run", "--data", "iris", "--study", "c", "--trials", "1", "--epochs", "1"),
+        2,
+        ("$HPSEARCH_CHECKPOINTS='afile/more': cannot keep the checkpoints in", "Not a directory"),
+        setup=lambda folder: (folder / "afile").write_text(""),
+        env={"HPSEARCH_CHECKPOINTS": "afile/more"},
+    ),
     "a MySQL URL": Case(
         ("studies", "--storage", f"mysql://u:{SECRET}@127.0.0.1/db"), 2, ("SQLite", "PostgreSQL")
     ),
