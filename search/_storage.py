@@ -389,6 +389,14 @@ def open_storage(
     except Exception as exc:
         if _permanent(exc):
             raise refused(exc, resolved) from None
+        reason = _clean_reason(exc, resolved).rstrip(". ")
+        if "compatible with the table schema" in reason:
+            # Optuna's tables of another schema version (Optuna says which, and what to do;
+            # its commands name the storage $STORAGE_URL).
+            raise StorageError(
+                f"{mask_url(resolved)}: cannot open the storage: {reason} (its tables are of "
+                "another Optuna schema than this Optuna reads)."
+            ) from None
         check = (
             "Check the file and its folder (free space, permissions)."
             if path is not None
@@ -397,8 +405,7 @@ def open_storage(
             "are right."
         )
         raise StorageError(
-            f"{mask_url(resolved)}: cannot open the storage: {_clean_reason(exc, resolved)}. "
-            f"{check}"
+            f"{mask_url(resolved)}: cannot open the storage: {reason}. {check}"
         ) from None
     return _resilient(storage, resolved)
 

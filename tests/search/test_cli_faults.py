@@ -167,6 +167,16 @@ class Case:
     env: dict[str, str] = field(default_factory=dict)
 
 
+def _other_schema(folder: Path) -> None:
+    """A SQLite file whose Optuna schema version (alembic's) is one this Optuna does not know."""
+    import sqlite3
+
+    with contextlib.closing(sqlite3.connect(folder / "other.db")) as db:
+        db.execute("CREATE TABLE alembic_version (version_num VARCHAR(32) PRIMARY KEY)")
+        db.execute("INSERT INTO alembic_version VALUES ('v9.9.9.a')")
+        db.commit()
+
+
 PG_DOWN = "127.0.0.1:1"
 CASES: dict[str, Case] = {
     # passwords: user:password@, ?password=, an unencoded @, a server that refuses or lacks
@@ -406,6 +416,12 @@ CASES: dict[str, Case] = {
         ("run", "--data", "iris", "--study=-x"), 2, ("cannot start with '-'",)
     ),
     "an empty --data": Case(("run", "--data", ""), 2, ("--data: expected a data set",)),
+    "a database of another Optuna schema": Case(
+        ("run", "--data", "iris", "--study", "v", "--storage", "sqlite:///other.db"),
+        1,
+        ("cannot open the storage: The runtime optuna version", "another Optuna schema"),
+        setup=_other_schema,
+    ),
     "a checkpoint folder that cannot be made": Case(
         ("run", "--data", "iris", "--study", "c", "--trials", "1", "--epochs", "1"),
         2,
