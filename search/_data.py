@@ -541,8 +541,9 @@ def _check_features(source: str, name: str, x: np.ndarray, feature_names: tuple[
         return  # integers are finite and within float32's range
     flat = x.reshape(len(x), -1)
     finite = np.isfinite(flat)
-    if finite.all() and x.dtype.kind == "f":
-        # Models train in float32: larger magnitudes overflow it (and its statistics).
+    if finite.all() and x.dtype.kind == "f" and x.dtype.itemsize > 4:
+        # Models train in float32: larger magnitudes overflow it (and its statistics); a
+        # narrower float cannot hold them (float16 would overflow on FLOAT32_MAX itself).
         finite = np.abs(flat) <= FLOAT32_MAX
     if not finite.all():
         row, column = (int(i[0]) for i in np.nonzero(~finite))

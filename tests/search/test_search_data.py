@@ -272,3 +272,13 @@ def test_csv_integers_beyond_64_bits_are_numbers(tmp_path: Path) -> None:
         DataError, match=r"column 'a' holds a number beyond a float's range in data row 3 "
     ):
         load_dataset(str(path), target="label")
+
+
+def test_npz_of_half_floats_loads_without_warnings(tmp_path: Path) -> None:
+    """float16 features are within float32's range: no check may cast float32's largest
+    value to float16 (an overflow warning, an error under this suite's filters)."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(60, 3)).astype(np.float16)
+    np.savez(tmp_path / "half.npz", x_train=x, y_train=np.arange(60) % 2)
+    data = load_dataset(str(tmp_path / "half.npz"))
+    assert data.x_train.dtype == np.float32 and data.task == "binary"
