@@ -703,14 +703,30 @@ def _space_clash(given: Space, stored: Space) -> str:
     """How a space given again differs from the study's, by content: the parameters."""
     mine = {p.name: p.to_dict() for p in given.params}
     theirs = {p.name: p.to_dict() for p in stored.params}
-    changed = sorted(n for n in mine.keys() & theirs.keys() if mine[n] != theirs[n])
+    changed = [
+        f"{name} ({_param_change(theirs[name], mine[name])})"
+        for name in sorted(mine.keys() & theirs.keys())
+        if mine[name] != theirs[name]
+    ]
     added = sorted(mine.keys() - theirs.keys())
     dropped = sorted(theirs.keys() - mine.keys())
     parts = [f"{', '.join(changed)} changed"] if changed else []
     parts += [f"{', '.join(added)} added"] if added else []
     parts += [f"{', '.join(dropped)} removed"] if dropped else []
     detail = "; ".join(parts) or "other name or description"
+    if given.name == stored.name:
+        return f"--space {given.name!r} differs from the study's space of that name ({detail})"
     return f"--space {given.name!r} is not the study's space {stored.name!r} ({detail})"
+
+
+def _param_change(stored: dict[str, Any], given: dict[str, Any]) -> str:
+    """What differs in one parameter, key by key: ``high 64 -> 128``."""
+    keys = sorted(stored.keys() | given.keys())
+    return ", ".join(
+        f"{key} {stored.get(key)!r} -> {given.get(key)!r}"
+        for key in keys
+        if stored.get(key) != given.get(key)
+    )
 
 
 @dataclasses.dataclass(frozen=True)

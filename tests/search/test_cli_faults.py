@@ -465,7 +465,10 @@ CASES: dict[str, Case] = {
     "an edited copy of the study's space": Case(
         ("run", "--data", "digits", "--space", "my_space.yaml"),
         2,
-        ("units changed", "--study digits-mlp-2"),
+        (
+            "differs from the study's space of that name (units (high 512 -> 256) changed)",
+            "--study digits-mlp-2",
+        ),
         setup=_edited_mlp,
     ),
     "--timeout nan": Case(
