@@ -177,6 +177,10 @@ def fit_trial(
     try:
         batch_size = builder.batch_size(params)
         model = builder.build(params, dataset.spec)
+    except SystemExit as exc:  # a user's builder that exits: its trial fails, not the worker
+        raise TrialFailed(
+            f"building the model failed: the builder called sys.exit({exc.code!r})"
+        ) from None
     except Exception as exc:
         raise TrialFailed(f"building the model failed: {type(exc).__name__}: {exc}") from exc
     recorder.param_count = int(model.count_params())

@@ -235,6 +235,18 @@ def test_a_model_that_cannot_be_built_fails_the_trial() -> None:
         fit_trial({"units": [8, 0]}, load_dataset("iris"), recorder, patience=1, seed=0)
 
 
+def test_a_builder_that_exits_fails_its_trial_not_the_worker() -> None:
+    from spaces._builders import Builder
+
+    def leaves(params: dict[str, Any], spec: Any) -> Any:
+        sys.exit(3)
+
+    recorder, _ = _recorder()
+    with pytest.raises(TrialFailed, match=r"the builder called sys.exit\(3\)"):
+        fit_trial({"width": 2}, load_dataset("iris"), recorder, patience=1, seed=0,
+                  builder=Builder("mm:leaves", leaves))  # fmt: skip
+
+
 def test_recorder_picks_the_best_epoch_in_the_objective_direction() -> None:
     recorder, _ = _recorder("val_accuracy", "maximize")
     for epoch, acc in enumerate([0.5, 0.9, 0.7]):
