@@ -26,6 +26,7 @@ from optuna.trial import FrozenTrial
 from reports._analysis import diagnose
 from reports._study import LoadedStudy, StorageLike, load
 from search._records import TrialRecord, as_finite, as_int, as_number
+from search._records import best_epoch as pick_best_epoch
 from search._storage import gone_trials
 
 STATES = ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")
@@ -140,15 +141,6 @@ def _duration(trial: FrozenTrial, record: TrialRecord) -> float | None:
     return None
 
 
-def _best_epoch(values: list[float], direction: str) -> int | None:
-    """The epoch (0-based) of the best finite value, the first of equals; None if none."""
-    finite = [(v, i) for i, v in enumerate(values) if math.isfinite(v)]
-    if not finite:
-        return None
-    sign = 1.0 if direction == "minimize" else -1.0
-    return min(finite, key=lambda pair: (sign * pair[0], pair[1]))[1]
-
-
 def _param_dtype(distributions: list[BaseDistribution]) -> str:
     if distributions and all(isinstance(d, IntDistribution) for d in distributions):
         return "Int64"
@@ -180,7 +172,7 @@ def frame_from_loaded(loaded: LoadedStudy) -> pd.DataFrame:
         best = record.best_metrics
         best_epoch = record.best_epoch
         if not best and best_epoch is None:  # running, or its worker died: its epoch rows
-            best_epoch = _best_epoch(history.get(loaded.objective, []), direction)
+            best_epoch = pick_best_epoch(history.get(loaded.objective, []), direction)
             if best_epoch is not None:
                 best = {k: v[best_epoch] for k, v in history.items() if best_epoch < len(v)}
         metric_names.update(best)

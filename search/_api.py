@@ -364,7 +364,9 @@ def _prepare(
 
     dataset = study_dataset(settings, stored, "start a new study with --study NAME")
     settings.check_objective(dataset.task)
-    _check_checkpoint_folder(settings, url)
+    from search._winner import check_checkpoint_folder
+
+    check_checkpoint_folder(url, settings.study, settings.keep_top)
     if not exists:
         # Optuna logs "A new study created" at INFO; hpsearch's progress says what happens
         # (the command's, or none through the Python API): the log stays as quiet as it is
@@ -383,31 +385,6 @@ def _prepare(
             store.get_study_id_from_name(study), "hpsearch", {**stored, "trials": settings.trials}
         )
     return settings
-
-
-def _check_checkpoint_folder(settings: StudySettings, url: str) -> None:
-    """A checkpoint folder set with $HPSEARCH_CHECKPOINTS that cannot be made or written is
-    bad input, said before a trial: the search would otherwise keep no checkpoint, and
-    export would train the best model again, without a word. (The default folder, beside
-    the SQLite file or in ~/.cache, is left to the trials: one that cannot be written
-    costs a retraining at export, not the search.)"""
-    from search._winner import CHECKPOINTS_ENV, checkpoint_dir
-
-    where = os.environ.get(CHECKPOINTS_ENV)
-    if settings.keep_top <= 0 or not where:
-        return
-    folder = checkpoint_dir(url, settings.study)
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        usable = os.access(folder, os.W_OK)
-        reason = "not writable"
-    except OSError as exc:
-        usable, reason = False, exc.strerror or type(exc).__name__
-    if not usable:
-        raise ConfigError(
-            f"${CHECKPOINTS_ENV}={where!r}: cannot keep the checkpoints in {str(folder)!r} "
-            f"({reason}); point it at a writable folder, or unset it."
-        )
 
 
 def study_dataset(settings: StudySettings, stored: dict[str, Any], fix: str) -> Dataset:

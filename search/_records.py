@@ -33,6 +33,8 @@ def stored_target(study_attrs: dict[str, Any], default: int) -> int:
 
 
 EPOCH_PREFIX = "epoch:"
+# The fail_reason of a trial stopped by the user (Ctrl-C, SIGTERM): not a fault of its point.
+INTERRUPTED = "interrupted"
 
 
 def epoch_key(epoch: int) -> str:
@@ -72,6 +74,16 @@ def as_int(value: Any) -> int | None:
     if isinstance(value, float) and value.is_integer():
         return int(value)
     return None
+
+
+def best_epoch(values: list[float], direction: str) -> int | None:
+    """The epoch (0-based) of the best finite value in ``direction``, the first of equals;
+    None if there is none."""
+    finite = [(v, i) for i, v in enumerate(values) if math.isfinite(v)]
+    if not finite:
+        return None
+    sign = 1.0 if direction == "minimize" else -1.0
+    return min(finite, key=lambda pair: (sign * pair[0], pair[1]))[1]
 
 
 def _flag(value: Any) -> bool | None:

@@ -37,7 +37,7 @@ from optuna.trial import FrozenTrial, TrialState
 from search._defaults import DEFAULT_STORAGE as DEFAULT_STORAGE
 from search._defaults import STORAGE_ENV as STORAGE_ENV
 from search._errors import ConfigError, StorageError, StorageUnavailable, StudyNotFound
-from search._records import EPOCH_PREFIX, TrialRecord
+from search._records import EPOCH_PREFIX, INTERRUPTED, TrialRecord
 
 # A running trial's process writes a heartbeat this often (seconds); one silent for
 # GRACE_PERIOD is taken as dead, failed, and retried once (MAX_RETRY: attempts stopped by
@@ -45,7 +45,6 @@ from search._records import EPOCH_PREFIX, TrialRecord
 HEARTBEAT_INTERVAL = 10
 GRACE_PERIOD = 30
 MAX_RETRY = 1
-INTERRUPTED = "interrupted"
 # A retry's system attribute: how many attempts of its point the user stopped.
 INTERRUPTS = "interrupts"
 # How long a worker keeps retrying a database it lost (seconds), and the variable that sets it.

@@ -25,7 +25,7 @@ import numpy as np
 
 from search._data import Dataset
 from search._errors import TrialFailed
-from search._records import TrialRecord
+from search._records import TrialRecord, best_epoch
 from search._settings import Direction
 from spaces import Builder
 
@@ -121,11 +121,7 @@ class TrialRecorder:
             self.on_epoch(epoch, self)
 
     def best_epoch(self) -> int | None:
-        values = self.history.get(self.objective, [])
-        if not values:
-            return None
-        pick = min if self.direction == "minimize" else max
-        return pick(range(len(values)), key=lambda i: (values[i], i))
+        return best_epoch(self.history.get(self.objective, []), self.direction)
 
     def outcome(self, *, pruned: bool = False, failed: bool = False) -> TrialOutcome:
         """The outcome so far; a trial that was pruned, failed or was stopped did not end by

@@ -54,6 +54,29 @@ def checkpoint_dir(url: str, study: str) -> Path:
     return Path("~/.cache/hpsearch/checkpoints").expanduser() / where / name
 
 
+def check_checkpoint_folder(url: str, study: str, keep_top: int) -> None:
+    """A checkpoint folder set with $HPSEARCH_CHECKPOINTS that cannot be made or written is
+    bad input, said before a trial: the search would otherwise keep no checkpoint, and
+    export would train the best model again, without a word. (The default folder, beside
+    the SQLite file or in ~/.cache, is left to the trials: one that cannot be written
+    costs a retraining at export, not the search.)"""
+    where = os.environ.get(CHECKPOINTS_ENV)
+    if keep_top <= 0 or not where:
+        return
+    folder = checkpoint_dir(url, study)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        usable = os.access(folder, os.W_OK)
+        reason = "not writable"
+    except OSError as exc:
+        usable, reason = False, exc.strerror or type(exc).__name__
+    if not usable:
+        raise ConfigError(
+            f"${CHECKPOINTS_ENV}={where!r}: cannot keep the checkpoints in {str(folder)!r} "
+            f"({reason}); point it at a writable folder, or unset it."
+        )
+
+
 def checkpoint_path(url: str, study: str, number: int) -> Path:
     return checkpoint_dir(url, study) / f"trial-{number}.keras"
 

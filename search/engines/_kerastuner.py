@@ -39,7 +39,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from search._errors import SearchAborted
-from search._records import TrialRecord
+from search._records import INTERRUPTED, TrialRecord
 from search._settings import StudySettings
 from search.engines._base import WAIT, Proposal, Proposer, TrialPlan, points_proposed
 from spaces import kerastuner_hyperparameters, params_from_values
@@ -201,10 +201,9 @@ def _status(frozen: FrozenTrial, worst: float | None) -> tuple[str, float | None
 
 
 def _interrupted(frozen: FrozenTrial) -> bool:
-    """A trial stopped by Ctrl-C or SIGTERM was never judged. The lifecycle retries it once
-    (as a trial whose worker died); should the retry be stopped too, its point may be
-    proposed again."""
-    return frozen.state == TrialState.FAIL and TrialRecord.of(frozen).fail_reason == "interrupted"
+    """A trial stopped by Ctrl-C or SIGTERM was never judged: the lifecycle retries its
+    point (however often it is stopped), so the oracle is not told it failed."""
+    return frozen.state == TrialState.FAIL and TrialRecord.of(frozen).fail_reason == INTERRUPTED
 
 
 def _plain(value: Any) -> Any:

@@ -24,12 +24,18 @@ from optuna.trial import FrozenTrial, TrialState
 from search._data import Dataset
 from search._errors import SearchAborted, StorageError, TrialFailed
 from search._progress import ProgressSink
-from search._records import TrialRecord, as_int, epoch_key, epoch_row, stored_target
+from search._records import (
+    INTERRUPTED,
+    TrialRecord,
+    as_int,
+    epoch_key,
+    epoch_row,
+    stored_target,
+)
 from search._settings import StudySettings
 from search._storage import (
     CUT_SHORT,
     HEARTBEAT_INTERVAL,
-    INTERRUPTED,
     POINT_GIVEN,
     exclusive,
     fail_dead_trials,
