@@ -439,7 +439,7 @@ def _search(
     The first workers are taken from ``warm`` (started while the study was prepared)."""
     deadline = None if timeout is None else time.time() + timeout
     counts, best = _tally(store, settings.study)
-    done = finished_count(counts)
+    done = done_before = finished_count(counts)
     progress.search_started(
         settings.study,
         settings.trials,
@@ -501,6 +501,7 @@ def _search(
         best_value=None if best is None else best.value,
         best_params={} if best is None else dict(best.params),
         stopped=stopped,
+        finished_now=max(0, done - done_before),
     )
 
 

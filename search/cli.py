@@ -233,6 +233,8 @@ def _main() -> int:
         context = getattr(exc, "ctx", None)
         path = context.command_path if context is not None else _command_path(sys.argv[1:])
         message = " ".join(exc.format_message().split())
+        if isinstance(exc, click.NoSuchOption) and context is not None:
+            message = _stored_setting(exc.option_name, context.command.name) or message
         if isinstance(exc, click.UsageError):
             stop = "" if message.endswith((".", "?", "!", "?)", ".)")) else "."
             message = f"{path}: {message}{stop} See `{path} --help`."
@@ -242,6 +244,36 @@ def _main() -> int:
         return 130
     # `--help` and `--version` return their exit code; commands return nothing.
     return returned if isinstance(returned, int) else 0
+
+
+def _stored_setting(option: str, command: str | None) -> str | None:
+    """Why ``resume`` or ``worker`` has no option ``run`` has (``--epochs``): the study keeps
+    its settings; other ones make a new study."""
+    if command not in ("resume", "worker"):
+        return None
+    if option == "--study":
+        return (
+            f"{option}: `hpsearch {command}` takes the study's name as its argument: "
+            f"`hpsearch {command} NAME`."
+        )
+    if option in ("--report", "--no-report", "--report-every", "--report-seconds"):
+        return (
+            f"{option}: `hpsearch worker` writes no report; `hpsearch report NAME -o "
+            "FILE` writes one, from anywhere, at any time."
+        )
+    if option == "--trials":
+        return (
+            f"{option}: `hpsearch worker` works toward the study's stored target; "
+            "`hpsearch resume NAME --trials N` sets another, which every worker follows."
+        )
+    run = main.commands["run"]
+    if not any(option in param.opts for param in run.params):
+        return None
+    return (
+        f"{option} is a setting stored with the study, which `hpsearch {command}` goes on "
+        f"with; other settings make a new study: `hpsearch run --study NEW_NAME ... {option} "
+        "VALUE`."
+    )
 
 
 def _command_path(args: list[str]) -> str:
@@ -402,7 +434,7 @@ def run(quiet: bool, report: str | None, no_report: bool, **options: Any) -> Non
     result = search.run(
         report=report, write_report=not no_report, progress=_progress(quiet), **options
     )
-    _finish(result, quiet)
+    _finish(result, quiet, options)
 
 
 @main.command()
@@ -433,7 +465,7 @@ def resume(
     result = search.resume(
         study, report=report, write_report=not no_report, progress=_progress(quiet), **options
     )
-    _finish(result, quiet)
+    _finish(result, quiet, options)
 
 
 @main.command()
@@ -454,7 +486,7 @@ def worker(study: str, quiet: bool, **options: Any) -> None:
     import search
 
     result = search.work(study, progress=_progress(quiet), **options)
-    _finish(result, quiet)
+    _finish(result, quiet, options, "worker")
 
 
 def _progress(quiet: bool) -> Any:
@@ -472,7 +504,7 @@ def _check_report(report: str | None, no_report: bool) -> None:
         )
 
 
-def _finish(result: Any, quiet: bool) -> None:
+def _finish(result: Any, quiet: bool, options: dict[str, Any], command: str = "resume") -> None:
     if not quiet:
         best = (
             "no completed trial yet"
@@ -494,6 +526,19 @@ def _finish(result: Any, quiet: bool) -> None:
             "trials ran)"
         )
         click.echo(f"study {result.study} {how}: {count}, {best}{where}", err=True)
+        timeout = options.get("timeout")
+        if result.stopped == "timeout" and not result.finished_now and timeout is not None:
+            # The deadline counts from the study being ready; a worker's start-up (importing
+            # TensorFlow) is inside it, and no trial starts after it.
+            from search._storage import resolve_url, resume_command
+
+            again = resume_command(result.study, resolve_url(options.get("storage")), command)
+            click.echo(
+                f"--timeout {timeout:g}: no trial started in time (a worker takes a few seconds "
+                f"to start, importing TensorFlow); `{again} --timeout SECONDS` with more "
+                "seconds trains some.",
+                err=True,
+            )
     if result.report:
         click.echo(result.report)
 

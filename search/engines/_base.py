@@ -62,6 +62,7 @@ class SearchResult:
     best_params: dict[str, Any] = field(default_factory=dict)
     stopped: str = "target"  # "target" | "timeout" | "already" | "workers"
     report: str | None = None
+    finished_now: int = 0  # of ``finished``, the trials that finished during this call
 
 
 @dataclass(frozen=True)

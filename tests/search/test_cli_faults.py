@@ -554,6 +554,23 @@ CASES: dict[str, Case] = {
         2,
         ("hpsearch run:", "'--trails'", "'--trials'", "See `hpsearch run --help`."),
     ),
+    "a study's setting given to resume": Case(
+        ("resume", "s", "--epochs", "3"),
+        2,
+        (
+            "hpsearch resume:",
+            "--epochs is a setting stored with the study",
+            "`hpsearch run --study NEW_NAME ... --epochs VALUE`",
+        ),
+    ),
+    "a report asked of a worker": Case(
+        ("worker", "s", "--report", "r.html"),
+        2,
+        ("hpsearch worker:", "writes no report", "`hpsearch report NAME -o FILE`"),
+    ),
+    "the study's name as an option to resume": Case(
+        ("resume", "--study", "s"), 2, ("`hpsearch resume NAME`",)
+    ),
     "a misspelt command": Case(
         ("rnu", "--data", "iris"), 2, ("No such command 'rnu'", "'run'", "`hpsearch --help`")
     ),
@@ -917,6 +934,10 @@ def test_a_study_without_a_completed_trial_has_no_best_and_nothing_to_export(
     made = hp("run", "--data", "iris", "--trials", "1", "--timeout", "0", "--study", "e",
               "--no-report", cwd=tmp_path)  # fmt: skip
     assert made.returncode == 0, made.stderr
+    # Why nothing trained, and how to train some.
+    assert "study e stopped at the timeout: 0/1 finished" in made.stderr, made.stderr
+    assert "--timeout 0: no trial started in time" in made.stderr, made.stderr
+    assert "`hpsearch resume e --timeout SECONDS`" in made.stderr, made.stderr
     for command in (("best", "e"), ("export", "e", "-o", "e.keras")):
         out = hp(*command, cwd=tmp_path)
         assert out.returncode == 1, out.stderr
