@@ -473,7 +473,17 @@ def _load_npz(path: Path) -> _Raw:
         )
     try:
         with np.load(path, allow_pickle=False) as npz:
-            arrays = {k: np.asarray(npz[k]) for k in npz.files}
+            arrays = {}
+            for key in npz.files:
+                try:
+                    arrays[key] = np.asarray(npz[key])
+                except MemoryError as exc:  # a header claiming more than there is memory
+                    raise DataError(
+                        f"{path}: {key!r} does not fit in this machine's memory ({exc}); "
+                        "a smaller sample of the data, or a machine with more memory."
+                    ) from None
+    except DataError:
+        raise
     except (ValueError, OSError, zipfile.BadZipFile, EOFError) as exc:
         reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise DataError(f"{path}: not a readable .npz file ({reason}).") from None
@@ -487,6 +497,11 @@ def _load_npz(path: Path) -> _Raw:
             have, lack = (a, b) if a in arrays else (b, a)
             raise DataError(f"{path}: key {have!r} is present but {lack!r} is missing.")
     for key, array in arrays.items():
+        if key.startswith(("x_", "y_")) and array.ndim == 0:
+            raise DataError(
+                f"{path}: {key!r} must be an array of samples; got a single value "
+                f"({array.item()!r:.40})."
+            )
         if key.startswith("x_") and array.ndim < 2:
             raise DataError(
                 f"{path}: {key!r} must have a sample axis and feature axes (2 or more "

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -178,6 +180,10 @@ def test_npz_with_given_validation_part(tmp_path: Path) -> None:
             },
             "the labels of y_val are text but those of y_train are numbers",
         ),
+        (
+            {"x_train": np.float32(5.0), "y_train": np.zeros(5)},  # type: ignore[dict-item]
+            "'x_train' must be an array of samples; got a single value (5.0)",
+        ),
     ],
 )
 def test_npz_errors(tmp_path: Path, arrays: dict[str, np.ndarray], expected: str) -> None:
@@ -187,6 +193,26 @@ def test_npz_errors(tmp_path: Path, arrays: dict[str, np.ndarray], expected: str
         load_dataset(str(path))
     assert expected in str(info.value)
     assert str(path) in str(info.value)
+
+
+def test_an_npz_member_larger_than_memory_is_named(tmp_path: Path) -> None:
+    """A member whose header claims more than there is memory (a truncated or foreign
+    file): the line names the file and the member, not only "out of memory"."""
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        header, {"descr": "<f4", "fortran_order": False, "shape": (10**12, 10)}
+    )
+    labels = io.BytesIO()
+    np.save(labels, np.zeros(3))
+    path = tmp_path / "huge.npz"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("x_train.npy", header.getvalue() + bytes(64))
+        archive.writestr("y_train.npy", labels.getvalue())
+    with pytest.raises(DataError) as info:
+        load_dataset(str(path))
+    said = str(info.value)
+    assert said.startswith(f"{path}: 'x_train' does not fit in this machine's memory"), said
+    assert "TiB" in said  # numpy's own account of the size
 
 
 def test_a_data_path_that_is_a_folder_or_a_url_says_so(tmp_path: Path) -> None:
