@@ -148,6 +148,12 @@ class Vocabulary:
         try:
             rule = self.check_name(name)
         except SpaceError as error:
+            if name != param.name:  # the name is the one `as:` gives
+                raise SpaceError(
+                    f"`as: {name}` names no parameter of the builder; expected one of: "
+                    f"{', '.join(self.names)}.",
+                    param=param.name,
+                ) from None
             raise SpaceError(error.message, param=param.name) from None
         kind = _KIND_OF[type(param)]
         if kind not in rule.kinds:

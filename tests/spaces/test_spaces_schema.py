@@ -294,7 +294,10 @@ def test_the_vocabulary_checks_a_branch_under_the_name_it_sets() -> None:
     data = json.loads(json.dumps(BRANCHES))
     data["params"]["init_tanh"]["as"] = "initialiser"
     data["params"]["init_relu"]["as"] = "initialiser"
-    with pytest.raises(SpaceError, match=r"unknown parameter 'initialiser'"):
+    with pytest.raises(
+        SpaceError, match=r"parameter 'init_relu': `as: initialiser` names no parameter of the "
+        r"builder; expected one of: units, "
+    ):  # fmt: skip
         DENSE.check_space(Space.from_dict(data))
 
 
