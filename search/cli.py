@@ -30,6 +30,7 @@ ALGORITHMS = ENGINES["kerastuner"].options["algorithm"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 FORMATS = click.Choice(["table", "csv", "json", "yaml"])
+WIDEST_CELL = 40  # characters of a value a table shows; csv, json and yaml show all
 
 
 def _handle_errors(func: F) -> F:
@@ -800,7 +801,12 @@ def _table(frame: Any, every_column: str = "--format csv|json|yaml") -> None:
     names = {column: name for name, column in param_columns(frame).items()}
     headers = [names.get(str(c), str(c)) for c in frame.columns]
     rows = [[fmt(v) for v in row] for row in frame.itertuples(index=False)]
-    widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(headers)]
+    # A long value (a study named by a script) is cut with an ellipsis rather than leaving
+    # no room for the columns after it.
+    widths = [
+        max(len(h), min(WIDEST_CELL, max((len(r[i]) for r in rows), default=0)))
+        for i, h in enumerate(headers)
+    ]
     room, keep = console.width, 0
     for width in widths:
         if room < width + 2 and keep:
@@ -808,8 +814,8 @@ def _table(frame: Any, every_column: str = "--format csv|json|yaml") -> None:
         room -= width + 2
         keep += 1
     table = Table(box=None, pad_edge=False, show_edge=False, header_style="bold")
-    for header in headers[:keep]:
-        table.add_column(header, no_wrap=True, overflow="ellipsis")
+    for header, width in zip(headers[:keep], widths, strict=False):
+        table.add_column(header, no_wrap=True, overflow="ellipsis", max_width=width)
     for row in rows:
         table.add_row(*row[:keep])
     console.print(table)

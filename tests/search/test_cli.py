@@ -154,6 +154,25 @@ def test_studies_lists_engine_data_and_counts(searched: dict[str, Any]) -> None:
     assert narrow.stdout.splitlines()[0].split()[:4] == ["study", "data", "trials", "best"]
 
 
+def test_a_long_value_is_cut_so_the_columns_after_it_show(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A study named by a script (120 characters) leaves room for its data, trials and best
+    value on an 80-column terminal; --format csv shows it whole."""
+    import pandas as pd
+
+    from search.cli import WIDEST_CELL, _table
+
+    monkeypatch.setenv("COLUMNS", "80")
+    name = "s" * 120
+    _table(pd.DataFrame([{"study": name, "data": "iris", "trials": 1, "best": 0.5}]))
+    out, err = capsys.readouterr()
+    header, row = out.splitlines()
+    assert header.split() == ["study", "data", "trials", "best"], out
+    assert row.startswith("s" * (WIDEST_CELL - 1) + "…") and row.split()[1:] == ["iris", "1", "0.5"]
+    assert err == ""
+
+
 def test_report_command_writes_where_told(searched: dict[str, Any]) -> None:
     out = hp("report", "iris-small", "-o", "out/r.html", cwd=searched["cwd"])
     assert out.returncode == 0, out.stderr
