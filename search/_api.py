@@ -379,7 +379,10 @@ def _prepare(
             )
         finally:
             optuna.logging.set_verbosity(level)
-        optuna_study.set_user_attr("hpsearch", settings.to_attrs(dataset.describe()))
+        # The folder a relative data path is read from, for the line that says where to
+        # run when it is not found.
+        described = {**dataset.describe(), "folder": str(Path.cwd())}
+        optuna_study.set_user_attr("hpsearch", settings.to_attrs(described))
     elif settings.trials != stored.get("trials"):
         store.set_study_user_attr(
             store.get_study_id_from_name(study), "hpsearch", {**stored, "trials": settings.trials}
@@ -394,11 +397,18 @@ def study_dataset(settings: StudySettings, stored: dict[str, Any], fix: str) -> 
 
     source = settings.data.source
     if stored and source.lower().endswith((".csv", ".npz")) and not Path(source).exists():
-        where = (
-            "its path is relative to the folder the study was created in: run from that folder"
-            if not Path(source).is_absolute()
-            else "put the file back there"
-        )
+        folder = stored.get("data", {}).get("folder")
+        if Path(source).is_absolute() or (folder and Path(folder) == Path.cwd()):
+            where = "it was moved or deleted: put the file back there"
+        elif folder:
+            where = (
+                f"its path is relative to the folder the study was created in, {folder}: run "
+                "from there"
+            )
+        else:
+            where = (
+                "its path is relative to the folder the study was created in: run from that folder"
+            )
         raise DataError(
             f"study {settings.study!r} reads its data from {source}, and there is no such "
             f"file here ({Path.cwd()}); {where}, or {fix}."

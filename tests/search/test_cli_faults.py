@@ -962,9 +962,14 @@ def test_a_csv_study_resumed_from_another_folder_says_where_its_data_is(tmp_path
     assert out.returncode == 2, out.stderr
     assert out.stderr.startswith(
         f"error: study 'd.csv-small' reads its data from d.csv, and there is no such file "
-        f"here ({other}); its path is relative to the folder the study was created in: "
-        "run from that folder, or "
+        f"here ({other}); its path is relative to the folder the study was created in, "
+        f"{tmp_path}: run from there, or "
     ), out.stderr
     assert len(out.stderr.strip().splitlines()) == 1
     again = hp("resume", "d.csv-small", "--trials", "2", "--quiet", "--no-report", cwd=tmp_path)
     assert again.returncode == 0, again.stderr
+    # From that folder, with the file gone: it says so, not "run from that folder".
+    (tmp_path / "d.csv").rename(tmp_path / "moved.csv")
+    gone = hp("resume", "d.csv-small", "--trials", "3", cwd=tmp_path)
+    assert gone.returncode == 2, gone.stderr
+    assert f"here ({tmp_path}); it was moved or deleted: put the file back there" in gone.stderr
