@@ -938,7 +938,7 @@ def describe(
         raise ConfigError("--task multiclass needs --classes K.")
     _quiet_logs()
     from search._keras import import_keras
-    from spaces import DataSpec, build_model, model_summary, resolve_params
+    from spaces import DataSpec, build_model, model_summary, resolve_params, unused_params
 
     import_keras()
 
@@ -953,7 +953,9 @@ def describe(
     except ValueError as exc:
         raise ConfigError(f"--params: {exc}") from None
     # The widths in `units` carry the funnel: the resolved width_shrink (1.0) would read as
-    # if the one asked for had been ignored.
-    shown = {k: v for k, v in resolved.items() if k != "width_shrink"}
+    # if the one asked for had been ignored. What the model does not use (momentum with
+    # adam) is left out.
+    left_out = {"width_shrink", *unused_params(resolved)}
+    shown = {k: v for k, v in resolved.items() if k not in left_out}
     click.echo(f"params: {json.dumps(shown, sort_keys=True)}")
     click.echo(model_summary(model))

@@ -28,6 +28,7 @@ from spaces._builder import (
     model_summary,
     param_counts,
     resolve_params,
+    unused_params,
 )
 from spaces._builders import Builder, Rule, Vocabulary, check_model_ref
 from spaces._kerastuner import kerastuner_hyperparameters, params_from_values
@@ -97,4 +98,5 @@ __all__ = [
     "resolve_params",
     "sample_optuna",
     "space_to_yaml",
+    "unused_params",
 ]

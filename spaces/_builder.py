@@ -344,6 +344,29 @@ def _regularizer(name: str, strength: float) -> Any:
     )
 
 
+def unused_params(p: Mapping[str, Any]) -> frozenset[str]:
+    """The parameters of a resolved point its model does not use: another optimizer's
+    (``momentum`` with adam), a schedule's with a constant learning rate, a strength with no
+    regularizer. ``build_model`` reads the same conditions (``_optimizer``, ``_learning_rate``,
+    ``_regularizer``)."""
+    unused = set()
+    if p["optimizer"] != "sgd":
+        unused.add("momentum")
+    if p["optimizer"] not in BETA_1_OPTIMIZERS:
+        unused.add("beta_1")
+    if p["optimizer"] not in RHO_OPTIMIZERS:
+        unused.add("rho")
+    if p["lr_schedule"] == "constant":
+        unused.update(("lr_decay_rate", "lr_decay_steps"))
+    elif p["lr_schedule"] != "exponential":
+        unused.add("lr_decay_rate")
+    if p["regularizer"] == "none":
+        unused.add("reg_strength")
+    if p["activity_regularizer"] == "none":
+        unused.add("activity_strength")
+    return frozenset(unused)
+
+
 def _optimizer(p: Mapping[str, Any]) -> Any:
     import keras
 

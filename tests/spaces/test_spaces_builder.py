@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import numpy as np
@@ -256,6 +257,37 @@ def test_each_optimizer_takes_its_own_parameters(
     assert type(optimizer).__name__.lower() == params["optimizer"]
     for key, value in expected.items():
         assert getattr(optimizer, key) == pytest.approx(value)
+
+
+CHANGED = {"momentum": 0.5, "beta_1": 0.8, "rho": 0.7, "lr_decay_rate": 0.5,
+           "lr_decay_steps": 10, "reg_strength": 0.02, "activity_strength": 0.03}  # fmt: skip
+
+
+def _built(params: dict[str, Any]) -> str:
+    keras.backend.clear_session()  # the same layer names each time
+    model = build_model(params, BINARY)
+    return json.dumps(
+        [keras.saving.serialize_keras_object(model),
+         keras.saving.serialize_keras_object(model.optimizer)],
+        sort_keys=True, default=str,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "point",
+    [*({"optimizer": name} for name in OPTIMIZERS),
+     {"lr_schedule": "exponential"}, {"lr_schedule": "cosine_restarts"},
+     {"regularizer": "l2", "activity_regularizer": "l1"}],
+)  # fmt: skip
+def test_unused_params_are_exactly_those_the_model_does_not_read(point: dict[str, Any]) -> None:
+    """What `describe` leaves out: changing one of these leaves the built model and its
+    optimizer as they were; changing any other of the conditional ones does not."""
+    resolved = resolve_params({"units": 2, **point})
+    unused = spaces.unused_params(resolved)
+    before = _built(resolved)
+    for name, value in CHANGED.items():
+        after = _built({**resolved, name: value})
+        assert (after == before) == (name in unused), (point, name, sorted(unused))
 
 
 def test_learning_rate_schedules() -> None:
