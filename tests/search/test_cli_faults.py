@@ -310,7 +310,7 @@ CASES: dict[str, Case] = {
     "NPZ of 0-d arrays": Case(
         ("run", "--data", "scalar.npz", "--no-report"),
         2,
-        ("scalar.npz", "'x_train'", "shape ()"),
+        ("scalar.npz", "'x_train' must be an array of samples; got a single value (1.0)"),
         setup=_scalar_npz,
     ),
     "NPZ validation features of another width": Case(

@@ -47,6 +47,7 @@ EXPORTED = {
     "parse_space",
     "preset_text",
     "resolve_params",
+    "unused_params",
     "sample_optuna",
     "space_to_yaml",
 }
