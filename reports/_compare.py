@@ -99,6 +99,11 @@ def compare(storage: StorageLike, names: Sequence[str]) -> Comparison:
         ConfigError: a name is given twice, or the studies searched different data or
             objectives (their best values would not be comparable).
     """
+    if isinstance(names, str):  # one name, not the letters of one
+        raise ConfigError(
+            f"compare: expected a list of study names; got the text {names!r} (give "
+            f"[{names!r}] for one study)."
+        )
     if not names:
         raise ConfigError("compare: give at least one study name.")
     twice = sorted({n for n in names if list(names).count(n) > 1})

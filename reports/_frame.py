@@ -25,6 +25,7 @@ from optuna.trial import FrozenTrial
 
 from reports._analysis import diagnose
 from reports._study import LoadedStudy, StorageLike, load
+from search._errors import ConfigError
 from search._records import TrialRecord, as_finite, as_int, as_number
 from search._records import best_epoch as pick_best_epoch
 from search._storage import gone_trials
@@ -290,12 +291,17 @@ def trials_frame(storage: StorageLike, study_name: str, *, top: int | None = Non
         StudyNotFound: no such study; the message lists the studies there.
         ReportError: the storage cannot be opened, or the study has several objectives.
     """
-    if top is not None and (isinstance(top, bool) or not isinstance(top, int) or top < 1):
-        raise ValueError(f"`top` must be a positive int or None, but got {top!r}.")
+    check_top(top)
     frame = frame_from_loaded(load(storage, study_name, top=top))
     if top is not None:  # storages read through Optuna held every trial
         frame = frame[frame["rank"].notna() & (frame["rank"] <= top)].reset_index(drop=True)
     return frame
+
+
+def check_top(top: int | None) -> None:
+    """``top`` (how many of the best trials) is None or an int >= 1; else ConfigError."""
+    if top is not None and (isinstance(top, bool) or not isinstance(top, int) or top < 1):
+        raise ConfigError(f"--top: expected a number of trials >= 1; got {top!r}.")
 
 
 def leaderboard(frame: pd.DataFrame, top: int | None = None) -> pd.DataFrame:
@@ -306,8 +312,7 @@ def leaderboard(frame: pd.DataFrame, top: int | None = None) -> pd.DataFrame:
     histories; not the gap between validation and training loss, which dropout and
     regularisation make meaningless (they raise the training loss only).
     """
-    if top is not None and (isinstance(top, bool) or not isinstance(top, int) or top < 1):
-        raise ValueError(f"`top` must be a positive int or None, but got {top!r}.")
+    check_top(top)
     board = frame[frame["rank"].notna()].sort_values("rank", kind="stable")
     if top is not None:
         board = board.head(top)

@@ -43,6 +43,7 @@ from reports._analysis import (
 from reports._compare import compare, plot_comparison
 from reports._frame import (
     DASH,
+    check_top,
     failures,
     fmt,
     frame_from_loaded,
@@ -492,10 +493,9 @@ def render_report(
 
     Raises:
         StudyNotFound: no such study; the message lists the studies there.
-        ValueError: ``top`` is not a positive int.
+        ConfigError: ``top`` is not a positive int.
     """
-    if isinstance(top, bool) or not isinstance(top, int) or top < 1:
-        raise ValueError(f"`top` must be a positive int, but got {top!r}.")
+    check_top(top)
     loaded = load(storage, study_name, _report_select, light=REPORT_LIGHT)
     # What mattered (Optuna's importance and plots: the slowest part) is drawn beside the rest.
     mattered = in_parallel(lambda: _what_mattered(loaded))

@@ -21,7 +21,7 @@ from matplotlib.ticker import MaxNLocator
 from optuna.trial import FrozenTrial
 
 from reports._analysis import use_log_axis
-from reports._frame import leaderboard, rank_trials, record_of
+from reports._frame import check_top, leaderboard, rank_trials, record_of
 
 DPI = 90
 _PREFERRED_METRICS = ("accuracy", "mae")
@@ -114,11 +114,6 @@ def _curve(
     )
 
 
-def _check_top(top: int) -> None:
-    if isinstance(top, bool) or not isinstance(top, int) or top < 1:
-        raise ValueError(f"`top` must be a positive int, but got {top!r}.")
-
-
 def learning_curves_data(
     source: pd.DataFrame | Sequence[FrozenTrial],
     top: int = 5,
@@ -130,7 +125,7 @@ def learning_curves_data(
     ``source`` is a frame from ``trials_frame`` (its histories ride in ``attrs``) or the
     study's trials; for trials, ``direction`` ranks them (a frame knows its own).
     """
-    _check_top(top)
+    check_top(top)
     if isinstance(source, pd.DataFrame):
         histories = source.attrs.get("histories")
         if not isinstance(histories, Mapping):

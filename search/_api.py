@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
+import inspect
 import json
 import math
 import os
 import re
 import shlex
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import optuna
 from optuna.trial import FrozenTrial
@@ -57,6 +60,7 @@ from search.engines._registry import ENGINE_OPTIONS, ENGINES
 from spaces import DENSE, Space, get_builder, load_space, parse_space
 
 MAX_STUDY_NAME = 128
+_F = TypeVar("_F", bound=Callable[..., Any])
 
 
 def default_study_name(data: str, space: Space) -> str:
@@ -107,6 +111,99 @@ def _canonical(url: str) -> str:
     return f"sqlite:///{path.resolve()}" if path is not None else storage_key(url)
 
 
+_NAME = "a name"
+# What each argument of run, resume and work takes, for one line naming it when it is of
+# the wrong kind (the CLI's own types check the same on the command line).
+_ARGUMENTS: dict[str, tuple[str, str]] = {
+    "data": ("text", "a data set (`hpsearch datasets`) or the path of a .csv or .npz file"),
+    "space": ("space", "a space (`hpsearch spaces`), the path of a YAML file or a Space"),
+    "study": ("text", "a study name"),
+    "storage": ("text", "a storage URL, e.g. sqlite:///hpsearch.db"),
+    "model": ("text", "a model builder, MODULE:FUNCTION"),
+    "report": ("path", "the path of the report's HTML file"),
+    "target": ("text", "the name of a CSV column"),
+    "task": ("text", _NAME),
+    "objective": ("text", _NAME),
+    "direction": ("text", _NAME),
+    "engine": ("text", _NAME),
+    "sampler": ("text", _NAME),
+    "pruner": ("text", _NAME),
+    "algorithm": ("text", _NAME),
+    "trials": ("count", "a number of trials >= 1"),
+    "epochs": ("count", "a number of epochs >= 1"),
+    "patience": ("natural", "a number of epochs >= 0"),
+    "seed": ("natural", "an integer >= 0"),
+    "max_failures": ("count", "a number of trials >= 1"),
+    "keep_top": ("natural", "a number of trials >= 0"),
+    "num_words": ("count", "a number of words >= 1"),
+    "val_split": ("number", "a fraction"),
+    "test_split": ("number", "a fraction"),
+    "timeout": ("seconds", "a number of seconds >= 0"),
+    "recycle_after": ("natural", "a number of trials >= 0 (0: never)"),
+    "max_worker_memory": ("seconds", "a number of MiB >= 0 (0: never)"),
+    "workers": ("workers", "a number >= 1 or 'auto'"),
+}
+
+
+def _checked(func: _F) -> _F:
+    """``func`` (``run``, ``resume``, ``work``) called with its arguments checked: paths
+    as text, NumPy's numbers as Python's, and ConfigError naming the first one of the wrong
+    kind (``search.run(data=5)``, ``recycle_after=-1``) before anything is opened or started."""
+    signature = inspect.signature(func)
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        bound = signature.bind(*args, **kwargs)
+        if (
+            "study" in bound.arguments
+            and bound.arguments["study"] is None
+            and func.__name__ != "run"
+        ):
+            raise ConfigError(f"{func.__name__}: expected the name of a study; got None.")
+        bound.arguments.update(_checked_arguments(bound.arguments))
+        return func(*bound.args, **bound.kwargs)
+
+    return cast(_F, wrapper)
+
+
+def _checked_arguments(given: dict[str, Any]) -> dict[str, Any]:
+    import numbers
+
+    checked = {}
+    for name, value in given.items():
+        if value is None or name not in _ARGUMENTS:
+            continue
+        kind, expected = _ARGUMENTS[name]
+        number = isinstance(value, numbers.Real) and not isinstance(value, bool)
+        integer = number and isinstance(value, numbers.Integral)
+        if (
+            kind in ("space", "path", "text")
+            and isinstance(value, os.PathLike)
+            and (kind != "text" or name == "data")
+        ):
+            value = os.fspath(value)
+        ok = {
+            "text": isinstance(value, str),
+            "path": isinstance(value, str),
+            "space": isinstance(value, str | Space),
+            "count": integer and value >= 1,
+            "natural": integer and value >= 0,
+            "number": number,
+            "seconds": number and math.isfinite(value) and value >= 0,
+            "workers": value == "auto" or (integer and value >= 1),
+        }[kind]
+        if not ok:
+            option = "--" + name.replace("_", "-")
+            raise ConfigError(f"{option}: expected {expected}; got {value!r}.")
+        if integer:
+            value = int(value)
+        elif number:
+            value = float(value)
+        checked[name] = value
+    return checked
+
+
+@_checked
 def run(
     data: str | None = None,
     space: str | Space | None = None,
@@ -554,6 +651,7 @@ def _new_settings(
     )
 
 
+@_checked
 def resume(
     study: str,
     *,
@@ -590,6 +688,7 @@ def resume(
     )
 
 
+@_checked
 def work(
     study: str,
     *,
@@ -772,6 +871,8 @@ def export(
     from reports._html import probe_folder, write_page
     from search._winner import WINNER_KEY, checkpoint_path, ranked, trained_model
 
+    if trial is not None and (isinstance(trial, bool) or not isinstance(trial, int)):
+        raise ConfigError(f"--trial: expected a trial's number (an int); got {trial!r}.")
     out = Path(output)
     if out.suffix != ".keras":
         raise ConfigError(

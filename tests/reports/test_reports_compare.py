@@ -89,6 +89,8 @@ def test_studies_of_other_data_or_objectives_are_refused(make_study, kit) -> Non
         reports.compare(url, ["digits-a", "acc"])
     with pytest.raises(ConfigError, match="given twice"):
         reports.compare(url, ["digits-a", "digits-a"])
+    with pytest.raises(ConfigError, match=r"a list of study names; got the text 'digits-a'"):
+        reports.compare(url, "digits-a")  # one name, not its letters
     with pytest.raises(reports.StudyNotFound, match="digits-a"):
         reports.compare(url, ["digits-a", "nosuch"])
 

@@ -172,7 +172,7 @@ def test_leaderboard(mixed_study: tuple[str, str]) -> None:
     assert board["fit"].tolist() == ["unstable", "good fit", "good fit", "too short"]
     assert reports.leaderboard(frame, top=2)["number"].tolist() == [1, 4]
     assert reports.leaderboard(frame, top=50)["number"].tolist() == [1, 4, 0, 2]
-    with pytest.raises(ValueError, match="`top` must be a positive int"):
+    with pytest.raises(ValueError, match="--top: expected a number of trials >= 1"):
         reports.leaderboard(frame, top=0)
 
 

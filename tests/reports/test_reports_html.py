@@ -347,7 +347,7 @@ def test_multi_objective_study_is_refused(tmp_path: Path) -> None:
 
 
 def test_top_must_be_positive(mixed_study: tuple[str, str]) -> None:
-    with pytest.raises(ValueError, match="`top` must be a positive int"):
+    with pytest.raises(ValueError, match="--top: expected a number of trials >= 1"):
         reports.render_report(*mixed_study, top=0)
 
 

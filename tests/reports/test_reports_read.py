@@ -77,7 +77,7 @@ def test_top_reads_the_best_alone_in_rank_order(mixed_study: tuple[str, str]) ->
         assert top["number"].tolist() == expected["number"].tolist()
         assert top["rank"].tolist() == expected["rank"].tolist()
         assert top["val_loss"].tolist() == expected["val_loss"].tolist()
-    with pytest.raises(ValueError, match="`top` must be a positive int"):
+    with pytest.raises(ValueError, match="--top: expected a number of trials >= 1"):
         reports.trials_frame(url, name, top=0)
 
 

@@ -294,6 +294,55 @@ def test_another_objective_is_optimised_in_its_direction(tmp_path: Path) -> None
         search.run("iris", QUICK, objective="loss", study="y", storage=url)
 
 
+@pytest.mark.parametrize(
+    ("call", "said"),
+    [
+        (lambda db: search.run(5, storage=db), "--data: expected a data set"),
+        (lambda db: search.run("iris", {"units": 8}, storage=db), "--space: expected a space"),
+        (lambda db: search.run("iris", study=5, storage=db), "--study: expected a study name"),
+        (lambda db: search.run("iris", storage=5), "--storage: expected a storage URL"),
+        (lambda db: search.run("iris", timeout="5", storage=db), "--timeout: expected a number"),
+        (lambda db: search.run("iris", recycle_after=-1, storage=db), "--recycle-after: expected"),
+        (lambda db: search.run("iris", max_worker_memory=True, storage=db),
+         "--max-worker-memory: expected"),
+        (lambda db: search.run("iris", workers=2.5, storage=db), "--workers: expected"),
+        (lambda db: search.run("iris", workers=True, storage=db), "--workers: expected"),
+        (lambda db: search.resume("iris-small", trials=0, storage=db), "--trials: expected"),
+        (lambda db: search.resume(None, storage=db), "resume: expected the name of a study"),
+        (lambda db: search.work("iris-small", recycle_after=-1, storage=db),
+         "--recycle-after: expected a number of trials >= 0"),
+        (lambda db: search.export("iris-small", "m.keras", trial="1", storage=db),
+         "--trial: expected a trial's number"),
+    ],
+)  # fmt: skip
+def test_an_argument_of_the_wrong_kind_is_named_before_anything_starts(
+    tmp_path: Path, call: Any, said: str
+) -> None:
+    """The Python API checks what the CLI's types check: one ConfigError naming the
+    argument (recycle_after=-1 made every worker replace itself before its first trial, for
+    ever), and no database made."""
+    db = f"sqlite:///{tmp_path / 'a.db'}"
+    with pytest.raises(ConfigError) as caught:
+        call(db)
+    assert str(caught.value).startswith(said), caught.value
+    assert not (tmp_path / "a.db").exists()
+
+
+def test_the_api_takes_paths_and_numpy_numbers(tmp_path: Path) -> None:
+    """A notebook passes a Path for a data file and NumPy integers for counts."""
+    rows = ["a,b,y"] + [f"{i % 7},{(i * 3) % 5},{i % 2}" for i in range(60)]
+    (tmp_path / "d.csv").write_text("\n".join(rows) + "\n")
+    url = f"sqlite:///{tmp_path / 'p.db'}"
+    result = search.run(
+        tmp_path / "d.csv", QUICK, target="y", trials=np.int64(1), epochs=np.int32(1),
+        storage=url, write_report=False,
+    )  # fmt: skip
+    assert (result.finished, result.finished_now) == (1, 1)
+    with opened_storage(url, for_writing=False) as storage:
+        stored = optuna.load_study(study_name=result.study, storage=storage).user_attrs
+    assert stored["hpsearch"]["epochs"] == 1 and stored["hpsearch"]["trials"] == 1
+
+
 def test_timeout_stops_the_search_and_leaves_it_resumable(tmp_path: Path) -> None:
     """The timeout counts from the start of the command, the worker's start-up included."""
     url = f"sqlite:///{tmp_path / 't.db'}"
@@ -304,6 +353,7 @@ def test_timeout_stops_the_search_and_leaves_it_resumable(tmp_path: Path) -> Non
     assert 1 <= result.finished < 200
     more = search.resume(result.study, storage=url, trials=result.finished + 1, write_report=False)
     assert more.finished == result.finished + 1
+    assert (result.finished_now, more.finished_now) == (result.finished, 1)
     with opened_storage(url, for_writing=False) as storage:
         states = [
             t.state for t in optuna.load_study(study_name=result.study, storage=storage).trials
