@@ -12,7 +12,7 @@ import os
 import re
 import shlex
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
@@ -444,7 +444,7 @@ def _prepare(
     if exists:
         stored = _stored_attrs(store, study)
         settings = StudySettings.from_attrs(study, stored)
-        _check_agrees(settings, given, data_given, space_obj)
+        _check_agrees(settings, given, data_given, space_obj, study_names(store))
         # The workers import the study's own builder: one that is not here is bad input,
         # said before anything (a new target) is stored.
         get_builder(settings.model)
@@ -755,8 +755,10 @@ def _check_agrees(
     given: dict[str, Any],
     data_given: dict[str, Any],
     space: Space | None,
+    taken: Iterable[str] = (),
 ) -> None:
-    """Anything given again for an existing study must match what it was created with."""
+    """Anything given again for an existing study must match what it was created with; the
+    line suggests a name for a new study that none of the ``taken`` names has."""
     clashes = []
     for key, value in given.items():
         stored = getattr(settings, key)
@@ -779,10 +781,13 @@ def _check_agrees(
     if space is not None and space.to_dict() != settings.space.to_dict():
         clashes.append(_space_clash(space, settings.space))
     if clashes:
+        names, n = set(taken), 2
+        while f"{settings.study}-{n}" in names:
+            n += 1
         raise ConfigError(
             f"study {settings.study!r} exists with other settings: {'; '.join(clashes)}. "
             "Continue it without those options, or start a new study: "
-            f"--study {settings.study}-2."
+            f"--study {shlex.quote(f'{settings.study}-{n}')}."
         )
 
 

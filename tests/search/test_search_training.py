@@ -328,6 +328,19 @@ def test_an_argument_of_the_wrong_kind_is_named_before_anything_starts(
     assert not (tmp_path / "a.db").exists()
 
 
+def test_a_clash_suggests_a_study_name_that_is_free(tmp_path: Path) -> None:
+    """Other settings for an existing study: the new name suggested is not one the storage
+    holds (following the advice went on with that other study)."""
+    url = f"sqlite:///{tmp_path / 'n.db'}"
+    for name in ("s", "s-2"):
+        search.run("iris", QUICK, study=name, timeout=0, storage=url, write_report=False)
+    with pytest.raises(ConfigError) as caught:
+        search.run("iris", QUICK, study="s", epochs=7, storage=url, write_report=False)
+    said = str(caught.value)
+    assert said.startswith("study 's' exists with other settings: --epochs 7 (the study has 50)")
+    assert said.endswith("start a new study: --study s-3."), said
+
+
 def test_the_api_takes_paths_and_numpy_numbers(tmp_path: Path) -> None:
     """A notebook passes a Path for a data file and NumPy integers for counts."""
     rows = ["a,b,y"] + [f"{i % 7},{(i * 3) % 5},{i % 2}" for i in range(60)]
