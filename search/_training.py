@@ -27,7 +27,7 @@ from search._data import Dataset
 from search._errors import TrialFailed
 from search._records import TrialRecord, best_epoch
 from search._settings import Direction
-from spaces import Builder
+from spaces import Builder, SpaceError
 
 EpochHook = Callable[[int, "TrialRecorder"], None]
 
@@ -177,6 +177,8 @@ def fit_trial(
         raise TrialFailed(
             f"building the model failed: the builder called sys.exit({exc.code!r})"
         ) from None
+    except SpaceError as exc:  # hpsearch's own line about the builder: no class name
+        raise TrialFailed(f"building the model failed: {exc}") from exc
     except Exception as exc:
         raise TrialFailed(f"building the model failed: {type(exc).__name__}: {exc}") from exc
     recorder.param_count = int(model.count_params())

@@ -283,6 +283,32 @@ def user_builder(ref: str) -> Builder:
                 f"--model {ref} returned {type(model).__name__}, not a compiled keras.Model "
                 "(call model.compile(optimizer=..., loss=..., metrics=...) before returning it)."
             )
+        _check_outputs(ref, model, spec)
         return model
 
     return Builder(ref, build)
+
+
+def _check_outputs(ref: str, model: keras.Model, spec: DataSpec) -> None:
+    """A model whose output width cannot fit the task (7 outputs for 3 classes, 1 for a
+    multiclass task) would train and be scored as if it did: SpaceError. A model whose
+    output shape is not known before it is called (subclassed) is left to Keras."""
+    try:
+        shape = model.output_shape
+    except (AttributeError, ValueError, RuntimeError):
+        return
+    if not isinstance(shape, tuple) or not shape or not isinstance(shape[-1], int):
+        return  # several outputs, or a width not known yet
+    width = shape[-1]
+    if spec.task == "multiclass":
+        fits, needed = width == spec.classes, f"{spec.classes} (one per class)"
+    elif spec.task == "binary":
+        fits, needed = width in (1, 2), "1 (a sigmoid) or 2 (a softmax over both classes)"
+    else:
+        fits, needed = width == 1, "1"
+    if not fits:
+        raise SpaceError(
+            f"--model {ref} returned a model with {width} output(s) per sample; a "
+            f"{spec.task} task needs {needed}: end it with Dense(spec.classes) for "
+            "multiclass, Dense(1) otherwise."
+        )
