@@ -364,17 +364,28 @@ def open_storage(
         }
     try:
         if not for_writing:
+            readable = _readable(resolved, path)
+            no_tables = StudyNotFound(
+                f"{mask_url(resolved)}: no studies: the database holds no study tables "
+                "(`hpsearch run --data DATA` with this --storage creates them)."
+            )
+            # A SQLite file no hpsearch writer has opened (no lock file beside it) and without
+            # Optuna's tables is not hpsearch's: left without a lock file made beside it.
+            # (A writer makes the lock file before the tables, so one creating them now is
+            # waited for below.)
+            if (
+                path is not None
+                and not _lock_file(path).exists()
+                and not _holds_schema(readable, engine_kwargs)
+            ):
+                raise no_tables
             # Opening a storage stamps Optuna's schema version when it is missing: a reader
             # that opens a file while a writer creates its tables would race it (and make
             # the writer fail on a duplicate row), so readers wait for the schema too.
             with exclusive(resolved, "schema", patient=False):
-                readable = _readable(resolved, path)
                 if not _holds_schema(readable, engine_kwargs):
                     # RDBStorage would create Optuna's tables in it: a reader never writes.
-                    raise StudyNotFound(
-                        f"{mask_url(resolved)}: no studies: the database holds no study "
-                        "tables (`hpsearch run --data DATA` with this --storage creates them)."
-                    )
+                    raise no_tables
                 return RDBStorage(readable, engine_kwargs=engine_kwargs)
         if not patient and resolved.startswith("postgresql"):
             _lock_engine(resolved).connect().close()
@@ -476,6 +487,11 @@ def _use_wal(storage: RDBStorage) -> None:
 # --- locks ----------------------------------------------------------------------------
 
 
+def _lock_file(database: Path) -> Path:
+    """The file ``exclusive`` locks beside a SQLite database."""
+    return database.with_name(database.name + ".lock")
+
+
 @contextlib.contextmanager
 def exclusive(url: str, name: str, *, patient: bool = True) -> Iterator[None]:
     """Hold the lock ``name`` of the storage at ``url`` against every other process.
@@ -490,7 +506,7 @@ def exclusive(url: str, name: str, *, patient: bool = True) -> Iterator[None]:
     path = sqlite_path(url)
     if path is not None:
         try:
-            fd = os.open(path.with_name(path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o666)
+            fd = os.open(_lock_file(path), os.O_RDWR | os.O_CREAT, 0o666)
         except OSError:
             if patient:
                 raise

@@ -211,6 +211,8 @@ def test_reading_commands_leave_a_database_without_studies_as_it_was(
         assert "no study named 'x': the database holds no study tables" in done.stderr
         assert "Traceback" not in done.stderr
     assert _tables(url) == {"users"}
+    if kind == "sqlite":  # nor a lock file beside it: the folder is as it was
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["other.db"]
 
 
 @pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used")
