@@ -868,7 +868,7 @@ def spaces_show(name: str) -> None:
 
 
 @spaces.command("validate")
-@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.argument("file")
 @click.option(
     "--model",
     default=None,
@@ -877,7 +877,8 @@ def spaces_show(name: str) -> None:
 )
 @_handle_errors
 def spaces_validate(file: str, model: str | None) -> None:
-    """Check a space file; exits 2 naming the problem if it is invalid."""
+    """Check a space file (or a built-in space, for a builder of your own); exits 2 naming
+    the problem if it is invalid."""
     from spaces import DENSE, get_builder
     from spaces import load_space as _load
 

@@ -234,6 +234,9 @@ def test_spaces_list_show_and_validate(tmp_path: Path) -> None:
     out = hp("spaces", "validate", str(bad), cwd=tmp_path)
     assert out.returncode == 2
     assert str(bad) in out.stderr and "dropout" in out.stderr and "low" in out.stderr
+    # A built-in space too, as `show` and `run` take it.
+    preset = hp("spaces", "validate", "small", cwd=tmp_path)
+    assert preset.returncode == 0 and preset.stdout.startswith("small: valid space 'small'")
 
 
 def test_bad_input_exits_non_zero_naming_it_and_keeps_what_is_stored(
