@@ -326,9 +326,18 @@ def _check_size(p: Mapping[str, Any], spec: DataSpec) -> None:
     needed = weights * _BYTES_PER_WEIGHT
     memory = physical_memory()
     if memory and needed > memory:
+        features = math.prod(spec.input_shape)
+        first = features * resolve_params(p)["units"][0]
+        # Most of the weights in the first layer, from a wide input: the input is the cause.
+        fix = (
+            f"the first layer alone has {first:,} ({features:,} input features); fewer "
+            "features (--num-words for word data) or lower units"
+            if first * 2 > weights
+            else "lower units or depth"
+        )
         raise SpaceError(
             f"the model would have {weights:,} weights, about {needed / 2**30:,.1f} GiB to "
-            f"train, more than this machine's {memory / 2**30:,.1f} GiB; lower units or depth",
+            f"train, more than this machine's {memory / 2**30:,.1f} GiB; {fix}",
             param="units",
         )
 

@@ -545,6 +545,11 @@ CASES: dict[str, Case] = {
         2,
         ("GiB", "lower units or depth"),
     ),
+    "describe of an input too wide for memory": Case(
+        ("describe", "--input-dim", "99999999999", "--task", "binary", "--params", '{"units": 4}'),
+        2,
+        ("GiB", "the first layer alone has", "(99,999,999,999 input features); fewer features"),
+    ),
     "describe --input-shape 28,x": Case(
         ("describe", "--input-shape", "28,x", "--task", "regression"), 2, ("'28,x'",)
     ),
