@@ -564,14 +564,14 @@ def write_report(
     never sees half a report, and a report that cannot be written leaves the old one as it
     was (ReportError naming the path). Missing parent directories are created.
     """
+    check_writable(path)  # as given: Path("") would read as the folder "."
     target = Path(path)
-    check_writable(target)
     return write_page(target, render_report(storage, study_name, top=top, live=live))
 
 
-def write_page(target: Path, html: str) -> Path:
+def write_page(target: Path, html: str, page: str = "report") -> Path:
     """Write ``html`` to ``target`` atomically (see ``write_report``); a symbolic link is
-    followed (the file it names is replaced, not the link)."""
+    followed (the file it names is replaced, not the link). ``page`` names it in an error."""
     target = _followed(target)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -579,7 +579,7 @@ def write_page(target: Path, html: str) -> Path:
         # os.open with 0o666 lets the umask decide the mode, as a plain open() would.
         fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     except OSError as exc:
-        raise _unwritable(target, exc) from None
+        raise _unwritable(target, exc, page) from None
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(html)
@@ -588,11 +588,14 @@ def write_page(target: Path, html: str) -> Path:
         os.replace(temp, target)
     except OSError as exc:
         temp.unlink(missing_ok=True)
-        raise _unwritable(target, exc) from None
+        raise _unwritable(target, exc, page) from None
     except BaseException:
         temp.unlink(missing_ok=True)
         raise
     return target
+
+
+COMPARISON = "comparison page"
 
 
 def render_comparison(storage: StorageLike, names: Sequence[str]) -> str:
@@ -621,9 +624,9 @@ def render_comparison(storage: StorageLike, names: Sequence[str]) -> str:
 
 def write_comparison(storage: StorageLike, names: Sequence[str], path: str | Path) -> Path:
     """Render the comparison and write it to ``path`` atomically; return the path."""
+    check_writable(path, COMPARISON)  # as given: Path("") would read as the folder "."
     target = Path(path)
-    check_writable(target)
-    return write_page(target, render_comparison(storage, names))
+    return write_page(target, render_comparison(storage, names), COMPARISON)
 
 
 # What an HTML page starts with (after blanks): an existing file that does not is never
@@ -636,36 +639,36 @@ def _followed(target: Path) -> Path:
     return Path(os.path.realpath(target)) if target.is_symlink() else target
 
 
-def check_writable(path: str | Path) -> None:
+def check_writable(path: str | Path, page: str = "report") -> None:
     """Raise ReportPathError (bad input), or ReportError if the file system refuses,
-    unless a report can be written at ``path`` (its folder can be made
+    unless a report (or another ``page``) can be written at ``path`` (its folder can be made
     or written, the file replaced): checked before a search spends anything.
 
     Only a page is replaced: an existing file that is not a regular file (a device, a FIFO)
     or not an HTML page (the study's database, a data file) is refused, not overwritten.
     """
     if not str(path).strip():
-        raise ReportPathError("report '': an empty path; give a file path (-o FILE.html).")
+        raise ReportPathError(f"{page} '': an empty path; give a file path (-o FILE.html).")
     given = Path(path)
     target = _followed(given)
     try:
         if target.is_dir():
             raise ReportPathError(
-                f"report {str(given)!r}: is a folder; give a file path (-o FILE.html)."
+                f"{page} {str(given)!r}: is a folder; give a file path (-o FILE.html)."
             )
         if target.exists() and not target.is_file():
             raise ReportPathError(
-                f"report {str(given)!r}: is not a regular file (a device or a pipe); give a "
+                f"{page} {str(given)!r}: is not a regular file (a device or a pipe); give a "
                 "path for an .html file with -o/--report."
             )
         if target.is_file() and not _replaceable(target):
             raise ReportPathError(
-                f"report {str(given)!r}: that file exists and is not an HTML page (a database "
+                f"{page} {str(given)!r}: that file exists and is not an HTML page (a database "
                 "or a data file?); it is left as it is. Give another path with -o/--report."
             )
         probe_folder(target)
     except OSError as exc:
-        raise _unwritable(target, exc) from None
+        raise _unwritable(target, exc, page) from None
 
 
 def probe_folder(target: Path) -> None:
@@ -699,11 +702,11 @@ def _replaceable(target: Path) -> bool:
     return not head or head.startswith(_HTML_STARTS)
 
 
-def _unwritable(target: Path, exc: OSError) -> ReportError:
+def _unwritable(target: Path, exc: OSError, page: str = "report") -> ReportError:
     what = exc.strerror or type(exc).__name__
     where = f" ({exc.filename})" if exc.filename and str(exc.filename) != str(target) else ""
     shown = str(target) if len(str(target)) <= 120 else str(target)[:100] + "..."
     return ReportError(
-        f"report {shown!r}: cannot be written: {what}{where}; the previous report, if any, "
+        f"{page} {shown!r}: cannot be written: {what}{where}; the previous {page}, if any, "
         "is unchanged. Give another path with -o/--report."
     )

@@ -978,5 +978,5 @@ def export(
         # output k of the model is class_names[k] (text labels were encoded this way)
         "class_names": data.get("class_names") if data.get("task") != "regression" else None,
     }
-    write_page(card, json.dumps(card_fields, indent=2, default=str) + "\n")
+    write_page(card, json.dumps(card_fields, indent=2, default=str) + "\n", "model card")
     return Exported(out, study, chosen.number, how, metrics, card)

@@ -731,7 +731,7 @@ def report(study: str, storage: str | None, output: str | None) -> None:
     from search._storage import resolve_url
 
     url = resolve_url(storage)
-    target = Path(output) if output else default_report_path(study, url)
+    target = output if output is not None else default_report_path(study, url)
     path = write_report(url, study, target)
     click.echo(str(Path(path).resolve()))
 
@@ -743,25 +743,32 @@ def report(study: str, storage: str | None, output: str | None) -> None:
     "--format",
     "fmt",
     type=click.Choice(["table", "json"]),
-    default="table",
-    show_default=True,
-    help="What goes to stdout (without -o).",
+    default=None,
+    help="What goes to stdout (without -o) [default: table].",
 )
 @click.option(
     "-o", "--output", type=click.Path(dir_okay=False), default=None, help="Write an HTML page."
 )
 @_handle_errors
-def compare(studies: tuple[str, ...], storage: str | None, fmt: str, output: str | None) -> None:
+def compare(
+    studies: tuple[str, ...], storage: str | None, fmt: str | None, output: str | None
+) -> None:
     """Compare STUDIES of the same data side by side: best value, trials and epochs spent
     and to reach it, trials by state; with -o an HTML page that also plots the best value
     against trials and epochs and each study's best learning curve."""
     from reports import compare as compare_studies
     from reports import write_comparison
+    from search._errors import ConfigError
     from search._storage import resolve_url
 
     url = resolve_url(storage)
-    if output:
-        path = write_comparison(url, studies, Path(output))
+    if output is not None and fmt is not None:
+        raise ConfigError(
+            f"--format {fmt} and -o {output} ask for two outputs: -o writes the HTML page, "
+            "--format prints to the terminal; give one of them."
+        )
+    if output is not None:
+        path = write_comparison(url, studies, output)
         click.echo(str(Path(path).resolve()))
         return
     comparison = compare_studies(url, studies)

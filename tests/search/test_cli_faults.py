@@ -529,6 +529,17 @@ CASES: dict[str, Case] = {
     "compare a study that does not exist": Case(
         ("compare", "digits-mlp", "nosuch"), 1, ("no study named 'nosuch'",)
     ),
+    "compare to an empty -o": Case(
+        ("compare", "digits-mlp", "-o", ""), 2, ("comparison page '': an empty path",)
+    ),
+    "compare to a page and the terminal at once": Case(
+        ("compare", "digits-mlp", "-o", "c.html", "--format", "json"),
+        2,
+        ("--format json and -o c.html ask for two outputs",),
+    ),
+    "report to an empty -o": Case(
+        ("report", "digits-mlp", "-o", ""), 2, ("report '': an empty path",)
+    ),
     # describe
     "describe of a model too large for memory": Case(
         (
