@@ -882,23 +882,60 @@ def spaces_show(name: str) -> None:
     metavar="MODULE:FUNCTION",
     help="Check it for your own model builder, as `run --model` does [the built-in Dense builder].",
 )
+@click.option(
+    "--data",
+    default=None,
+    help="Also build the model of one point (each parameter at its low end or first choice) "
+    "for this data, as a trial would; trains nothing.",
+)
+@click.option("--target", default=None, help="The label column, with a CSV --data.")
 @_handle_errors
-def spaces_validate(file: str, model: str | None) -> None:
+def spaces_validate(file: str, model: str | None, data: str | None, target: str | None) -> None:
     """Check a space file (or a built-in space, for a builder of your own); exits 2 naming
-    the problem if it is invalid."""
+    the problem if it is invalid (with --data, if its model cannot be built)."""
     from spaces import DENSE, get_builder
     from spaces import load_space as _load
 
     # Your builder is imported, as `run` imports it where it trains: a missing function, or
     # a module that fails to import, is found here too (Keras first, without its noise).
-    if model not in (None, DENSE.name):
+    if model not in (None, DENSE.name) or data is not None:
         from search._keras import import_keras
 
         import_keras()
-    space = _load(file, get_builder(model))
+    builder = get_builder(model)
+    space = _load(file, builder)
     points = space.distinct_points()
     many = f", {points} distinct point(s)" if points is not None else ""
-    click.echo(f"{file}: valid space {space.name!r} with {len(space.params)} parameters{many}")
+    built = ""
+    if data is not None:
+        built = "; " + _build_one(space, builder, data, target)
+    click.echo(
+        f"{file}: valid space {space.name!r} with {len(space.params)} parameters{many}{built}"
+    )
+
+
+def _build_one(space: Any, builder: Any, data: str, target: str | None) -> str:
+    """Build the model of the space's first point for ``data``, as a trial builds it; what
+    it has, or ConfigError saying why it cannot be built."""
+    from search import load_dataset
+    from search._errors import ConfigError
+
+    dataset = load_dataset(data, target=target)
+    point = space.builder_point(space.first_point())
+    try:
+        model = builder.build(point, dataset.spec)
+    except SystemExit as exc:
+        raise ConfigError(
+            f"--model {builder.name}: the builder called sys.exit({exc.code!r}) for {point}."
+        ) from None
+    except ConfigError:  # hpsearch's own line: not compiled, an output that does not fit
+        raise
+    except Exception as exc:
+        said = " ".join(str(exc).split())[:300]
+        raise ConfigError(
+            f"building the model of {point} failed: {type(exc).__name__}: {said}"
+        ) from None
+    return f"its model for {data} builds ({model.count_params():,} weights at {point})"
 
 
 @main.command()

@@ -561,6 +561,22 @@ class Space:
 
         return count(0, {})
 
+    def first_point(self) -> dict[str, Any]:
+        """One point of the space, the same every time: each active parameter at its low
+        bound, its first choice or its fixed value (``hpsearch spaces validate --data``
+        builds its model)."""
+        values: dict[str, Any] = {}
+        for param in self.params:
+            if not self.is_active(param, values):
+                continue
+            if isinstance(param, IntParam | FloatParam):
+                values[param.name] = param.low
+            elif isinstance(param, CategoricalParam):
+                values[param.name] = param.choices[0]
+            else:
+                values[param.name] = param.value
+        return values
+
     def builder_point(self, values: Mapping[str, Any]) -> dict[str, Any]:
         """A point as the builder takes it: each value under the builder parameter it sets
         (``as``), so the active branch of several feeds one name."""

@@ -137,6 +137,23 @@ def test_the_space_of_ones_own_builder_is_not_held_to_the_dense_vocabulary(
     assert mine.stdout.startswith("mine.yaml: valid space") and mine.stderr == ""
     missing = hp(folder, "spaces", "validate", "mine.yaml", "--model", "my_models:nothere")
     assert missing.returncode == 2 and "module 'my_models' has no 'nothere'" in missing.stderr
+    # With --data it builds one model, as a trial would: a builder that cannot make one for
+    # this data is found before a search.
+    built = hp(folder, "spaces", "validate", "mine.yaml", "--model", "my_models:build",
+               "--data", "digits")  # fmt: skip
+    assert built.returncode == 0, built.stderr
+    assert "; its model for digits builds (" in built.stdout
+    assert "at {'width': 8, 'blocks': 1, 'act': 'relu', 'lr': 0.001, 'batch_size': 64})" in (
+        built.stdout
+    )
+    for function, said in (
+        ("three_outputs", "returned a model with 3 output(s) per sample; a multiclass task"),
+        ("not_compiled", "not a compiled keras.Model"),
+    ):
+        broken = hp(folder, "spaces", "validate", "mine.yaml", "--model",
+                    f"my_models:{function}", "--data", "digits")  # fmt: skip
+        assert broken.returncode == 2 and said in broken.stderr, broken.stderr
+        assert len(broken.stderr.strip().splitlines()) == 1, broken.stderr
 
 
 @pytest.mark.parametrize(

@@ -264,6 +264,21 @@ def test_exclusive_branches_feed_one_builder_parameter() -> None:
     assert again == space and again.to_dict()["params"]["init_tanh"]["as"] == "initializer"
 
 
+def test_the_first_point_takes_each_active_parameter_at_its_first_value() -> None:
+    space = Space.from_dict(BRANCHES)
+    assert space.first_point() == {"activation": "relu", "init_relu": "he_normal"}
+    assert space.builder_point(space.first_point()) == {
+        "activation": "relu",
+        "initializer": "he_normal",
+    }
+    ranges = Space.from_dict({"name": "r", "params": {
+        "units": {"type": "int", "low": 8, "high": 64, "log": True},
+        "dropout": {"type": "float", "low": 0.1, "high": 0.5},
+        "batch_size": 32,
+    }})  # fmt: skip
+    assert ranges.first_point() == {"units": 8, "dropout": 0.1, "batch_size": 32}
+
+
 @pytest.mark.parametrize(
     ("change", "fragment"),
     [
