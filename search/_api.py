@@ -334,11 +334,12 @@ def run(
         raise ConfigError(f"--num-words applies to word data ({users}), not to {data!r}.")
     count, chosen = resolve_workers(workers)
     sink = progress or NullProgress()
-    report_path = Path(report) if report else default_report_path(study, url)
+    report_path = Path(report) if report is not None else default_report_path(study, url)
     if write_report:
         from reports._html import check_writable
 
-        check_writable(report_path)  # before the search spends anything
+        # Before the search spends anything; as given (Path("") would read as the folder ".").
+        check_writable(report if report is not None else report_path)
     # The workers import TensorFlow (most of a short search's time) while this process
     # opens the storage, loads the data and prepares the study: as many as leave this
     # process a core of its own (none on one core, where nothing overlaps), the others

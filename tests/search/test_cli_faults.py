@@ -537,6 +537,9 @@ CASES: dict[str, Case] = {
         2,
         ("--format json and -o c.html ask for two outputs",),
     ),
+    "a search's report to an empty path": Case(
+        ("run", "--data", "iris", "--report", ""), 2, ("report '': an empty path",)
+    ),
     "report to an empty -o": Case(
         ("report", "digits-mlp", "-o", ""), 2, ("report '': an empty path",)
     ),
