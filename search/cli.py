@@ -896,6 +896,13 @@ def spaces_validate(file: str, model: str | None, data: str | None, target: str 
     from spaces import DENSE, get_builder
     from spaces import load_space as _load
 
+    if target is not None and data is None:
+        from search._errors import ConfigError
+
+        raise ConfigError(
+            f"--target {target}: it names the label column of a CSV file given with --data; "
+            "give --data FILE.csv too, or leave --target out."
+        )
     # Your builder is imported, as `run` imports it where it trains: a missing function, or
     # a module that fails to import, is found here too (Keras first, without its noise).
     if model not in (None, DENSE.name) or data is not None:

@@ -537,6 +537,11 @@ CASES: dict[str, Case] = {
         2,
         ("--format json and -o c.html ask for two outputs",),
     ),
+    "validate given a label column without data": Case(
+        ("spaces", "validate", "small", "--target", "y"),
+        2,
+        ("--target y: it names the label column of a CSV file given with --data",),
+    ),
     "a search's report to an empty path": Case(
         ("run", "--data", "iris", "--report", ""), 2, ("report '': an empty path",)
     ),
