@@ -668,6 +668,12 @@ def check_writable(path: str | Path, page: str = "report") -> None:
             )
         probe_folder(target)
     except OSError as exc:
+        if exc.errno == errno.ENAMETOOLONG:  # no file can have that path: bad input
+            shown = str(given) if len(str(given)) <= 80 else f"{str(given)[:60]}..."
+            raise ReportPathError(
+                f"{page} {shown!r}: file name too long (at most 255 bytes a name, 4096 a "
+                "path); give a shorter one with -o/--report."
+            ) from None
         raise _unwritable(target, exc, page) from None
 
 

@@ -21,6 +21,7 @@ TrialFailed                   this one trial failed (NaN loss, an exception whil
 
 from __future__ import annotations
 
+import errno
 import os
 
 # Set (to anything but 0) to see the traceback of every error, for a bug report; `--debug`.
@@ -104,6 +105,13 @@ def describe_error(exc: BaseException) -> tuple[str, int]:
     if isinstance(exc, OSError):
         where = " -> ".join(str(f) for f in (exc.filename, exc.filename2) if f is not None)
         what = exc.strerror or str(exc) or type(exc).__name__
+        if exc.errno == errno.ENAMETOOLONG:  # a path given that no file can have: bad input
+            shown = where if len(where) <= 80 else f"{where[:60]}...{where[-12:]}"
+            return (
+                f"{shown}: file name too long (at most 255 bytes a name, 4096 a path); give "
+                "a shorter one.",
+                2,
+            )
         return (f"{where}: {what}." if where else f"{what}."), 1
     if isinstance(exc, MemoryError):
         return "out of memory: the data or the model does not fit in this machine's memory.", 1

@@ -255,7 +255,7 @@ CASES: dict[str, Case] = {
         ("report", "digits-mlp", "-o", "hpsearch.db/r.html"), 1, ("Not a directory",)
     ),
     "report file name too long": Case(
-        ("report", "digits-mlp", "-o", f"{LONG}.html"), 1, ("File name too long",)
+        ("report", "digits-mlp", "-o", f"{LONG}.html"), 2, ("file name too long", "shorter")
     ),
     "report over the study's own database": Case(
         ("report", "digits-mlp", "-o", "hpsearch.db"), 2, ("'hpsearch.db'", "not an HTML page")
@@ -536,6 +536,11 @@ CASES: dict[str, Case] = {
         ("compare", "digits-mlp", "-o", "c.html", "--format", "json"),
         2,
         ("--format json and -o c.html ask for two outputs",),
+    ),
+    "a storage path longer than a file name can be": Case(
+        ("run", "--data", "iris", "--storage", f"sqlite:///{'a' * 300}.db"),
+        2,
+        ("aaaa...aaaa", ".db: file name too long (at most 255 bytes a name", "give a shorter one"),
     ),
     "validate given a label column without data": Case(
         ("spaces", "validate", "small", "--target", "y"),
