@@ -141,6 +141,8 @@ _ARGUMENTS: dict[str, tuple[str, str]] = {
     "timeout": ("seconds", "a number of seconds >= 0"),
     "recycle_after": ("natural", "a number of trials >= 0 (0: never)"),
     "max_worker_memory": ("seconds", "a number of MiB >= 0 (0: never)"),
+    "report_every": ("natural", "a number of trials >= 0"),
+    "report_seconds": ("seconds", "a number of seconds >= 0"),
     "workers": ("workers", "a number >= 1 or 'auto'"),
 }
 
@@ -258,9 +260,6 @@ def run(
     and reloads itself in a browser (``search._live``).
     """
     url = resolve_url(storage)
-    _check_timeout(timeout)
-    _check_memory(max_worker_memory)
-    _check_refresh(report_every, report_seconds)
     if model is not None and model != DENSE.name and space is None and data is not None:
         raise ConfigError(
             f"--model {model}: give --space too, a space file of your builder's parameters "
@@ -394,25 +393,6 @@ def _uses_num_words(source: str) -> bool:
     """Whether a data set is word data, whose multi-hot width ``--num-words`` sets."""
     entry = KERAS_DATASETS.get(source)
     return entry is not None and entry.uses_num_words
-
-
-def _check_refresh(every: int, seconds: float) -> None:
-    if isinstance(every, bool) or not isinstance(every, int) or every < 0:
-        raise ConfigError(f"--report-every: expected a number of trials >= 0; got {every!r}.")
-    if not (isinstance(seconds, int | float) and math.isfinite(seconds) and seconds >= 0):
-        raise ConfigError(f"--report-seconds: expected a number of seconds >= 0; got {seconds!r}.")
-
-
-def _check_timeout(timeout: float | None) -> None:
-    if timeout is not None and not (math.isfinite(timeout) and timeout >= 0):
-        raise ConfigError(f"--timeout: expected a number of seconds >= 0; got {timeout!r}.")
-
-
-def _check_memory(mib: float) -> None:
-    if not (isinstance(mib, int | float) and math.isfinite(mib) and mib >= 0):
-        raise ConfigError(
-            f"--max-worker-memory: expected a number of MiB >= 0 (0: never); got {mib!r}."
-        )
 
 
 def _report_quietly(store: optuna.storages.RDBStorage, study: str, path: Path) -> bool:
@@ -703,8 +683,6 @@ def work(
     """Join a stored study as ``workers`` more worker processes (on this machine, beside any
     number of others anywhere) until it holds its stored target. Writes no report."""
     url = resolve_url(storage)
-    _check_timeout(timeout)
-    _check_memory(max_worker_memory)
     count, chosen = resolve_workers(workers)
     with reading(url, study):
         pass  # a mistyped name must not create a database file

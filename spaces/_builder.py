@@ -321,13 +321,13 @@ def weight_count(params: Mapping[str, Any], spec: DataSpec) -> int:
 
 def _check_size(p: Mapping[str, Any], spec: DataSpec) -> None:
     """A model whose training state cannot fit in this machine's memory is refused before
-    TensorFlow tries to allocate it."""
+    TensorFlow tries to allocate it (``p`` resolved: ``units`` a list of widths)."""
     weights = weight_count(p, spec)
     needed = weights * _BYTES_PER_WEIGHT
     memory = physical_memory()
     if memory and needed > memory:
         features = math.prod(spec.input_shape)
-        first = features * resolve_params(p)["units"][0]
+        first = features * p["units"][0]
         # Most of the weights in the first layer, from a wide input: the input is the cause.
         fix = (
             f"the first layer alone has {first:,} ({features:,} input features); fewer "
