@@ -25,6 +25,7 @@ import numpy as np
 
 from search._data import Dataset
 from search._errors import TrialFailed
+from search._fused import fuse_optimizer
 from search._records import TrialRecord, best_epoch
 from search._settings import Direction
 from spaces import Builder, SpaceError
@@ -232,6 +233,7 @@ def fit_trial(
         train, val = _pipelines(dataset, batch_size, seed)
         # Read when fit builds its train and test functions (compile() set it to 1).
         model.steps_per_execution = STEPS_PER_EXECUTION
+        fuse_optimizer(getattr(model, "optimizer", None))
         _build_training_state(model, train.element_spec)
         model.fit(
             train,

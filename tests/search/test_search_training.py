@@ -162,6 +162,120 @@ def test_without_shuffling_a_trial_trains_exactly_like_model_fit(
         assert fast[key] == pytest.approx(values, rel=1e-5), key
 
 
+# Optimizers by their Keras configuration; True where the fused kernel's values are Keras'
+# to the last bit (SGD's updates are one multiply-add either way), False where they agree to
+# rounding (Adam's kernel computes the same formula in one vectorised expression).
+FUSED = [
+    ({"class_name": "adam", "config": {"learning_rate": 0.01}}, False),
+    ({"class_name": "adamw", "config": {"learning_rate": 0.01, "weight_decay": 0.01}}, False),
+    ({"class_name": "sgd", "config": {"learning_rate": 0.05}}, True),
+    ({"class_name": "sgd", "config": {"learning_rate": 0.05, "momentum": 0.9}}, True),
+    (
+        {"class_name": "sgd", "config": {"learning_rate": 0.05, "momentum": 0.9, "nesterov": True}},
+        True,
+    ),
+]
+
+
+def _train_small(optimizer: dict[str, Any], *, fuse: bool, embedding: bool = False) -> Any:
+    """Five epochs of a small model on breast_cancer from seed 0, in the same batches; its
+    loss history, final weights and optimizer."""
+    from search._fused import fuse_optimizer
+
+    keras = import_keras()
+    ds = load_dataset("breast_cancer")
+    keras.utils.set_random_seed(0)
+    if embedding:  # a sparse gradient (the embedding's rows that were used)
+        x = (ds.x_train > 0).astype("int32")
+        layers = [keras.Input((x.shape[1],), dtype="int32"), keras.layers.Embedding(2, 4)]
+        layers.append(keras.layers.Flatten())
+    else:
+        x = ds.x_train
+        layers = [keras.Input((x.shape[1],))]
+    model = keras.Sequential(
+        [*layers, keras.layers.Dense(16, "relu"), keras.layers.Dense(1, "sigmoid")]
+    )
+    model.compile(optimizer=keras.optimizers.get(optimizer), loss="binary_crossentropy")
+    if fuse:
+        assert fuse_optimizer(model.optimizer)
+    history = model.fit(x, ds.y_train, epochs=5, batch_size=32, shuffle=False, verbose=0)
+    return history.history["loss"], model.get_weights(), model
+
+
+@pytest.mark.parametrize(("optimizer", "exact"), FUSED)
+def test_fused_optimizers_train_as_keras_own(optimizer: dict[str, Any], exact: bool) -> None:
+    keras_loss, keras_weights, _ = _train_small(optimizer, fuse=False)
+    import_keras().backend.clear_session()
+    fused_loss, fused_weights, _ = _train_small(optimizer, fuse=True)
+    import_keras().backend.clear_session()
+    tolerance = 0.0 if exact else 1e-4
+    assert fused_loss == pytest.approx(keras_loss, rel=tolerance, abs=0.0)
+    for ours, theirs in zip(fused_weights, keras_weights, strict=True):
+        np.testing.assert_allclose(ours, theirs, rtol=tolerance, atol=tolerance / 10)
+
+
+def test_a_sparse_gradient_keeps_keras_update(monkeypatch: pytest.MonkeyPatch) -> None:
+    keras = import_keras()
+    adam = {"class_name": "adam", "config": {"learning_rate": 0.01}}
+    keras_loss, keras_weights, _ = _train_small(adam, fuse=False, embedding=True)
+    keras.backend.clear_session()
+    # Which variables Keras' own update step is given once the optimizer is fused.
+    updated: list[tuple[int, ...]] = []
+    keras_step = keras.optimizers.Adam.update_step
+
+    def spy(self: Any, gradient: Any, variable: Any, learning_rate: Any) -> Any:
+        updated.append(tuple(variable.shape))
+        return keras_step(self, gradient, variable, learning_rate)
+
+    monkeypatch.setattr(keras.optimizers.Adam, "update_step", spy)
+    fused_loss, fused_weights, _ = _train_small(adam, fuse=True, embedding=True)
+    keras.backend.clear_session()
+    assert set(updated) == {(2, 4)}  # the embedding's table only (traced once)
+    assert fused_loss == pytest.approx(keras_loss, rel=1e-4)
+    for ours, theirs in zip(fused_weights, keras_weights, strict=True):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-5)
+
+
+def test_optimizers_without_an_exact_kernel_keep_keras_update() -> None:
+    from search._fused import fuse_optimizer
+
+    keras = import_keras()
+
+    class MyAdam(keras.optimizers.Adam):
+        pass
+
+    for optimizer in (
+        keras.optimizers.Adam(amsgrad=True),
+        keras.optimizers.Nadam(),
+        keras.optimizers.RMSprop(),
+        keras.optimizers.Adagrad(),
+        MyAdam(),
+    ):
+        keras_step = optimizer.update_step
+        assert fuse_optimizer(optimizer) is False
+        assert optimizer.update_step == keras_step
+    assert fuse_optimizer(None) is False  # a model compiled without an optimizer
+
+
+def test_a_fused_optimizer_saves_and_loads_as_keras_own(tmp_path: Path) -> None:
+    keras = import_keras()
+    _, weights, model = _train_small(FUSED[0][0], fuse=True)
+    model.save(tmp_path / "m.keras")
+    loaded = keras.models.load_model(tmp_path / "m.keras")
+    assert type(loaded.optimizer) is keras.optimizers.Adam
+    assert loaded.optimizer.get_config() == model.optimizer.get_config()
+    assert int(loaded.optimizer.iterations) == int(model.optimizer.iterations) > 0
+    for ours, theirs in zip(loaded.get_weights(), weights, strict=True):
+        np.testing.assert_array_equal(ours, theirs)
+    keras.backend.clear_session()
+
+
+def test_a_trial_runs_its_adam_fused() -> None:
+    ds = load_dataset("breast_cancer")
+    outcome = _fast_fit({"units": 8, "optimizer": "adam"}, ds, epochs=1, patience=1, seed=0)
+    assert outcome.model.optimizer.update_step.__func__.__module__ == "search._fused"
+
+
 def test_training_batches_hold_every_sample_once_per_epoch_in_a_seeded_order() -> None:
     ds = Dataset(
         source="t",
