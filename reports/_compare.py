@@ -22,7 +22,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from reports._analysis import use_log_axis
 from reports._frame import STATES, rank_trials, record_of
-from reports._plots import DPI, _png
+from reports._plots import DPI, _png, plain_text
 from reports._study import LoadedStudy, StorageLike, load
 from reports._summary import summary_from_loaded
 from search._errors import ConfigError
@@ -219,6 +219,7 @@ def _wall(trial: FrozenTrial) -> float:
     return (trial.datetime_complete - trial.datetime_start).total_seconds()
 
 
+@plain_text()
 def plot_comparison(comparison: Comparison) -> bytes:
     """Three panels: the best value against trials ended and against epochs trained, and
     the best trial's objective per epoch, one line per study. PNG bytes."""

@@ -184,11 +184,12 @@ def _png(figure: Any) -> bytes:
 @contextlib.contextmanager
 def _drawing() -> Iterator[None]:
     """Optuna's plots set pyplot's style for the whole process (``ggplot``): keep that, and
-    its experimental-feature warnings, inside this block."""
-    import matplotlib
+    its experimental-feature warnings, inside this block, where text is drawn as written
+    (``reports._plots.plain_text``)."""
+    from reports._plots import plain_text
 
     _pyplot()
-    with matplotlib.rc_context(), warnings.catch_warnings():
+    with plain_text(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         yield
 

@@ -12,7 +12,9 @@ import io
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
+import matplotlib
 import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -201,6 +203,15 @@ def optimization_history_data(frame: pd.DataFrame) -> OptimizationHistory:
     )
 
 
+def plain_text() -> Any:
+    """A context manager and decorator (matplotlib's ``rc_context``): text drawn as written
+    within the block or the function it decorates. matplotlib reads what stands between two
+    ``$`` as mathematical markup, and a study name or a parameter's choice such as ``$x^$``
+    would otherwise make the drawing fail. Ticks and labels take the setting when drawn, so
+    the figure is saved within it too."""
+    return matplotlib.rc_context({"text.parse_math": False})
+
+
 def _png(figure: Figure) -> bytes:
     FigureCanvasAgg(figure)
     buffer = io.BytesIO()
@@ -211,6 +222,7 @@ def _png(figure: Figure) -> bytes:
     return buffer.getvalue()
 
 
+@plain_text()
 def plot_learning_curves(curves: Sequence[LearningCurve]) -> bytes:
     """One row per trial: train vs val loss, and beside it the metric pair where present.
 
@@ -277,6 +289,7 @@ def _draw_pair(
         ax.legend(fontsize=7, frameon=False)
 
 
+@plain_text()
 def plot_optimization_history(history: OptimizationHistory) -> bytes:
     """Each COMPLETE trial's objective value, the best-so-far step line, PRUNED trials (grey
     crosses at the value they stopped at) and FAIL trials (red ticks along the bottom); a log
@@ -370,6 +383,7 @@ def trial_curves_data(
     return TrialCurves(objective, done, pruned, best, total, use_log_axis(flat))
 
 
+@plain_text()
 def plot_trial_curves(data: TrialCurves) -> bytes:
     """Every kept trial's objective per epoch in one panel: completed in blue, pruned in
     grey, the best trial in red. PNG bytes."""

@@ -105,3 +105,37 @@ def test_the_comparison_page_is_self_contained(make_study, kit, tmp_path: Path) 
     assert len(images) == 1
     with Image.open(io.BytesIO(base64.b64decode(images[0]))) as image:
         assert image.width > 600 and image.height > 200
+
+
+def test_dollar_signs_in_names_and_choices_are_drawn_as_written(
+    make_study, kit, tmp_path: Path
+) -> None:
+    """matplotlib reads text between two `$` as mathematical markup; "$x^$" is not valid
+    markup, so a study name or a choice of it made every plot that shows it fail."""
+    import optuna
+
+    tag = optuna.distributions.CategoricalDistribution(["$x^$", "plain"])
+
+    def tagged(trial, value: str):
+        return optuna.trial.create_trial(
+            state=trial.state,
+            value=trial.value,
+            params={**trial.params, "tag": value},
+            distributions={**trial.distributions, "tag": tag},
+            intermediate_values=trial.intermediate_values,
+            user_attrs=trial.user_attrs,
+        )
+
+    curves, record = kit.curves, kit.record
+    trials = [
+        tagged(record(curves([0.9, 0.6]), kit.ADAM), "$x^$"),
+        tagged(record(curves([0.8, 0.5, 0.3]), kit.SGD), "plain"),
+        tagged(record(curves([0.7, 0.4]), {**kit.ADAM, "units": 16}), "$x^$"),
+    ]
+    settings = kit.hp_settings()
+    url, _ = make_study("a$x^$", trials, settings=settings)
+    make_study("other", trials, settings=settings)
+    report = reports.write_report(url, "a$x^$", tmp_path / "r.html").read_text()
+    assert "a$x^$" in report and report.count("data:image/png;base64,") >= 4
+    page = reports.write_comparison(url, ["a$x^$", "other"], tmp_path / "c.html").read_text()
+    assert "a$x^$" in page and page.count("data:image/png;base64,") == 1
