@@ -26,7 +26,7 @@ from optuna.trial import FrozenTrial
 from reports._analysis import diagnose
 from reports._study import LoadedStudy, StorageLike, load
 from search._errors import ConfigError
-from search._records import TrialRecord, as_finite, as_int, as_number
+from search._records import TrialRecord, as_count, as_finite, as_number
 from search._records import best_epoch as pick_best_epoch
 from search._storage import gone_trials
 
@@ -188,7 +188,7 @@ def frame_from_loaded(loaded: LoadedStudy) -> pd.DataFrame:
             "epochs_run": record.epochs_run,
             "max_epochs": record.max_epochs,
             "fail_reason": record.fail_reason,
-            "retry_of": as_int(failed_trial),
+            "retry_of": as_count(failed_trial),
             "duration_s": _duration(trial, record),
             "params": trial.params,
             "datetime_start": trial.datetime_start,

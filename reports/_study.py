@@ -28,7 +28,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from reports._read import LIGHT_KEYS, Select, load_rdb
 from search._errors import ConfigError, HpsearchError, StorageError
-from search._records import as_int, as_number
+from search._records import as_count, as_number
 from search._storage import (
     DEFAULT_STORAGE,
     mask_url,
@@ -136,14 +136,14 @@ def settings_of(user_attrs: dict[str, Any]) -> dict[str, Any]:
 def winner_of(user_attrs: dict[str, Any]) -> dict[str, Any]:
     """The study user attr ``winner`` when well formed ({} otherwise)."""
     winner = user_attrs.get("winner")
-    if not isinstance(winner, dict) or as_int(winner.get("trial")) is None:
+    if not isinstance(winner, dict) or as_count(winner.get("trial")) is None:
         return {}
     metrics = winner.get("test_metrics")
     if not isinstance(metrics, dict):
         return {}
     return {
         **winner,
-        "trial": as_int(winner.get("trial")),
+        "trial": as_count(winner.get("trial")),
         "test_metrics": {str(k): as_number(v) for k, v in metrics.items()},
     }
 

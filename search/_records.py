@@ -65,15 +65,27 @@ def as_finite(value: Any) -> float | None:
     return number if math.isfinite(number) else None
 
 
+# The integers a record holds are 64-bit (pandas' Int64 columns, TensorFlow's seeds): one
+# stored outside that range (1e300 written by hand) reads as missing, as a wrong type does.
+_INT_LIMIT = 2**63
+
+
 def as_int(value: Any) -> int | None:
-    """An integer (or a float holding one, as JSON may store it); None for anything else."""
+    """A 64-bit integer (or a float holding one, as JSON may store it); None for anything
+    else."""
     if isinstance(value, bool):
         return None
-    if isinstance(value, int):
-        return value
     if isinstance(value, float) and value.is_integer():
-        return int(value)
+        value = int(value)
+    if isinstance(value, int) and -_INT_LIMIT <= value < _INT_LIMIT:
+        return value
     return None
+
+
+def as_count(value: Any) -> int | None:
+    """``as_int`` of a count or an index (epochs, weights, a trial's number): None below 0."""
+    number = as_int(value)
+    return number if number is not None and number >= 0 else None
 
 
 def best_epoch(values: list[float], direction: str) -> int | None:
@@ -162,7 +174,7 @@ class TrialRecord:
         type reads as missing, and a trial without a final history gets its epoch rows."""
         raw = attrs.get("history")
         history = _history(raw) if raw is not None else _epoch_rows(attrs)
-        best_epoch = as_int(attrs.get("best_epoch"))
+        best_epoch = as_count(attrs.get("best_epoch"))
         raw_best = attrs.get("best_metrics")
         if isinstance(raw_best, Mapping):
             best = {str(k): as_number(v) for k, v in raw_best.items()}
@@ -170,7 +182,7 @@ class TrialRecord:
             best = {k: v[best_epoch] for k, v in history.items() if 0 <= best_epoch < len(v)}
         else:
             best = {}
-        epochs_run = as_int(attrs.get("epochs_run"))
+        epochs_run = as_count(attrs.get("epochs_run"))
         if history and (epochs_run is None or raw is None):
             # No final history: a running trial, or one whose worker died, has its epoch
             # rows; its epochs_run is still the claim's 0.
@@ -185,10 +197,10 @@ class TrialRecord:
             best_epoch=best_epoch,
             best_metrics=best,
             epochs_run=epochs_run,
-            max_epochs=as_int(attrs.get("max_epochs")),
+            max_epochs=as_count(attrs.get("max_epochs")),
             early_stopped=_flag(attrs.get("early_stopped")),
             pruned=_flag(attrs.get("pruned")),
-            param_count=as_int(attrs.get("param_count")),
+            param_count=as_count(attrs.get("param_count")),
             duration_s=as_finite(attrs.get("duration_s")),
             engine=engine if isinstance(engine, str) else None,
             worker=dict(worker) if isinstance(worker, Mapping) else None,
@@ -201,7 +213,7 @@ class TrialRecord:
                 if isinstance(versions, Mapping)
                 else None
             ),
-            record=as_int(attrs.get("record")) or 0,
+            record=as_count(attrs.get("record")) or 0,
         )
 
     @classmethod

@@ -265,6 +265,33 @@ def test_parameter_named_count_keeps_param_count(make_study, kit) -> None:
     assert "count=3" in reports.render_report(url, name)
 
 
+def test_integers_out_of_range_read_as_missing(make_study, kit, tmp_path: Path) -> None:
+    """A count written by hand as 1e300 (or below 0) is no count: it overflowed pandas'
+    Int64 column and failed `trials`, `best` and the report."""
+    good = kit.record(kit.curves([0.9, 0.6]), kit.ADAM)
+    odd = optuna.trial.create_trial(
+        value=0.4,
+        params=good.params,
+        distributions=good.distributions,
+        user_attrs={
+            **good.user_attrs,
+            "epochs_run": 1e300,
+            "best_epoch": -1,
+            "param_count": 2**70,
+            "max_epochs": -5,
+        },
+    )
+    url, name = make_study("odd", [good, odd], settings=kit.hp_settings())
+    frame = reports.trials_frame(url, name)
+    best = frame[frame["number"] == 1].iloc[0]
+    assert best["rank"] == 1
+    for column in ("best_epoch", "param_count", "max_epochs"):
+        assert pd.isna(best[column]), column
+    assert best["epochs_run"] == 2  # counted from the history, as for a record without it
+    assert frame.loc[frame["number"] == 0, "param_count"].item() == 1234
+    assert "odd" in reports.write_report(url, name, tmp_path / "r.html").read_text()
+
+
 def test_unreachable_server_message_hides_password() -> None:
     url = "postgresql+psycopg://hp:s3cret@127.0.0.1:1/hp"  # nothing listens on port 1
     with pytest.raises(reports.StorageError, match="cannot open the storage") as info:
