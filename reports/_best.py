@@ -31,7 +31,9 @@ def best_summary(storage: StorageLike, study_name: str) -> dict[str, Any]:
     number = int(board["number"].iloc[0])
     trial = next(t for t in loaded.trials if t.number == number)
     record = record_of(trial)
-    data = loaded.settings.get("data", {}) if isinstance(loaded.settings, dict) else {}
+    data = loaded.settings.get("data") if isinstance(loaded.settings, dict) else None
+    if not isinstance(data, dict):  # none stored (plain Optuna), or damaged by hand
+        data = {}
     winner = loaded.winner if loaded.winner.get("trial") == number else {}
     summary: dict[str, Any] = {
         "study": loaded.name,

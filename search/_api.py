@@ -12,7 +12,7 @@ import os
 import re
 import shlex
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
@@ -39,7 +39,7 @@ from search._pool import (
 )
 from search._progress import NullProgress, ProgressSink
 from search._records import stored_target
-from search._settings import DataRef, StudySettings, infer_direction
+from search._settings import DataRef, StudySettings, damaged_settings, infer_direction
 from search._storage import (
     DEFAULT_STORAGE,
     exclusive,
@@ -723,10 +723,14 @@ def _stored_attrs(store: optuna.storages.BaseStorage, study: str) -> dict[str, A
     attrs = store.get_study_user_attrs(store.get_study_id_from_name(study))
     if "hpsearch" not in attrs:
         raise ConfigError(
-            f"study {study!r} was not created by hpsearch (it has no stored settings); "
-            "give another --study name."
+            f"study {study!r} was not created by hpsearch (it has no stored settings): "
+            "hpsearch trials and hpsearch report read it, and a search needs a study of its "
+            "own (hpsearch run --study ANOTHER_NAME)."
         )
-    return dict(attrs["hpsearch"])
+    stored = attrs["hpsearch"]
+    if not isinstance(stored, Mapping):
+        raise damaged_settings(study, f"a mapping of settings was expected, found {stored!r}")
+    return dict(stored)
 
 
 def _check_agrees(

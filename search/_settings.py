@@ -7,12 +7,14 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 from search._data_keras import DEFAULT_NUM_WORDS
-from search._errors import ConfigError
+from search._errors import ConfigError, HpsearchError
+from search._records import as_int
 from search.engines._registry import ENGINE_OPTIONS, ENGINES
 from spaces import DENSE, Space
 from spaces._builders import MODEL_REF
@@ -44,6 +46,15 @@ def infer_direction(objective: str) -> Direction:
     """``minimize`` for losses and errors, ``maximize`` for anything else (accuracy, auc)."""
     name = objective.removeprefix("val_")
     return "minimize" if any(part in name for part in _MINIMISED) else "maximize"
+
+
+def damaged_settings(study: str, why: str) -> ConfigError:
+    """The line for a study whose stored settings cannot be read back."""
+    return ConfigError(
+        f"study {study!r}: its stored hpsearch settings are incomplete or damaged ({why}); "
+        "its trials can still be read (hpsearch trials, hpsearch report), and a search "
+        "needs a study of its own (hpsearch run --study ANOTHER_NAME)."
+    )
 
 
 @dataclass(frozen=True)
@@ -170,38 +181,62 @@ class StudySettings:
         }
 
     @classmethod
-    def from_attrs(cls, study: str, attrs: dict[str, Any]) -> StudySettings:
-        """Rebuild the settings stored by ``to_attrs``."""
+    def from_attrs(cls, study: str, attrs: Any) -> StudySettings:
+        """Rebuild the settings stored by ``to_attrs``; ConfigError (one line, naming the
+        study) for anything else: a value missing or of another type (a number stored as
+        text or as ``true``, 1e300 trials), or one a new study could not be created with."""
+
+        def text(value: Any, key: str, *, optional: bool = False) -> Any:
+            if isinstance(value, str) or (optional and value is None):
+                return value
+            raise TypeError(f"{key} is {value!r}, not text")
+
+        def integer(value: Any, key: str) -> int:
+            number = as_int(value)
+            if number is None:
+                raise TypeError(f"{key} is {value!r}, not an integer")
+            return number
+
+        def fraction(value: Any, key: str) -> float:
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise TypeError(f"{key} is {value!r}, not a number")
+            return float(value)
+
         try:
+            if not isinstance(attrs, Mapping):
+                raise TypeError(f"a mapping of settings was expected, found {attrs!r}")
             data = attrs["data"]
+            if not isinstance(data, Mapping):
+                raise TypeError(f"data is {data!r}, not a mapping")
             return cls(
                 study=study,
                 data=DataRef(
-                    source=data["source"],
-                    target=data.get("target"),
-                    task=data.get("task_given"),
-                    val_split=float(data.get("val_split", 0.2)),
-                    test_split=float(data.get("test_split", 0.0)),
-                    num_words=int(data.get("num_words") or DEFAULT_NUM_WORDS),
+                    source=text(data["source"], "data.source"),
+                    target=text(data.get("target"), "data.target", optional=True),
+                    task=text(data.get("task_given"), "data.task_given", optional=True),
+                    val_split=fraction(data.get("val_split", 0.2), "data.val_split"),
+                    test_split=fraction(data.get("test_split", 0.0), "data.test_split"),
+                    num_words=integer(data.get("num_words") or DEFAULT_NUM_WORDS, "data.num_words"),
                 ),
                 space=Space.from_dict(attrs["space"]),
-                trials=int(attrs.get("trials", 30)),
-                objective=attrs["objective"],
+                trials=integer(attrs.get("trials", 30), "trials"),
+                objective=text(attrs["objective"], "objective"),
                 direction=attrs["direction"],
-                sampler=attrs.get("sampler"),
-                pruner=attrs.get("pruner"),
-                algorithm=attrs.get("algorithm"),
-                epochs=int(attrs["epochs"]),
-                patience=int(attrs["patience"]),
-                seed=int(attrs["seed"]),
-                max_failures=int(attrs.get("max_failures", 5)),
-                keep_top=int(attrs.get("keep_top", 3)),
-                model=str(attrs.get("model", DENSE.name)),
-                engine=attrs.get("engine", "optuna"),
-                created=attrs.get("created", ""),
+                sampler=text(attrs.get("sampler"), "sampler", optional=True),
+                pruner=text(attrs.get("pruner"), "pruner", optional=True),
+                algorithm=text(attrs.get("algorithm"), "algorithm", optional=True),
+                epochs=integer(attrs["epochs"], "epochs"),
+                patience=integer(attrs["patience"], "patience"),
+                seed=integer(attrs["seed"], "seed"),
+                max_failures=integer(attrs.get("max_failures", 5), "max_failures"),
+                keep_top=integer(attrs.get("keep_top", 3), "keep_top"),
+                model=text(attrs.get("model", DENSE.name), "model"),
+                engine=text(attrs.get("engine", "optuna"), "engine"),
+                created=str(attrs.get("created", "")),
             )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ConfigError(
-                f"study {study!r}: its stored hpsearch settings are incomplete or damaged "
-                f"({type(exc).__name__}: {exc})."
-            ) from None
+        except (KeyError, TypeError, ValueError, HpsearchError) as exc:
+            if isinstance(exc, HpsearchError):  # a value a new study is refused with
+                why = str(exc).removeprefix(f"study {study!r}: ").rstrip(".")
+            else:
+                why = f"{type(exc).__name__}: {exc}"
+            raise damaged_settings(study, why) from None

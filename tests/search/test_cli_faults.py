@@ -177,6 +177,39 @@ def _other_schema(folder: Path) -> None:
         db.commit()
 
 
+def _damaged(edit: Callable[[dict[str, object]], object]) -> Callable[[Path], None]:
+    """A setup: ``damaged.db``, a copy of the study whose stored settings ``edit`` returns
+    changed (as a hand edit of the database would leave them)."""
+
+    def setup(folder: Path) -> None:
+        import sqlite3
+
+        shutil.copyfile(folder / "hpsearch.db", folder / "damaged.db")
+        with contextlib.closing(sqlite3.connect(folder / "damaged.db")) as db:
+            (raw,) = db.execute(
+                "SELECT value_json FROM study_user_attributes WHERE key = 'hpsearch'"
+            ).fetchone()
+            db.execute(
+                "UPDATE study_user_attributes SET value_json = ? WHERE key = 'hpsearch'",
+                (json.dumps(edit(json.loads(raw))),),
+            )
+            db.commit()
+
+    return setup
+
+
+def _plain_optuna(folder: Path) -> None:
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(storage=f"sqlite:///{folder}/plain.db", study_name="plain")
+    study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=2)
+
+
+DAMAGED = "study 'digits-mlp': its stored hpsearch settings are incomplete or damaged"
+ON_DAMAGED = ("digits-mlp", "--storage", "sqlite:///damaged.db")
+
+
 PG_DOWN = "127.0.0.1:1"
 CASES: dict[str, Case] = {
     # passwords: user:password@, ?password=, an unencoded @, a server that refuses or lacks
@@ -600,6 +633,48 @@ CASES: dict[str, Case] = {
     "the study's name as an option to resume": Case(
         ("resume", "--study", "s"), 2, ("`hpsearch resume NAME`",)
     ),
+    "stored settings that are not a mapping": Case(
+        ("resume", *ON_DAMAGED),
+        2,
+        (DAMAGED, "a mapping of settings was expected, found 'a string'", "hpsearch trials"),
+        _damaged(lambda attrs: "a string"),
+    ),
+    "a stored target written as text": Case(
+        ("resume", *ON_DAMAGED),
+        2,
+        (DAMAGED, "trials is '3', not an integer"),
+        _damaged(lambda attrs: {**attrs, "trials": "3"}),
+    ),
+    "a stored target of 1e300": Case(
+        ("worker", *ON_DAMAGED),
+        2,
+        (DAMAGED, "trials is 1e+300, not an integer"),
+        _damaged(lambda attrs: {**attrs, "trials": 1e300}),
+    ),
+    "a stored objective that is a number": Case(
+        ("resume", *ON_DAMAGED),
+        2,
+        (DAMAGED, "objective is 5, not text"),
+        _damaged(lambda attrs: {**attrs, "objective": 5}),
+    ),
+    "stored data that is not a mapping": Case(
+        ("export", *ON_DAMAGED, "-o", "m.keras"),
+        2,
+        (DAMAGED, "data is 'x', not a mapping"),
+        _damaged(lambda attrs: {**attrs, "data": "x"}),
+    ),
+    "a stored setting a new study is refused with": Case(
+        ("resume", *ON_DAMAGED),
+        2,
+        (DAMAGED, "--patience must be an integer >= 0; got -1"),
+        _damaged(lambda attrs: {**attrs, "patience": -1}),
+    ),
+    "a study of plain Optuna resumed": Case(
+        ("resume", "plain", "--storage", "sqlite:///plain.db"),
+        2,
+        ("study 'plain' was not created by hpsearch", "hpsearch trials and hpsearch report"),
+        _plain_optuna,
+    ),
     "a misspelt command": Case(
         ("rnu", "--data", "iris"), 2, ("No such command 'rnu'", "'run'", "`hpsearch --help`")
     ),
@@ -635,6 +710,19 @@ def test_bad_input_gets_one_clear_line_and_loses_nothing(folder: Path, name: str
     for path in folder.rglob("*"):
         if path.is_file():
             assert SECRET.encode() not in path.read_bytes(), path
+
+
+def test_reading_commands_read_a_study_whose_settings_are_damaged(folder: Path) -> None:
+    """Its trials are what it holds: trials, best and the report show them, and the data's
+    description shown is left empty (it made `best` fail)."""
+    _damaged(lambda attrs: {**attrs, "data": "x"})(folder)
+    for args in (("best",), ("best", "--format", "json"), ("trials",), ("report", "-o", "d.html")):
+        out = hp(args[0], *ON_DAMAGED, *args[1:], cwd=folder)
+        assert out.returncode == 0, (args, out.stderr)
+        assert "error" not in out.stderr
+    best = json.loads(hp("best", *ON_DAMAGED, "--format", "json", cwd=folder).stdout)
+    assert best["data"] == {"source": None, "fingerprint": None}
+    assert best["trial"] in (0, 1)
 
 
 def test_a_missing_study_reads_the_same_for_every_command(folder: Path) -> None:
