@@ -201,6 +201,7 @@ def _summary_rows(
     board: pd.DataFrame,
     winner: Mapping[str, Any],
     storage: StorageLike,
+    searchable: bool = True,
 ) -> list[tuple[str, str]]:
     counts = ", ".join(f"{n} {state.lower()}" for state, n in summary.counts.items() if n)
     rows = [
@@ -241,6 +242,9 @@ def _summary_rows(
                 )
             )
     url = storage_url(storage)
+    if not searchable:  # no hpsearch settings to go on with or to train again from
+        rows.append(("made by", "another program than hpsearch: read here, not resumed"))
+        return rows
     rows.append(("resume it", resume_command(summary.name, url)))
     if summary.best_number is not None:
         where = storage_option(url)
@@ -521,7 +525,9 @@ def render_report(
         "study_name": summary.name,
         "storage_flag": storage_option(storage_url(storage)),
         "study_arg": shlex.quote(summary.name),
-        "summary_rows": _summary_rows(summary, frame, board, loaded.winner, storage),
+        "summary_rows": _summary_rows(
+            summary, frame, board, loaded.winner, storage, searchable=bool(loaded.settings)
+        ),
         "settings_rows": settings_rows,
         "space_json": json.dumps(space, indent=2, default=str) if space else None,
         "objective": summary.objective,

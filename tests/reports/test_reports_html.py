@@ -327,6 +327,9 @@ def test_plain_optuna_study_renders(tmp_path: Path) -> None:
     summary = dict(page.tables["kv"])
     assert summary["engine"] == "optuna" and summary["data"] == "?"
     assert summary["objective"] == "value (minimize)"
+    # hpsearch cannot go on with it or train its winner again: no command that is refused
+    assert "resume it" not in summary and "export it" not in summary
+    assert summary["made by"] == "another program than hpsearch: read here, not resumed"
     board = page.tables["data board sortable"]
     assert len(board) == 5
     assert board[0][:3] == ["rank", "trial", "value"]
