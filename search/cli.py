@@ -661,7 +661,7 @@ def best(study: str, storage: str | None, fmt: str) -> None:
 
     summary = best_summary(resolve_url(storage), study)
     if fmt == "json":
-        click.echo(json.dumps(summary, indent=2, default=str))
+        click.echo(_json(summary))
         return
     import yaml
 
@@ -773,7 +773,7 @@ def compare(
         return
     comparison = compare_studies(url, studies)
     if fmt == "json":
-        click.echo(json.dumps(comparison.to_json(), indent=2, default=str))
+        click.echo(_json(comparison.to_json()))
     else:
         click.echo(f"data: {comparison.data}; objective: {comparison.objective} "
                    f"({comparison.direction})")  # fmt: skip
@@ -794,6 +794,24 @@ def _emit(frame: Any, fmt: str, *, empty: str) -> None:
         click.echo(empty, err=True)
     else:
         _table(frame)
+
+
+def _json(data: Any) -> str:
+    """``data`` as strict JSON: a value that is not a finite number (NaN, infinity) is
+    ``null``, as ``trials --format json`` writes it; ``NaN`` is not JSON, and strict readers
+    (Python's ``json`` with ``parse_constant``, most other languages) refuse it."""
+    import math
+
+    def finite(value: Any) -> Any:
+        if isinstance(value, float) and not math.isfinite(value):
+            return None
+        if isinstance(value, dict):
+            return {key: finite(v) for key, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [finite(v) for v in value]
+        return value
+
+    return json.dumps(finite(data), indent=2, default=str, allow_nan=False)
 
 
 def _table(frame: Any, every_column: str = "--format csv|json|yaml") -> None:

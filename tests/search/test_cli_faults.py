@@ -725,6 +725,36 @@ def test_reading_commands_read_a_study_whose_settings_are_damaged(folder: Path) 
     assert best["trial"] in (0, 1)
 
 
+def test_json_output_is_strict_json(tmp_path: Path) -> None:
+    """A value that is no finite number is null, not NaN (which strict parsers refuse)."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    url = f"sqlite:///{tmp_path}/nan.db"
+    for name in ("a", "b"):
+        study = optuna.create_study(storage=url, study_name=name)
+        study.set_user_attr("hpsearch", {"objective": "val_loss", "direction": "minimize"})
+        trial = study.ask()
+        trial.suggest_float("x", 0, 1)
+        trial.set_user_attr("best_metrics", {"val_loss": float("nan"), "val_mae": 0.5})
+        # a history written by hand: values that are no numbers read as missing (NaN)
+        trial.set_user_attr("history", {"val_loss": ["a", None, 0.4], "loss": "x"})
+        study.tell(trial, 0.4)
+
+    def strict(text: str) -> object:
+        def refuse(constant: str) -> object:
+            raise AssertionError(f"{constant} in the JSON")
+
+        return json.loads(text, parse_constant=refuse)
+
+    best = hp("best", "a", "--storage", url, "--format", "json", cwd=tmp_path)
+    assert best.returncode == 0, best.stderr
+    assert strict(best.stdout)["metrics"] == {"val_loss": None, "val_mae": 0.5}
+    compared = hp("compare", "a", "b", "--storage", url, "--format", "json", cwd=tmp_path)
+    assert compared.returncode == 0, compared.stderr
+    assert strict(compared.stdout)
+
+
 def test_a_missing_study_reads_the_same_for_every_command(folder: Path) -> None:
     lines = {}
     for command in ("trials", "resume", "report"):
