@@ -23,6 +23,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+# Values at least this large (a history or a value written by hand, a loss that overflowed)
+# cannot be drawn or analysed: an axis around them, or their variance, spans more than a
+# float holds. The plots leave them out as they leave out NaN.
+DRAWABLE = 1e300
+
 # The thresholds of ``diagnose``, written on the report's page as they are used.
 OVERFIT_RISE = 0.10
 """Overfit: the validation loss rose at least this much (relative to its minimum) ..."""

@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import io
-import math
 import random
 import warnings
 from collections.abc import Container, Iterator, Sequence
@@ -26,6 +25,8 @@ from typing import Any
 import optuna
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
+
+from reports._analysis import DRAWABLE
 
 FANOVA_MAX_TRIALS = 200
 """fANOVA for studies with at most this many completed trials, PED-ANOVA beyond."""
@@ -53,14 +54,16 @@ class Importance:
 
 
 def completed(trials: Sequence[FrozenTrial]) -> list[FrozenTrial]:
-    """The COMPLETE trials with a finite value and at least one param."""
+    """The COMPLETE trials with a finite value and at least one param. A value near the
+    largest float (1e308, written by hand) counts as infinite: the variance fANOVA takes of
+    it, and the axes Optuna's plots draw around it, overflow."""
     return [
         t
         for t in trials
         if t.state == TrialState.COMPLETE
         and t.values is not None
         and len(t.values) == 1
-        and math.isfinite(t.values[0])
+        and abs(t.values[0]) < DRAWABLE
         and t.params
     ]
 

@@ -22,7 +22,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from optuna.trial import FrozenTrial
 
-from reports._analysis import use_log_axis
+from reports._analysis import DRAWABLE, use_log_axis
 from reports._frame import check_top, leaderboard, rank_trials, record_of
 
 DPI = 90
@@ -92,8 +92,12 @@ def _pick_metric(history: Mapping[str, list[float]]) -> str | None:
     return pairs[0] if pairs else None
 
 
+def _drawable(values: Sequence[float] | None) -> list[float]:
+    return [v if abs(v) < DRAWABLE else math.nan for v in values or []]
+
+
 def _padded(values: Sequence[float] | None, length: int) -> list[float]:
-    values = list(values or [])
+    values = _drawable(values)
     return values + [math.nan] * (length - len(values))
 
 
@@ -199,7 +203,7 @@ def optimization_history_data(frame: pd.DataFrame) -> OptimizationHistory:
         pruned_numbers=[int(n) for n in pruned["number"]],
         pruned_values=pruned_values,
         failed_numbers=[int(n) for n in failed["number"]],
-        log=use_log_axis(values + pruned_values),
+        log=use_log_axis(_drawable(values + pruned_values)),
     )
 
 
@@ -297,11 +301,12 @@ def plot_optimization_history(history: OptimizationHistory) -> bytes:
     figure = Figure(figsize=(7.2, 3.2), dpi=DPI)
     figure.subplots_adjust(left=0.1, right=0.98, bottom=0.15, top=0.91)
     ax = figure.add_subplot()
-    ax.scatter(history.numbers, history.values, s=14, color="#1f77b4", label="completed")
+    ax.scatter(history.numbers, _drawable(history.values), s=14, color="#1f77b4",
+               label="completed")  # fmt: skip
     if history.pruned_numbers:
         ax.scatter(
             history.pruned_numbers,
-            history.pruned_values,
+            _drawable(history.pruned_values),
             s=14,
             marker="x",
             color="#999999",
@@ -310,7 +315,7 @@ def plot_optimization_history(history: OptimizationHistory) -> bytes:
     if history.numbers:
         ax.step(
             history.numbers,
-            history.best_so_far,
+            _drawable(history.best_so_far),
             where="post",
             color="#d62728",
             linewidth=1.4,
@@ -376,9 +381,9 @@ def trial_curves_data(
     ranked = [int(n) for n in frame.loc[frame["rank"].notna(), "number"]]  # best first
     numbers = curve_sample(ranked, numbers, limit)
     states = dict(zip(frame["number"].astype(int), frame["state"], strict=True))
-    done = [list(curves[n]) for n in numbers if states[n] == "COMPLETE"]
-    pruned = [list(curves[n]) for n in numbers if states[n] == "PRUNED"]
-    best = list(curves[ranked[0]]) if ranked and ranked[0] in curves else []
+    done = [_drawable(curves[n]) for n in numbers if states[n] == "COMPLETE"]
+    pruned = [_drawable(curves[n]) for n in numbers if states[n] == "PRUNED"]
+    best = _drawable(curves[ranked[0]]) if ranked and ranked[0] in curves else []
     flat = [v for c in done + pruned for v in c]
     return TrialCurves(objective, done, pruned, best, total, use_log_axis(flat))
 

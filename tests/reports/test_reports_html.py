@@ -414,3 +414,24 @@ def test_in_parallel_gives_the_childs_result_or_computes_here() -> None:
     finally:
         stop.set()
         other.join()
+
+
+def test_values_near_the_largest_float_are_left_out_of_the_plots(
+    make_study, kit, tmp_path: Path
+) -> None:
+    """1e308 written by hand: the axes drawn around it, and fANOVA's variance of it,
+    overflowed and the report failed."""
+    trials = [kit.record(kit.curves([0.9, 0.6 - i / 10]), {**kit.ADAM, "units": 8 << i})
+              for i in range(4)]  # fmt: skip
+    for value, history in ((1e308, {"val_loss": [None, 1e308]}), (-1e308, {"loss": [1e308]})):
+        trials.append(
+            optuna.trial.create_trial(
+                value=value,
+                params={**kit.ADAM, "units": 100},
+                distributions={k: kit.DISTRIBUTIONS[k] for k in kit.ADAM},
+                user_attrs={"history": history, "best_epoch": 0},
+            )
+        )
+    url, name = make_study("huge", trials, settings=kit.hp_settings())
+    html = reports.write_report(url, name, tmp_path / "r.html").read_text()
+    assert len(parse(html).images) >= 5  # curves, history, importance, slice, parallel
